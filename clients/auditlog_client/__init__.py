@@ -1,0 +1,25 @@
+"""Typed Python client for auditlog. The generated stubs are in the `audit.v1` package."""
+
+from __future__ import annotations
+
+from auditlog_client.client import AuditClient
+from auditlog_client.errors import (
+    AuditLogClientError,
+    FailedPrecondition,
+    FieldViolation,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+
+__all__ = [
+    "AuditClient",
+    "AuditLogClientError",
+    "FailedPrecondition",
+    "FieldViolation",
+    "InternalError",
+    "InvalidArgument",
+    "NotFound",
+    "Unavailable",
+]

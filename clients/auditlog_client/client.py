@@ -1,0 +1,105 @@
+"""AuditClient: the audit.v1 API with keyword arguments, Python values and client exceptions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import grpc
+from audit.v1 import audit_service_pb2 as pb
+from audit.v1 import audit_service_pb2_grpc, event_pb2
+from google.protobuf import struct_pb2
+
+from auditlog_client.errors import error_from_rpc
+
+T = TypeVar("T")
+
+
+def _call(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except grpc.RpcError as err:
+        raise error_from_rpc(err) from None
+
+
+def event_input(
+    *,
+    event_type: str,
+    action: str,
+    details: Mapping[str, Any] | None = None,
+    **fields: str,
+) -> event_pb2.EventInput:
+    """An EventInput from keyword arguments (user_id=..., risk_level=..., request_id=...)."""
+    message = event_pb2.EventInput(event_type=event_type, action=action, **fields)
+    if details is not None:
+        struct = struct_pb2.Struct()
+        struct.update(dict(details))
+        message.details.CopyFrom(struct)
+    return message
+
+
+class AuditClient:
+    """A connection to an auditlog server. Use as a context manager or call close()."""
+
+    def __init__(self, target: str, *, timeout: float = 30.0, channel: grpc.Channel | None = None) -> None:
+        self._channel = channel or grpc.insecure_channel(target)
+        self._stub = audit_service_pb2_grpc.AuditServiceStub(self._channel)
+        self.timeout = timeout
+
+    def __enter__(self) -> AuditClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def create_event(
+        self, *, event_type: str, action: str, details: Mapping[str, Any] | None = None, **fields: str
+    ) -> event_pb2.AuditEvent:
+        request = pb.CreateEventRequest(event=event_input(event_type=event_type, action=action, details=details, **fields))
+        return _call(lambda: self._stub.CreateEvent(request, timeout=self.timeout))
+
+    def append_events(self, events: list[event_pb2.EventInput]) -> list[event_pb2.AuditEvent]:
+        request = pb.AppendEventsRequest(events=events)
+        return list(_call(lambda: self._stub.AppendEvents(request, timeout=self.timeout)).events)
+
+    def get_event(self, event_id: str) -> event_pb2.AuditEvent:
+        return _call(lambda: self._stub.GetEvent(pb.GetEventRequest(id=event_id), timeout=self.timeout))
+
+    def list_events(self, **kwargs: Any) -> pb.ListEventsResponse:
+        """Filters and paging as keyword arguments of ListEventsRequest."""
+        request = pb.ListEventsRequest(**kwargs)
+        return _call(lambda: self._stub.ListEvents(request, timeout=self.timeout))
+
+    def iter_events(self, **filters: Any) -> Iterator[event_pb2.AuditEvent]:
+        """Every match, newest first, following page tokens."""
+        token = ""
+        while True:
+            page = self.list_events(page_token=token, page_size=1000, **filters)
+            yield from page.events
+            token = page.next_page_token
+            if not token:
+                return
+
+    def search_events(self, **filters: str) -> Iterator[event_pb2.AuditEvent]:
+        """Streams every match in ascending sequence order."""
+        stream = self._stub.SearchEvents(pb.SearchEventsRequest(**filters))
+        try:
+            yield from stream
+        except grpc.RpcError as err:
+            raise error_from_rpc(err) from None
+
+    def verify_chain(
+        self, *, verify_all: bool = False, start_sequence: int | None = None, end_sequence: int | None = None
+    ) -> pb.VerifyChainResponse:
+        request = pb.VerifyChainRequest(verify_all=verify_all)
+        if start_sequence is not None:
+            request.start_sequence = start_sequence
+        if end_sequence is not None:
+            request.end_sequence = end_sequence
+        return _call(lambda: self._stub.VerifyChain(request, timeout=None))
+
+    def get_stats(self) -> pb.GetStatsResponse:
+        return _call(lambda: self._stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout))

@@ -1,0 +1,5 @@
+"""auditlog: an immutable, verifiable audit-log service."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The gRPC surface: servicers (thin), message conversion and error-to-status mapping."""

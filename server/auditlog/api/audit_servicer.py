@@ -1,0 +1,217 @@
+"""audit.v1.AuditService: validation and conversion at the edge, the work in sequencer and store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import grpc
+from audit.v1 import audit_service_pb2 as pb
+from audit.v1 import audit_service_pb2_grpc, event_pb2
+
+from auditlog.api.convert import event_to_proto, filter_from_proto, new_event_from_proto
+from auditlog.api.status import rpc_method, rpc_stream
+from auditlog.domain.filters import PageToken
+from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
+from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_records
+from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from auditlog.sequencer import Sequencer
+from auditlog.storage.events import EventStore
+
+BREAK_KINDS = {
+    None: pb.BREAK_KIND_UNSPECIFIED,
+    BreakKind.LEAF_HASH: pb.BREAK_KIND_LEAF_HASH,
+    BreakKind.CHAIN_HASH: pb.BREAK_KIND_CHAIN_HASH,
+    BreakKind.LINK: pb.BREAK_KIND_LINK,
+    BreakKind.GAP: pb.BREAK_KIND_GAP,
+    BreakKind.HEAD: pb.BREAK_KIND_HEAD,
+}
+_ORDERS = {"": True, "sequence desc": True, "sequence asc": False, "sequence": False}
+
+
+class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
+    def __init__(self, store: EventStore, sequencer: Sequencer, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._sequencer = sequencer
+        self._clock = clock
+
+    @rpc_method
+    def CreateEvent(self, request: pb.CreateEventRequest, context: grpc.ServicerContext) -> event_pb2.AuditEvent:
+        if not request.HasField("event"):
+            raise InvalidArgumentError([FieldViolation("event", "got nothing, want an event")])
+        event = new_event_from_proto(request.event)
+        (record,) = self._sequencer.append([event])
+        return event_to_proto(record)
+
+    @rpc_method
+    def AppendEvents(self, request: pb.AppendEventsRequest, context: grpc.ServicerContext) -> pb.AppendEventsResponse:
+        count = len(request.events)
+        if not 1 <= count <= MAX_BATCH_EVENTS:
+            raise InvalidArgumentError(
+                [FieldViolation("events", f"got {count} events, want 1 to {MAX_BATCH_EVENTS}")]
+            )
+        violations: list[FieldViolation] = []
+        events = []
+        for index, message in enumerate(request.events):
+            try:
+                events.append(new_event_from_proto(message, prefix=f"events[{index}]"))
+            except InvalidArgumentError as err:
+                violations.extend(err.violations)
+        if violations:
+            raise InvalidArgumentError(violations)
+        records = self._sequencer.append(events)
+        return pb.AppendEventsResponse(events=[event_to_proto(r) for r in records])
+
+    @rpc_method
+    def GetEvent(self, request: pb.GetEventRequest, context: grpc.ServicerContext) -> event_pb2.AuditEvent:
+        event_id = validate_uuid("id", request.id)
+        record = self._store.get(event_id)
+        if record is None:
+            raise NotFoundError(f"no audit event has id {event_id}")
+        return event_to_proto(record)
+
+    @rpc_method
+    def ListEvents(self, request: pb.ListEventsRequest, context: grpc.ServicerContext) -> pb.ListEventsResponse:
+        violations: list[FieldViolation] = []
+        try:
+            event_filter = filter_from_proto(request)
+        except InvalidArgumentError as err:
+            violations.extend(err.violations)
+            event_filter = None
+        try:
+            page_size = validate_page_size("page_size", request.page_size)
+        except InvalidArgumentError as err:
+            violations.extend(err.violations)
+            page_size = 0
+        order = request.order_by.strip().lower()
+        if order not in _ORDERS:
+            violations.append(FieldViolation("order_by", f"got {request.order_by!r}, want 'sequence desc' or 'sequence asc'"))
+        if request.page < 0 or request.page > MAX_PAGE:
+            violations.append(
+                FieldViolation("page", f"got {request.page}, want 1 to {MAX_PAGE} (use page_token to page deeper)")
+            )
+        if request.page and request.page_token:
+            violations.append(FieldViolation("page_token", "got both page and page_token, want one of them"))
+        if violations or event_filter is None:
+            raise InvalidArgumentError(violations)
+        descending = _ORDERS.get(order, True)
+        fingerprint = event_filter.fingerprint()
+        page = 0
+        if request.page_token:
+            token = PageToken.decode("page_token", request.page_token)
+            if token.filter_fingerprint != fingerprint or token.descending != descending:
+                raise InvalidArgumentError(
+                    [FieldViolation("page_token", "got a token for other filters or order, want the same as before")]
+                )
+            records = self._store.list_page(
+                event_filter, descending=descending, limit=page_size + 1, after_sequence=token.last_sequence
+            )
+        else:
+            page = request.page or 1
+            records = self._store.list_page(
+                event_filter, descending=descending, limit=page_size + 1, offset=(page - 1) * page_size
+            )
+        next_token = ""
+        if len(records) > page_size:
+            records = records[:page_size]
+            next_token = PageToken(records[-1].sequence, descending, fingerprint).encode()
+        return pb.ListEventsResponse(
+            events=[event_to_proto(r) for r in records], next_page_token=next_token, page=page, page_size=page_size
+        )
+
+    @rpc_stream
+    def SearchEvents(
+        self, request: pb.SearchEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[event_pb2.AuditEvent]:
+        event_filter = filter_from_proto(request)
+        for record in self._store.iter_matching(event_filter):
+            if not context.is_active():
+                return
+            yield event_to_proto(record)
+
+    @rpc_method
+    def VerifyChain(self, request: pb.VerifyChainRequest, context: grpc.ServicerContext) -> pb.VerifyChainResponse:
+        has_range = request.HasField("start_sequence") or request.HasField("end_sequence")
+        violations: list[FieldViolation] = []
+        if request.verify_all and has_range:
+            violations.append(FieldViolation("verify_all", "got verify_all with a range, want one or the other"))
+        start = request.start_sequence if request.HasField("start_sequence") else 0
+        end = request.end_sequence if request.HasField("end_sequence") else None
+        if start < 0:
+            violations.append(FieldViolation("start_sequence", f"got {start}, want at least 0"))
+        if end is not None and end < start:
+            violations.append(FieldViolation("end_sequence", f"got {end}, want at least start_sequence ({start})"))
+        if violations:
+            raise InvalidArgumentError(violations)
+        verify_all = request.verify_all or not has_range
+        head_now = self._store.head()
+        if start > max(head_now.sequence, 0):
+            raise InvalidArgumentError(
+                [FieldViolation("start_sequence", f"got {start}, want at most the head sequence {head_now.sequence}")]
+            )
+        result, head = self._verify(start, end, verify_all)
+        verified_at = self._clock()
+        self._store.record_verification(result, verify_all=verify_all, verified_at=verified_at)
+        response = pb.VerifyChainResponse(
+            valid=result.valid,
+            events_checked=result.events_checked,
+            break_kind=BREAK_KINDS[result.break_kind],
+            message=result.message,
+            head_sequence=head.sequence,
+            head_chain_hash=head.chain_hash.hex(),
+        )
+        if result.first_bad_sequence is not None:
+            response.first_bad_sequence = result.first_bad_sequence
+        if result.start_sequence is not None:
+            response.start_sequence = result.start_sequence
+        if result.end_sequence is not None:
+            response.end_sequence = result.end_sequence
+        response.verified_at.FromDatetime(verified_at)
+        return response
+
+    def _verify(self, start: int, end: int | None, verify_all: bool) -> tuple[VerificationResult, LogHead]:
+        # A range that reaches the head checks the head too; the snapshot is read to the end then.
+        with self._store.verification_snapshot(start, None) as (head, prev, records):
+            reaches_head = verify_all or end is None or end >= head.sequence
+            if prev is None:
+                # The event before the range is missing: the range cannot be anchored.
+                result = VerificationResult(
+                    valid=False,
+                    events_checked=0,
+                    start_sequence=None,
+                    end_sequence=None,
+                    first_bad_sequence=start - 1,
+                    break_kind=BreakKind.GAP,
+                    message=f"event {start - 1} (the range's anchor) is missing",
+                )
+                return result, head
+            result = verify_records(
+                records,
+                start_sequence=start,
+                prev_chain_hash=prev,
+                end_sequence=None if reaches_head else end,
+                head=head if reaches_head else None,
+            )
+            return result, head
+
+    @rpc_method
+    def GetStats(self, request: pb.GetStatsRequest, context: grpc.ServicerContext) -> pb.GetStatsResponse:
+        stats = self._store.stats(self._clock())
+        response = pb.GetStatsResponse(
+            total_events=stats.total_events,
+            events_last_24h=stats.events_last_24h,
+            unique_users_last_24h=stats.unique_users_last_24h,
+            high_risk_events=stats.high_risk_events,
+            head_sequence=stats.head.sequence,
+            head_chain_hash=stats.head.chain_hash.hex(),
+        )
+        last = stats.last_verification
+        if last is not None:
+            response.last_verification.valid = last["valid"]
+            response.last_verification.verify_all = last["verify_all"]
+            response.last_verification.events_checked = last["events_checked"]
+            response.last_verification.break_kind = BREAK_KINDS[last["break_kind"]]
+            response.last_verification.verified_at.FromDatetime(last["verified_at"])
+            if last["first_bad_sequence"] is not None:
+                response.last_verification.first_bad_sequence = last["first_bad_sequence"]
+        return response

@@ -1,0 +1,100 @@
+"""Between protobuf messages and domain values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit.v1 import audit_service_pb2, event_pb2
+from google.protobuf import json_format, struct_pb2
+
+from auditlog.domain.event import EventRecord, NewEvent
+from auditlog.domain.filters import EventFilter
+from auditlog.domain.validation import validate_filter, validate_new_event
+
+EVENT_INPUT_FIELDS = (
+    "event_type",
+    "user_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "risk_level",
+    "ip_address",
+    "user_agent",
+    "session_id",
+    "request_id",
+    "occurred_at",
+)
+FILTER_FIELDS = (
+    "event_type",
+    "user_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "risk_level",
+    "ip_address",
+    "start_date",
+    "end_date",
+)
+
+
+def _numbers_as_doubles(value: Any) -> Any:
+    """JSON numbers are doubles; Struct already holds them so, and this keeps it true for ints."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _numbers_as_doubles(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_doubles(v) for v in value]
+    return value
+
+
+def new_event_from_proto(message: event_pb2.EventInput, prefix: str = "event") -> NewEvent:
+    fields = {name: getattr(message, name) for name in EVENT_INPUT_FIELDS}
+    details = json_format.MessageToDict(message.details) if message.HasField("details") else {}
+    return validate_new_event(fields, _numbers_as_doubles(details), prefix=prefix)
+
+
+def filter_from_proto(message: Any, prefix: str = "") -> EventFilter:
+    """From any message holding the EventFilter fields (EventFilter, ListEventsRequest, ...)."""
+    return validate_filter({name: getattr(message, name) for name in FILTER_FIELDS}, prefix=prefix)
+
+
+def filter_to_proto(event_filter: EventFilter) -> event_pb2.EventFilter:
+    message = event_pb2.EventFilter()
+    for name in FILTER_FIELDS:
+        value = getattr(event_filter, name)
+        if value:
+            setattr(message, name, value if isinstance(value, str) else value.isoformat().replace("+00:00", "Z"))
+    return message
+
+
+def event_to_proto(record: EventRecord) -> event_pb2.AuditEvent:
+    details = struct_pb2.Struct()
+    details.update(record.details)
+    message = event_pb2.AuditEvent(
+        id=str(record.id),
+        sequence=record.sequence,
+        event_type=record.event_type,
+        user_id=record.user_id,
+        action=record.action,
+        resource_type=record.resource_type,
+        resource_id=record.resource_id,
+        details=details,
+        risk_level=record.risk_level,
+        ip_address=record.ip_address,
+        user_agent=record.user_agent,
+        session_id=record.session_id,
+        request_id=record.request_id,
+        leaf_hash=record.leaf_hash.hex(),
+        prev_hash=record.prev_hash.hex(),
+        chain_hash=record.chain_hash.hex(),
+    )
+    if record.occurred_at is not None:
+        message.occurred_at.FromDatetime(record.occurred_at)
+    message.recorded_at.FromDatetime(record.recorded_at)
+    return message
+
+
+__all__ = ["audit_service_pb2", "event_to_proto", "filter_from_proto", "filter_to_proto", "new_event_from_proto"]

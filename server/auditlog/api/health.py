@@ -1,0 +1,93 @@
+"""Health: the standard grpc.health.v1 service following database reachability, and the small
+audit.v1.HealthService behind the REST paths /health, /health/ready and /health/live."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+import grpc
+from audit.v1 import health_service_pb2 as pb
+from audit.v1 import health_service_pb2_grpc
+from grpc_health.v1 import health, health_pb2
+
+import auditlog
+from auditlog.api.status import rpc_method
+from auditlog.errors import ShuttingDownError, UnavailableError
+
+_log = logging.getLogger(__name__)
+
+
+class DatabaseMonitor:
+    """Pings the database every interval and sets every served name SERVING or NOT_SERVING."""
+
+    def __init__(
+        self,
+        ping: Callable[[], None],
+        health_servicer: health.HealthServicer,
+        service_names: Iterable[str],
+        interval: float = 1.0,
+    ) -> None:
+        self._ping = ping
+        self._health = health_servicer
+        self._names = ["", *service_names]
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="db-monitor", daemon=True)
+        self.reachable = False
+
+    def start(self) -> None:
+        self.check()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def check(self) -> bool:
+        try:
+            self._ping()
+            reachable = True
+        except Exception as err:
+            reachable = False
+            if self.reachable:
+                _log.warning("database unreachable: %s", err.__class__.__name__)
+        if reachable and not self.reachable:
+            _log.info("database reachable")
+        self.reachable = reachable
+        if not self._stop.is_set():
+            status = health_pb2.HealthCheckResponse.SERVING if reachable else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in self._names:
+                self._health.set(name, status)
+        return reachable
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.check()
+
+
+class HealthServicer(health_service_pb2_grpc.HealthServiceServicer):
+    def __init__(self, ping: Callable[[], None], shutting_down: threading.Event) -> None:
+        self._ping = ping
+        self._shutting_down = shutting_down
+
+    @rpc_method
+    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
+        return pb.CheckResponse(status="ok", service="auditlog", version=auditlog.__version__)
+
+    @rpc_method
+    def Ready(self, request: pb.ReadyRequest, context: grpc.ServicerContext) -> pb.ReadyResponse:
+        if self._shutting_down.is_set():
+            raise ShuttingDownError("not ready: the server is shutting down")
+        try:
+            self._ping()
+        except Exception as err:
+            raise UnavailableError("not ready: the database is unreachable") from err
+        return pb.ReadyResponse(status="ready", database="ok")
+
+    @rpc_method
+    def Live(self, request: pb.LiveRequest, context: grpc.ServicerContext) -> pb.LiveResponse:
+        if self._shutting_down.is_set():
+            raise ShuttingDownError("the server is shutting down")
+        return pb.LiveResponse(status="alive")

@@ -1,0 +1,105 @@
+"""Assembles the service: database, migrations, sequencer, servicers, health and reflection."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import grpc
+from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, health_service_pb2, health_service_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from psycopg_pool import ConnectionPool
+
+from auditlog.api.audit_servicer import AuditServicer
+from auditlog.api.health import DatabaseMonitor, HealthServicer
+from auditlog.config import Config
+from auditlog.sequencer import Sequencer, utc_now
+from auditlog.storage.database import create_pool, start_embedded
+from auditlog.storage.events import EventStore
+from auditlog.storage.migrations import apply_migrations
+
+_log = logging.getLogger(__name__)
+SERVICE_NAMES = (
+    audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    health_service_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name,
+)
+
+
+@dataclass
+class Service:
+    """A running service; `stop()` shuts it down gracefully."""
+
+    server: grpc.Server
+    port: int
+    pool: ConnectionPool
+    store: EventStore
+    sequencer: Sequencer
+    health: health.HealthServicer
+    monitor: DatabaseMonitor
+    shutting_down: threading.Event
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """NOT_SERVING, in-flight calls finish (up to grace seconds), the sequencer drains, then
+        the pool closes."""
+        if self.shutting_down.is_set():
+            return
+        self.shutting_down.set()
+        _log.info("shutting down")
+        self.monitor.stop()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.sequencer.stop()
+        for callback in self.on_stop:
+            callback()
+        self.pool.close()
+        _log.info("stopped")
+
+
+def resolve_database_url(config: Config) -> str:
+    if config.database_url:
+        return config.database_url
+    return start_embedded(config.data_dir)
+
+
+def create_service(
+    config: Config,
+    *,
+    database_url: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    max_workers: int = 32,
+    health_interval: float = 1.0,
+) -> Service:
+    """Builds and starts the gRPC server on config.grpc_port (0: a free port)."""
+    url = database_url or resolve_database_url(config)
+    apply_migrations(url)
+    pool = create_pool(url, max_size=max(8, max_workers // 2))
+    store = EventStore(pool)
+    sequencer = Sequencer(store, clock=clock)
+    sequencer.start()
+    shutting_down = threading.Event()
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+    )
+    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(store, sequencer, clock), server)
+    health_service_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(store.ping, shutting_down), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    monitor = DatabaseMonitor(store.ping, health_servicer, SERVICE_NAMES, interval=health_interval)
+    monitor.start()
+
+    port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {config.grpc_host}:{config.grpc_port}")
+    server.start()
+    _log.info("gRPC listening on %s:%d", config.grpc_host, port)
+    return Service(server, port, pool, store, sequencer, health_servicer, monitor, shutting_down)

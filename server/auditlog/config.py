@@ -1,0 +1,85 @@
+"""Configuration from the environment (names from the published product description).
+
+Bad configuration fails at start with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from auditlog.errors import ConfigError
+from auditlog.storage.database import normalise_url
+
+ENVIRONMENTS = ("development", "staging", "production")
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None
+    data_dir: Path
+    environment: str = "development"
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - a service listens on every interface by default
+    grpc_port: int = 50051
+    http_port: int = 8000
+    cors_origins: tuple[str, ...] = ()
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_default_region: str | None = None
+    s3_bucket_name: str | None = None
+    s3_endpoint_url: str | None = None
+    redis_url: str | None = None
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ConfigError(f"{name}: got {raw!r}, want a port number from 0 to 65535")
+    return int(raw)
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    database_url = _optional(env, "DATABASE_URL")
+    if database_url is not None:
+        database_url = normalise_url(database_url)
+        if not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("DATABASE_URL: got an unsupported scheme, want postgresql://user:password@host/db")
+    environment = env.get("ENVIRONMENT", "development").strip() or "development"
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"ENVIRONMENT: got {environment!r}, want one of {', '.join(ENVIRONMENTS)}")
+    cors_raw = env.get("CORS_ORIGINS", "").strip()
+    cors: tuple[str, ...] = ()
+    if cors_raw:
+        try:
+            parsed = json.loads(cors_raw)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(o, str) and o for o in parsed):
+            raise ConfigError('CORS_ORIGINS: want a JSON list of origins, e.g. ["http://localhost:3000"]')
+        cors = tuple(parsed)
+    return Config(
+        database_url=database_url,
+        data_dir=Path(env.get("AUDITLOG_DATA_DIR", "").strip() or "auditlog-data"),
+        environment=environment,
+        grpc_host=env.get("GRPC_HOST", "").strip() or "0.0.0.0",  # noqa: S104
+        grpc_port=_port(env, "GRPC_PORT", 50051),
+        http_port=_port(env, "HTTP_PORT", 8000),
+        cors_origins=cors,
+        aws_access_key_id=_optional(env, "AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=_optional(env, "AWS_SECRET_ACCESS_KEY"),
+        aws_default_region=_optional(env, "AWS_DEFAULT_REGION"),
+        s3_bucket_name=_optional(env, "S3_BUCKET_NAME"),
+        s3_endpoint_url=_optional(env, "S3_ENDPOINT_URL"),
+        redis_url=_optional(env, "REDIS_URL"),
+    )

@@ -1,0 +1,1 @@
+"""The pure core: event values, canonical form, hashing, verification, validation. No I/O here."""

@@ -1,0 +1,58 @@
+"""Event filters as values, and the token that carries a keyset position between pages."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from auditlog.errors import FieldViolation, InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """All set fields must match; "" / None means unset. Dates bound recorded_at inclusively."""
+
+    event_type: str = ""
+    user_id: str = ""
+    action: str = ""
+    resource_type: str = ""
+    resource_id: str = ""
+    risk_level: str = ""
+    ip_address: str = ""
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+    def fingerprint(self) -> str:
+        """A short digest of the filter, so a page token is refused with other filters."""
+        values = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PageToken:
+    """Keyset position: the last sequence returned, the order, and the filter it belongs to."""
+
+    last_sequence: int
+    descending: bool
+    filter_fingerprint: str
+
+    def encode(self) -> str:
+        raw = json.dumps(
+            {"s": self.last_sequence, "d": self.descending, "f": self.filter_fingerprint}, separators=(",", ":")
+        )
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, field: str, token: str) -> PageToken:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            data = json.loads(raw)
+            result = cls(int(data["s"]), bool(data["d"]), str(data["f"]))
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgumentError(
+                [FieldViolation(field, "got a malformed token, want a next_page_token from a previous response")]
+            ) from None
+        return result

@@ -1,0 +1,226 @@
+"""Request validation: every client-supplied value is checked here, and all problems of one request
+are reported together as field violations (`got X, want Y`)."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from auditlog.domain.event import RISK_LEVELS, NewEvent
+from auditlog.domain.filters import EventFilter
+from auditlog.errors import FieldViolation, InvalidArgumentError
+
+MAX_DETAILS_BYTES = 65_536
+MAX_BATCH_EVENTS = 1_000
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1_000
+MAX_PAGE = 10_000
+
+# Single-line text fields and their maximum lengths in characters.
+TEXT_LIMITS: dict[str, int] = {
+    "event_type": 128,
+    "user_id": 256,
+    "action": 128,
+    "resource_type": 128,
+    "resource_id": 256,
+    "user_agent": 1024,
+    "session_id": 256,
+    "request_id": 128,
+}
+REQUIRED_FIELDS = ("event_type", "action")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
+def _show(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_text(field: str, value: str, limit: int, violations: list[FieldViolation]) -> None:
+    """Appends a violation when value is too long or holds control characters."""
+    if len(value) > limit:
+        violations.append(FieldViolation(field, f"got {len(value)} characters, want at most {limit}"))
+    if _CONTROL.search(value):
+        violations.append(FieldViolation(field, "got control characters, want printable text"))
+
+
+def parse_datetime(field: str, value: str) -> datetime:
+    """Parses RFC 3339 (offset optional: read as UTC; a bare date is midnight UTC) to aware UTC,
+    truncated to microseconds. Raises InvalidArgumentError naming the field."""
+    text = value.strip()
+    if _DATE_ONLY.match(text):
+        text += "T00:00:00"
+    match = _RFC3339.match(text)
+    parsed: datetime | None = None
+    if match:
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        fraction = (match.group(7) or ".0")[1:]
+        micro = int(fraction[:6].ljust(6, "0"))
+        offset = match.group(8)
+        try:
+            base = datetime(year, month, day, hour, minute, second, micro)
+            if offset is None or offset in "Zz":
+                parsed = base.replace(tzinfo=UTC)
+            else:
+                parsed = datetime.fromisoformat(base.isoformat() + offset).astimezone(UTC)
+        except (ValueError, OverflowError):
+            parsed = None
+    if parsed is None:
+        raise InvalidArgumentError(
+            [FieldViolation(field, f"got {_show(value)}, want an RFC 3339 date-time like 2024-01-01T00:00:00Z")]
+        )
+    return parsed
+
+
+def _check_json_value(value: Any, path: str, violations: list[FieldViolation]) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            violations.append(FieldViolation(path, "got a NUL character, want text without NUL"))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            violations.append(FieldViolation(path, "got a non-finite number, want a finite number"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                violations.append(FieldViolation(path, "got a key with a NUL character, want text without NUL"))
+            _check_json_value(item, f"{path}.{key}", violations)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_value(item, f"{path}[{index}]", violations)
+
+
+def check_details(field: str, details: Mapping[str, Any], violations: list[FieldViolation]) -> dict[str, Any]:
+    """Checks the details object: JSON-safe values and at most MAX_DETAILS_BYTES canonical bytes."""
+    before = len(violations)
+    _check_json_value(dict(details), field, violations)
+    if len(violations) == before:
+        size = len(rfc8785.dumps(dict(details)))
+        if size > MAX_DETAILS_BYTES:
+            violations.append(
+                FieldViolation(field, f"got {size} bytes of canonical JSON, want at most {MAX_DETAILS_BYTES}")
+            )
+    return dict(details)
+
+
+def normalise_ip(field: str, value: str, violations: list[FieldViolation]) -> str:
+    """The normalised text form of an IPv4 or IPv6 address, or "" when unset."""
+    if value == "":
+        return ""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        violations.append(FieldViolation(field, f"got {_show(value)}, want an IPv4 or IPv6 address"))
+        return value
+
+
+def check_risk_level(field: str, value: str, violations: list[FieldViolation]) -> None:
+    if value and value not in RISK_LEVELS:
+        violations.append(FieldViolation(field, f"got {_show(value)}, want one of {', '.join(RISK_LEVELS)}"))
+
+
+def validate_new_event(
+    fields: Mapping[str, str], details: Mapping[str, Any], prefix: str = "event"
+) -> NewEvent:
+    """Validates one event's fields (strings as received) and details; raises with every violation."""
+    violations: list[FieldViolation] = []
+    for name in REQUIRED_FIELDS:
+        if not fields.get(name, "").strip():
+            violations.append(FieldViolation(f"{prefix}.{name}", "got nothing, want a non-empty value"))
+    for name, limit in TEXT_LIMITS.items():
+        check_text(f"{prefix}.{name}", fields.get(name, ""), limit, violations)
+    risk_level = fields.get("risk_level", "")
+    check_risk_level(f"{prefix}.risk_level", risk_level, violations)
+    ip = normalise_ip(f"{prefix}.ip_address", fields.get("ip_address", ""), violations)
+    checked_details = check_details(f"{prefix}.details", details, violations)
+    occurred_at: datetime | None = None
+    if fields.get("occurred_at", ""):
+        try:
+            occurred_at = parse_datetime(f"{prefix}.occurred_at", fields["occurred_at"])
+        except InvalidArgumentError as err:
+            violations.extend(err.violations)
+    if violations:
+        raise InvalidArgumentError(violations)
+    return NewEvent(
+        event_type=fields["event_type"],
+        action=fields["action"],
+        user_id=fields.get("user_id", ""),
+        resource_type=fields.get("resource_type", ""),
+        resource_id=fields.get("resource_id", ""),
+        details=checked_details,
+        risk_level=risk_level,
+        ip_address=ip,
+        user_agent=fields.get("user_agent", ""),
+        session_id=fields.get("session_id", ""),
+        request_id=fields.get("request_id", ""),
+        occurred_at=occurred_at,
+    )
+
+
+def validate_filter(fields: Mapping[str, str], prefix: str = "") -> EventFilter:
+    """Validates filter fields (strings, "" meaning unset) into an EventFilter."""
+    violations: list[FieldViolation] = []
+
+    def name(field: str) -> str:
+        return f"{prefix}{field}"
+
+    for field, limit in TEXT_LIMITS.items():
+        if field in fields:
+            check_text(name(field), fields[field], limit, violations)
+    risk_level = fields.get("risk_level", "")
+    check_risk_level(name("risk_level"), risk_level, violations)
+    ip = normalise_ip(name("ip_address"), fields.get("ip_address", ""), violations)
+    bounds: dict[str, datetime | None] = {"start_date": None, "end_date": None}
+    for field in bounds:
+        if fields.get(field, ""):
+            try:
+                bounds[field] = parse_datetime(name(field), fields[field])
+            except InvalidArgumentError as err:
+                violations.extend(err.violations)
+    start, end = bounds["start_date"], bounds["end_date"]
+    if start is not None and end is not None and start > end:
+        violations.append(FieldViolation(name("end_date"), "got a value before start_date, want end_date >= start_date"))
+    if violations:
+        raise InvalidArgumentError(violations)
+    return EventFilter(
+        event_type=fields.get("event_type", ""),
+        user_id=fields.get("user_id", ""),
+        action=fields.get("action", ""),
+        resource_type=fields.get("resource_type", ""),
+        resource_id=fields.get("resource_id", ""),
+        risk_level=risk_level,
+        ip_address=ip,
+        start_date=start,
+        end_date=end,
+    )
+
+
+def validate_page_size(field: str, value: int) -> int:
+    """0 means the default; otherwise 1..MAX_PAGE_SIZE."""
+    if value == 0:
+        return DEFAULT_PAGE_SIZE
+    if value < 0 or value > MAX_PAGE_SIZE:
+        raise InvalidArgumentError([FieldViolation(field, f"got {value}, want 1 to {MAX_PAGE_SIZE}")])
+    return value
+
+
+def validate_uuid(field: str, value: str) -> uuid.UUID:
+    """Parses a hyphenated UUID; raises naming the field otherwise."""
+    try:
+        if len(value) != 36:
+            raise ValueError(value)
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgumentError(
+            [FieldViolation(field, f"got {_show(value)}, want a UUID like 123e4567-e89b-12d3-a456-426614174000")]
+        ) from None

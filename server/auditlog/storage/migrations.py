@@ -1,0 +1,65 @@
+"""Applies db/migrations/NNNN_name.sql in order, each once, recorded in schema_migrations.
+
+Runs as the owner role at start-up under an advisory lock, so several processes starting together
+apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import psycopg
+
+_log = logging.getLogger(__name__)
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_LOCK_KEY = 0x6175646974  # "audit"
+
+
+def migrations_dir() -> Path:
+    """AUDITLOG_MIGRATIONS_DIR, else db/migrations of the source tree this package runs from."""
+    configured = os.environ.get("AUDITLOG_MIGRATIONS_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[3] / "db" / "migrations"
+
+
+def discover(directory: Path) -> list[tuple[int, str, Path]]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise RuntimeError(f"migration file name {path.name!r} is not NNNN_name.sql")
+        found.append((int(match.group(1)), path.stem, path))
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("two migrations share a number")
+    return found
+
+
+def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
+    """Applies pending migrations; returns the names applied."""
+    directory = directory or migrations_dir()
+    applied: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, name, path in discover(directory):
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(path.read_text())  # type: ignore[call-overload]
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+                _log.info("applied migration %s", name)
+                applied.append(name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied

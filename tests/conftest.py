@@ -1,0 +1,3 @@
+"""Fixtures live in tests/fix_*.py and load as plugins."""
+
+pytest_plugins = ["tests.fix_db", "tests.fix_server"]

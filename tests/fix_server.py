@@ -1,0 +1,47 @@
+"""A real gRPC server on a free port over a fresh database, and clients for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from audit.v1 import audit_service_pb2_grpc
+
+from auditlog.app import Service, create_service
+from auditlog.config import Config
+from auditlog_client import AuditClient
+
+
+def test_config(tmp_path: Path) -> Config:
+    return Config(database_url=None, data_dir=tmp_path / "data", grpc_host="127.0.0.1", grpc_port=0)
+
+
+@pytest.fixture
+def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
+    svc = create_service(test_config(tmp_path), database_url=database_url, health_interval=0.2)
+    yield svc
+    svc.stop(grace=2)
+
+
+@pytest.fixture
+def target(service: Service) -> str:
+    return f"127.0.0.1:{service.port}"
+
+
+@pytest.fixture
+def client(target: str) -> Iterator[AuditClient]:
+    with AuditClient(target) as c:
+        yield c
+
+
+@pytest.fixture
+def channel(target: str) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(target) as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel: grpc.Channel) -> audit_service_pb2_grpc.AuditServiceStub:
+    return audit_service_pb2_grpc.AuditServiceStub(channel)
