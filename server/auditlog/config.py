@@ -54,7 +54,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     if database_url is not None:
         database_url = normalise_url(database_url)
         if not database_url.startswith(("postgresql://", "postgres://")):
-            raise ConfigError("DATABASE_URL: got an unsupported scheme, want postgresql://user:password@host/db")
+            raise ConfigError(
+                "DATABASE_URL: got an unsupported scheme, want postgresql://user:password@host/db"
+            )
     environment = env.get("ENVIRONMENT", "development").strip() or "development"
     if environment not in ENVIRONMENTS:
         raise ConfigError(f"ENVIRONMENT: got {environment!r}, want one of {', '.join(ENVIRONMENTS)}")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import psycopg
 import psycopg_pool
 
-from auditlog.domain.canonical import canonical_bytes, chain_hash, leaf_hash
+from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.errors import ShuttingDownError, UnavailableError
 from auditlog.storage.events import EventStore, HeadState
@@ -43,51 +43,6 @@ class _Pending:
 def _truncate_to_micros(value: datetime) -> datetime:
     # datetime already holds microseconds; this also normalises the zone to UTC.
     return value.astimezone(UTC)
-
-
-def build_record(
-    event: NewEvent, *, sequence: int, recorded_at: datetime, prev: bytes, event_id: uuid.UUID
-) -> EventRecord:
-    """The record of event at sequence, with its leaf and chain hashes."""
-    leaf = leaf_hash(
-        canonical_bytes(
-            id=event_id,
-            sequence=sequence,
-            event_type=event.event_type,
-            user_id=event.user_id,
-            action=event.action,
-            resource_type=event.resource_type,
-            resource_id=event.resource_id,
-            details=event.details,
-            risk_level=event.risk_level,
-            ip_address=event.ip_address,
-            user_agent=event.user_agent,
-            session_id=event.session_id,
-            request_id=event.request_id,
-            occurred_at=event.occurred_at,
-            recorded_at=recorded_at,
-        )
-    )
-    return EventRecord(
-        id=event_id,
-        sequence=sequence,
-        event_type=event.event_type,
-        user_id=event.user_id,
-        action=event.action,
-        resource_type=event.resource_type,
-        resource_id=event.resource_id,
-        details=event.details,
-        risk_level=event.risk_level,
-        ip_address=event.ip_address,
-        user_agent=event.user_agent,
-        session_id=event.session_id,
-        request_id=event.request_id,
-        occurred_at=event.occurred_at,
-        recorded_at=recorded_at,
-        leaf_hash=leaf,
-        prev_hash=prev,
-        chain_hash=chain_hash(prev, leaf),
-    )
 
 
 class Sequencer:
@@ -177,7 +132,7 @@ class Sequencer:
             for item in batch:
                 item.future.set_exception(failure)
             return
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - every caller must be answered
             _log.exception("append batch failed")
             for item in batch:
                 item.future.set_exception(err)
@@ -204,7 +159,11 @@ class Sequencer:
                     if existing is None:
                         sequence += 1
                         existing = build_record(
-                            event, sequence=sequence, recorded_at=recorded_at, prev=prev, event_id=uuid.uuid4()
+                            event,
+                            sequence=sequence,
+                            recorded_at=recorded_at,
+                            prev=prev,
+                            event_id=uuid.uuid4(),
                         )
                         prev = existing.chain_hash
                         new_records.append(existing)

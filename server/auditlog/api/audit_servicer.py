@@ -36,7 +36,9 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self._clock = clock
 
     @rpc_method
-    def CreateEvent(self, request: pb.CreateEventRequest, context: grpc.ServicerContext) -> event_pb2.AuditEvent:
+    def CreateEvent(
+        self, request: pb.CreateEventRequest, context: grpc.ServicerContext
+    ) -> event_pb2.AuditEvent:
         if not request.HasField("event"):
             raise InvalidArgumentError([FieldViolation("event", "got nothing, want an event")])
         event = new_event_from_proto(request.event)
@@ -44,7 +46,9 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         return event_to_proto(record)
 
     @rpc_method
-    def AppendEvents(self, request: pb.AppendEventsRequest, context: grpc.ServicerContext) -> pb.AppendEventsResponse:
+    def AppendEvents(
+        self, request: pb.AppendEventsRequest, context: grpc.ServicerContext
+    ) -> pb.AppendEventsResponse:
         count = len(request.events)
         if not 1 <= count <= MAX_BATCH_EVENTS:
             raise InvalidArgumentError(
@@ -71,7 +75,9 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         return event_to_proto(record)
 
     @rpc_method
-    def ListEvents(self, request: pb.ListEventsRequest, context: grpc.ServicerContext) -> pb.ListEventsResponse:
+    def ListEvents(
+        self, request: pb.ListEventsRequest, context: grpc.ServicerContext
+    ) -> pb.ListEventsResponse:
         violations: list[FieldViolation] = []
         try:
             event_filter = filter_from_proto(request)
@@ -85,10 +91,16 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             page_size = 0
         order = request.order_by.strip().lower()
         if order not in _ORDERS:
-            violations.append(FieldViolation("order_by", f"got {request.order_by!r}, want 'sequence desc' or 'sequence asc'"))
+            violations.append(
+                FieldViolation(
+                    "order_by", f"got {request.order_by!r}, want 'sequence desc' or 'sequence asc'"
+                )
+            )
         if request.page < 0 or request.page > MAX_PAGE:
             violations.append(
-                FieldViolation("page", f"got {request.page}, want 1 to {MAX_PAGE} (use page_token to page deeper)")
+                FieldViolation(
+                    "page", f"got {request.page}, want 1 to {MAX_PAGE} (use page_token to page deeper)"
+                )
             )
         if request.page and request.page_token:
             violations.append(FieldViolation("page_token", "got both page and page_token, want one of them"))
@@ -101,7 +113,11 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             token = PageToken.decode("page_token", request.page_token)
             if token.filter_fingerprint != fingerprint or token.descending != descending:
                 raise InvalidArgumentError(
-                    [FieldViolation("page_token", "got a token for other filters or order, want the same as before")]
+                    [
+                        FieldViolation(
+                            "page_token", "got a token for other filters or order, want the same as before"
+                        )
+                    ]
                 )
             records = self._store.list_page(
                 event_filter, descending=descending, limit=page_size + 1, after_sequence=token.last_sequence
@@ -116,7 +132,10 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             records = records[:page_size]
             next_token = PageToken(records[-1].sequence, descending, fingerprint).encode()
         return pb.ListEventsResponse(
-            events=[event_to_proto(r) for r in records], next_page_token=next_token, page=page, page_size=page_size
+            events=[event_to_proto(r) for r in records],
+            next_page_token=next_token,
+            page=page,
+            page_size=page_size,
         )
 
     @rpc_stream
@@ -130,24 +149,34 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             yield event_to_proto(record)
 
     @rpc_method
-    def VerifyChain(self, request: pb.VerifyChainRequest, context: grpc.ServicerContext) -> pb.VerifyChainResponse:
+    def VerifyChain(
+        self, request: pb.VerifyChainRequest, context: grpc.ServicerContext
+    ) -> pb.VerifyChainResponse:
         has_range = request.HasField("start_sequence") or request.HasField("end_sequence")
         violations: list[FieldViolation] = []
         if request.verify_all and has_range:
-            violations.append(FieldViolation("verify_all", "got verify_all with a range, want one or the other"))
+            violations.append(
+                FieldViolation("verify_all", "got verify_all with a range, want one or the other")
+            )
         start = request.start_sequence if request.HasField("start_sequence") else 0
         end = request.end_sequence if request.HasField("end_sequence") else None
         if start < 0:
             violations.append(FieldViolation("start_sequence", f"got {start}, want at least 0"))
         if end is not None and end < start:
-            violations.append(FieldViolation("end_sequence", f"got {end}, want at least start_sequence ({start})"))
+            violations.append(
+                FieldViolation("end_sequence", f"got {end}, want at least start_sequence ({start})")
+            )
         if violations:
             raise InvalidArgumentError(violations)
         verify_all = request.verify_all or not has_range
         head_now = self._store.head()
         if start > max(head_now.sequence, 0):
             raise InvalidArgumentError(
-                [FieldViolation("start_sequence", f"got {start}, want at most the head sequence {head_now.sequence}")]
+                [
+                    FieldViolation(
+                        "start_sequence", f"got {start}, want at most the head sequence {head_now.sequence}"
+                    )
+                ]
             )
         result, head = self._verify(start, end, verify_all)
         verified_at = self._clock()

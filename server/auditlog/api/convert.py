@@ -66,7 +66,9 @@ def filter_to_proto(event_filter: EventFilter) -> event_pb2.EventFilter:
     for name in FILTER_FIELDS:
         value = getattr(event_filter, name)
         if value:
-            setattr(message, name, value if isinstance(value, str) else value.isoformat().replace("+00:00", "Z"))
+            setattr(
+                message, name, value if isinstance(value, str) else value.isoformat().replace("+00:00", "Z")
+            )
     return message
 
 
@@ -97,4 +99,10 @@ def event_to_proto(record: EventRecord) -> event_pb2.AuditEvent:
     return message
 
 
-__all__ = ["audit_service_pb2", "event_to_proto", "filter_from_proto", "filter_to_proto", "new_event_from_proto"]
+__all__ = [
+    "audit_service_pb2",
+    "event_to_proto",
+    "filter_from_proto",
+    "filter_to_proto",
+    "new_event_from_proto",
+]

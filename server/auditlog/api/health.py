@@ -49,7 +49,7 @@ class DatabaseMonitor:
         try:
             self._ping()
             reachable = True
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any failure means unreachable
             reachable = False
             if self.reachable:
                 _log.warning("database unreachable: %s", err.__class__.__name__)
@@ -57,7 +57,11 @@ class DatabaseMonitor:
             _log.info("database reachable")
         self.reachable = reachable
         if not self._stop.is_set():
-            status = health_pb2.HealthCheckResponse.SERVING if reachable else health_pb2.HealthCheckResponse.NOT_SERVING
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if reachable
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
             for name in self._names:
                 self._health.set(name, status)
         return reachable

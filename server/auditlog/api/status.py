@@ -54,7 +54,9 @@ def status_for(err: BaseException, request_id: str) -> status_pb2.Status:
                 detail.Pack(
                     error_details_pb2.BadRequest(
                         field_violations=[
-                            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                            error_details_pb2.BadRequest.FieldViolation(
+                                field=v.field, description=v.description
+                            )
                             for v in err.violations
                         ]
                     )
@@ -71,7 +73,9 @@ def _request_id(context: grpc.ServicerContext) -> str:
     return uuid.uuid4().hex
 
 
-def _fail(context: grpc.ServicerContext, name: str, err: BaseException, request_id: str, started: float) -> None:
+def _fail(
+    context: grpc.ServicerContext, name: str, err: BaseException, request_id: str, started: float
+) -> None:
     status = status_for(err, request_id)
     elapsed_ms = (time.monotonic() - started) * 1000
     if status.code == code_pb2.INTERNAL:
@@ -100,7 +104,12 @@ def rpc_method(method: Callable[[Any, Request, grpc.ServicerContext], Response])
         except Exception as err:
             _fail(context, method.__name__, err, request_id, started)
             raise  # unreachable: abort_with_status raises
-        _log.debug("rpc=%s request_id=%s code=OK ms=%.1f", method.__name__, request_id, (time.monotonic() - started) * 1000)
+        _log.debug(
+            "rpc=%s request_id=%s code=OK ms=%.1f",
+            method.__name__,
+            request_id,
+            (time.monotonic() - started) * 1000,
+        )
         return response
 
     return wrapper
@@ -120,6 +129,11 @@ def rpc_stream(
         except Exception as err:
             _fail(context, method.__name__, err, request_id, started)
             raise
-        _log.debug("rpc=%s request_id=%s code=OK ms=%.1f", method.__name__, request_id, (time.monotonic() - started) * 1000)
+        _log.debug(
+            "rpc=%s request_id=%s code=OK ms=%.1f",
+            method.__name__,
+            request_id,
+            (time.monotonic() - started) * 1000,
+        )
 
     return wrapper

@@ -41,7 +41,8 @@ class PageToken:
 
     def encode(self) -> str:
         raw = json.dumps(
-            {"s": self.last_sequence, "d": self.descending, "f": self.filter_fingerprint}, separators=(",", ":")
+            {"s": self.last_sequence, "d": self.descending, "f": self.filter_fingerprint},
+            separators=(",", ":"),
         )
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -53,6 +54,10 @@ class PageToken:
             result = cls(int(data["s"]), bool(data["d"]), str(data["f"]))
         except (ValueError, KeyError, TypeError):
             raise InvalidArgumentError(
-                [FieldViolation(field, "got a malformed token, want a next_page_token from a previous response")]
+                [
+                    FieldViolation(
+                        field, "got a malformed token, want a next_page_token from a previous response"
+                    )
+                ]
             ) from None
         return result

@@ -78,7 +78,11 @@ def parse_datetime(field: str, value: str) -> datetime:
             parsed = None
     if parsed is None:
         raise InvalidArgumentError(
-            [FieldViolation(field, f"got {_show(value)}, want an RFC 3339 date-time like 2024-01-01T00:00:00Z")]
+            [
+                FieldViolation(
+                    field, f"got {_show(value)}, want an RFC 3339 date-time like 2024-01-01T00:00:00Z"
+                )
+            ]
         )
     return parsed
 
@@ -93,7 +97,9 @@ def _check_json_value(value: Any, path: str, violations: list[FieldViolation]) -
     elif isinstance(value, dict):
         for key, item in value.items():
             if "\x00" in key:
-                violations.append(FieldViolation(path, "got a key with a NUL character, want text without NUL"))
+                violations.append(
+                    FieldViolation(path, "got a key with a NUL character, want text without NUL")
+                )
             _check_json_value(item, f"{path}.{key}", violations)
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -189,7 +195,9 @@ def validate_filter(fields: Mapping[str, str], prefix: str = "") -> EventFilter:
                 violations.extend(err.violations)
     start, end = bounds["start_date"], bounds["end_date"]
     if start is not None and end is not None and start > end:
-        violations.append(FieldViolation(name("end_date"), "got a value before start_date, want end_date >= start_date"))
+        violations.append(
+            FieldViolation(name("end_date"), "got a value before start_date, want end_date >= start_date")
+        )
     if violations:
         raise InvalidArgumentError(violations)
     return EventFilter(
@@ -222,5 +230,9 @@ def validate_uuid(field: str, value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise InvalidArgumentError(
-            [FieldViolation(field, f"got {_show(value)}, want a UUID like 123e4567-e89b-12d3-a456-426614174000")]
+            [
+                FieldViolation(
+                    field, f"got {_show(value)}, want a UUID like 123e4567-e89b-12d3-a456-426614174000"
+                )
+            ]
         ) from None

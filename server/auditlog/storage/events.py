@@ -40,7 +40,15 @@ COLUMNS = (
 )
 _SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
-_FILTER_COLUMNS = ("event_type", "user_id", "action", "resource_type", "resource_id", "risk_level", "ip_address")
+_FILTER_COLUMNS = (
+    "event_type",
+    "user_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "risk_level",
+    "ip_address",
+)
 # Rows fetched per round trip by streaming reads (search, verification, export).
 STREAM_BATCH = 2_000
 
@@ -182,7 +190,9 @@ class EventStore:
 
     def head(self) -> HeadState:
         with self.pool.connection() as conn:
-            row = conn.execute("SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1").fetchone()
+            row = conn.execute(
+                "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1"
+            ).fetchone()
         assert row is not None
         return HeadState(row[0], bytes(row[1]), row[2])
 
@@ -211,19 +221,20 @@ class EventStore:
             rows = conn.execute(query, [*params, limit, offset]).fetchall()
         return [record_from_row(row) for row in rows]
 
-    def iter_matching(self, event_filter: EventFilter, max_sequence: int | None = None) -> Iterator[EventRecord]:
+    def iter_matching(
+        self, event_filter: EventFilter, max_sequence: int | None = None
+    ) -> Iterator[EventRecord]:
         """Every match in ascending sequence order through a server-side cursor (bounded memory)."""
         conditions, params = filter_clause(event_filter)
         if max_sequence is not None:
             conditions.append(sql.SQL("sequence <= %s"))
             params.append(max_sequence)
         query = _SELECT + _where(conditions) + sql.SQL(" ORDER BY sequence ASC")
-        with self.pool.connection() as conn, conn.transaction():
-            with conn.cursor(name="auditlog_search") as cur:
-                cur.itersize = STREAM_BATCH
-                cur.execute(query, params)
-                for row in cur:
-                    yield record_from_row(row)
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor(name="auditlog_search") as cur:
+            cur.itersize = STREAM_BATCH
+            cur.execute(query, params)
+            for row in cur:
+                yield record_from_row(row)
 
     def count_matching(self, event_filter: EventFilter, max_sequence: int | None = None) -> int:
         conditions, params = filter_clause(event_filter)
@@ -231,7 +242,9 @@ class EventStore:
             conditions.append(sql.SQL("sequence <= %s"))
             params.append(max_sequence)
         with self.pool.connection() as conn:
-            row = conn.execute(sql.SQL("SELECT count(*) FROM audit_events") + _where(conditions), params).fetchone()
+            row = conn.execute(
+                sql.SQL("SELECT count(*) FROM audit_events") + _where(conditions), params
+            ).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -269,7 +282,9 @@ class EventStore:
                 conn.isolation_level = None
                 conn.read_only = False
 
-    def record_verification(self, result: VerificationResult, *, verify_all: bool, verified_at: datetime) -> None:
+    def record_verification(
+        self, result: VerificationResult, *, verify_all: bool, verified_at: datetime
+    ) -> None:
         with self.pool.connection() as conn:
             conn.execute(
                 "INSERT INTO verifications (verified_at, verify_all, valid, events_checked, start_sequence,"
@@ -290,7 +305,9 @@ class EventStore:
 
     def stats(self, now: datetime) -> Stats:
         with self.pool.connection() as conn:
-            head_row = conn.execute("SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1").fetchone()
+            head_row = conn.execute(
+                "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1"
+            ).fetchone()
             assert head_row is not None
             head = HeadState(head_row[0], bytes(head_row[1]), head_row[2])
             recent = conn.execute(

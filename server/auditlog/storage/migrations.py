@@ -56,8 +56,10 @@ def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
                 if version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text())  # type: ignore[call-overload]
-                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+                    conn.execute(path.read_text().encode())  # a whole script: no parameters, several statements
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                    )
                 _log.info("applied migration %s", name)
                 applied.append(name)
         finally:
