@@ -20,6 +20,7 @@ GOOGLEAPIS = ROOT / "third_party" / "googleapis"
 CLIENT_ROOT = ROOT / "clients"
 GENERATED_PACKAGE = Path("audit") / "v1"
 DESCRIPTOR = ROOT / "gateway" / "auditlog.binpb"
+GATEWAY_EXTRA_PROTOS = ("google/rpc/status.proto", "google/rpc/error_details.proto", "google/rpc/code.proto")
 
 
 def _protos() -> list[Path]:
@@ -67,6 +68,9 @@ def generate(out_root: Path, descriptor: Path) -> None:
             "--include_source_info",
             f"--descriptor_set_out={descriptor}",
             *protos,
+            # Not imported by our protos, but Envoy's transcoder needs them to render error details
+            # (google.rpc.Status holding a BadRequest) as JSON when convert_grpc_status is on.
+            *GATEWAY_EXTRA_PROTOS,
         ],
         check=True,
     )
