@@ -7,19 +7,20 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from audit.v1 import audit_service_pb2_grpc
 from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog_client import AuditClient
 
 
-def test_config(tmp_path: Path) -> Config:
+def server_config(tmp_path: Path) -> Config:
     return Config(database_url=None, data_dir=tmp_path / "data", grpc_host="127.0.0.1", grpc_port=0)
 
 
 @pytest.fixture
 def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
-    svc = create_service(test_config(tmp_path), database_url=database_url, health_interval=0.2)
+    svc = create_service(server_config(tmp_path), database_url=database_url, health_interval=0.2)
     yield svc
     svc.stop(grace=2)
 

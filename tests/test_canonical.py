@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+
 from auditlog.domain.canonical import ZERO_HASH, canonical_bytes, chain_hash, format_timestamp, leaf_hash
 
 EVENT_0: dict[str, Any] = {
