@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit.v1 import audit_service_pb2, event_pb2
 from google.protobuf import json_format, struct_pb2
 
+from audit.v1 import audit_service_pb2, event_pb2
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.validation import validate_filter, validate_new_event
@@ -38,11 +38,13 @@ FILTER_FIELDS = (
 
 
 def _numbers_as_doubles(value: Any) -> Any:
-    """JSON numbers are doubles; Struct already holds them so, and this keeps it true for ints."""
+    """JSON numbers are doubles (RFC 8785 hashes them so); Struct holds them so, and this keeps ints so too."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float):
-        return float(value)
+        # + 0.0 turns -0.0 into 0.0: PostgreSQL's numeric has no negative zero, so a stored -0.0
+        # would read back as 0.0 (the same in canonical JSON, but not in the API's answers).
+        return float(value) + 0.0
     if isinstance(value, dict):
         return {k: _numbers_as_doubles(v) for k, v in value.items()}
     if isinstance(value, list):
