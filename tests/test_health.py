@@ -18,6 +18,7 @@ from audit.v1 import health_service_pb2_grpc
 from auditlog.app import Service, create_service
 from auditlog.config import load_config
 from auditlog_client import AuditClient, Unavailable
+from tests.fix_db import postgres_data_dir
 from tests.fix_server import server_config
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -34,11 +35,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[PostgresServer]:
+def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own, so the test may stop it."""
-    server = get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    yield server
-    server.cleanup()
+    with postgres_data_dir() as data_dir:
+        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+        yield server
+        server.cleanup()
 
 
 @pytest.fixture

@@ -89,7 +89,10 @@ def _fail(
             elapsed_ms,
             status.message,
         )
-    context.abort_with_status(rpc_status.to_status(status))
+    rich = rpc_status.to_status(status)
+    # What abort_with_status does, spelled out: grpc_testing's context lacks abort_with_status.
+    context.set_trailing_metadata(rich.trailing_metadata)
+    context.abort(rich.code, rich.details)
 
 
 def rpc_method(method: Callable[[Any, Request, grpc.ServicerContext], Response]) -> Callable[..., Response]:
@@ -103,7 +106,7 @@ def rpc_method(method: Callable[[Any, Request, grpc.ServicerContext], Response])
             response = method(self, request, context)
         except Exception as err:
             _fail(context, method.__name__, err, request_id, started)
-            raise  # unreachable: abort_with_status raises
+            raise  # unreachable: abort raises
         _log.debug(
             "rpc=%s request_id=%s code=OK ms=%.1f",
             method.__name__,

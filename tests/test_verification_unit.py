@@ -1,0 +1,113 @@
+"""The pure verification fold, without a database: each kind of break on a built chain."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+
+from auditlog.domain.canonical import ZERO_HASH
+from auditlog.domain.chain import build_record
+from auditlog.domain.event import EventRecord, NewEvent
+from auditlog.domain.verification import BreakKind, LogHead, verify_records
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def chain(length: int) -> list[EventRecord]:
+    records: list[EventRecord] = []
+    prev = ZERO_HASH
+    for i in range(length):
+        record = build_record(
+            NewEvent(event_type="t.e", action="a", details={"i": float(i)}),
+            sequence=i,
+            recorded_at=T0,
+            prev=prev,
+            event_id=uuid.UUID(int=i + 1),
+        )
+        records.append(record)
+        prev = record.chain_hash
+    return records
+
+
+def head_of(records: list[EventRecord]) -> LogHead:
+    return LogHead(records[-1].sequence, records[-1].chain_hash)
+
+
+def verify_all(records: list[EventRecord], head: LogHead):  # type: ignore[no-untyped-def]
+    return verify_records(records, start_sequence=0, prev_chain_hash=ZERO_HASH, end_sequence=None, head=head)
+
+
+def test_intact_chain_verifies() -> None:
+    records = chain(5)
+    result = verify_all(records, head_of(records))
+    assert result.valid and result.events_checked == 5 and result.end_sequence == 4
+
+
+def test_empty_log_verifies_against_empty_head() -> None:
+    assert verify_all([], LogHead(-1, ZERO_HASH)).valid
+
+
+def test_each_break_kind_is_found_at_its_sequence() -> None:
+    records = chain(5)
+    head = head_of(records)
+    changed = [*records[:2], dataclasses.replace(records[2], action="b"), *records[3:]]
+    assert (verify_all(changed, head).first_bad_sequence, verify_all(changed, head).break_kind) == (
+        2,
+        BreakKind.LEAF_HASH,
+    )
+    rehashed = [*records[:3], dataclasses.replace(records[3], chain_hash=bytes(32)), records[4]]
+    assert verify_all(rehashed, head).break_kind == BreakKind.CHAIN_HASH
+    gap = [*records[:1], *records[2:]]
+    assert (verify_all(gap, head).first_bad_sequence, verify_all(gap, head).break_kind) == (1, BreakKind.GAP)
+    duplicate = [*records[:3], records[2], *records[3:]]
+    assert (verify_all(duplicate, head).first_bad_sequence, verify_all(duplicate, head).break_kind) == (
+        2,
+        BreakKind.GAP,
+    )
+    relinked = [*records[:3], dataclasses.replace(records[3], prev_hash=records[1].chain_hash), records[4]]
+    assert (verify_all(relinked, head).first_bad_sequence, verify_all(relinked, head).break_kind) == (
+        3,
+        BreakKind.LINK,
+    )
+    truncated = records[:4]
+    assert (verify_all(truncated, head).first_bad_sequence, verify_all(truncated, head).break_kind) == (
+        4,
+        BreakKind.HEAD,
+    )
+    other_head = LogHead(4, bytes(32))
+    assert (
+        verify_all(records, other_head).first_bad_sequence,
+        verify_all(records, other_head).break_kind,
+    ) == (
+        4,
+        BreakKind.HEAD,
+    )
+
+
+def test_range_without_head_stops_at_its_end_and_reports_a_missing_tail() -> None:
+    records = chain(6)
+    result = verify_records(
+        records[2:], start_sequence=2, prev_chain_hash=records[1].chain_hash, end_sequence=3, head=None
+    )
+    assert result.valid and result.events_checked == 2
+    short = verify_records(
+        records[2:3], start_sequence=2, prev_chain_hash=records[1].chain_hash, end_sequence=3, head=None
+    )
+    assert (short.valid, short.first_bad_sequence, short.break_kind) == (False, 3, BreakKind.GAP)
+
+
+def test_verification_reads_lazily_and_stops_at_the_first_break() -> None:
+    records = chain(4)
+    consumed: list[int] = []
+
+    def stream():  # type: ignore[no-untyped-def]
+        for record in [records[0], dataclasses.replace(records[1], user_id="x"), records[2], records[3]]:
+            consumed.append(record.sequence)
+            yield record
+
+    result = verify_records(
+        stream(), start_sequence=0, prev_chain_hash=ZERO_HASH, end_sequence=None, head=None
+    )
+    assert result.first_bad_sequence == 1
+    assert consumed == [0, 1]
