@@ -10,14 +10,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import grpc
-from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, health_service_pb2, health_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
+from audit.v1 import (
+    audit_service_pb2,
+    audit_service_pb2_grpc,
+    export_service_pb2,
+    export_service_pb2_grpc,
+    health_service_pb2,
+    health_service_pb2_grpc,
+)
 from auditlog.api.audit_servicer import AuditServicer
+from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.config import Config
+from auditlog.export.runner import RunnerSettings
+from auditlog.export.setup import create_exports
 from auditlog.sequencer import Sequencer, utc_now
 from auditlog.storage.database import create_pool, start_embedded
 from auditlog.storage.events import EventStore
@@ -27,6 +37,7 @@ _log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     health_service_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name,
+    export_service_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name,
 )
 
 
@@ -74,6 +85,7 @@ def create_service(
     clock: Callable[[], datetime] = utc_now,
     max_workers: int = 32,
     health_interval: float = 1.0,
+    export_settings: RunnerSettings | None = None,
 ) -> Service:
     """Builds and starts the gRPC server on config.grpc_port (0: a free port)."""
     url = database_url or resolve_database_url(config)
@@ -89,6 +101,8 @@ def create_service(
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
     )
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(store, sequencer, clock), server)
+    exports = create_exports(config, store, clock=clock, settings=export_settings)
+    export_service_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(exports, store, clock), server)
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
         HealthServicer(store.ping, shutting_down), server
     )
@@ -108,4 +122,8 @@ def create_service(
         raise OSError(f"cannot listen on {config.grpc_host}:{config.grpc_port}")
     server.start()
     _log.info("gRPC listening on %s:%d", config.grpc_host, port)
-    return Service(server, port, pool, store, sequencer, health_servicer, monitor, shutting_down)
+    exports.runner.start()
+    service = Service(server, port, pool, store, sequencer, health_servicer, monitor, shutting_down)
+    # Running export jobs stop between rows and return to pending before the pool closes.
+    service.on_stop.append(exports.runner.stop)
+    return service

@@ -32,6 +32,11 @@ class Config:
     s3_bucket_name: str | None = None
     s3_endpoint_url: str | None = None
     redis_url: str | None = None
+    # Exports: the base of download URLs of locally stored files (the gateway's address as clients
+    # see it), worker threads, and the lifetime of S3 presigned URLs in seconds.
+    public_base_url: str = "http://localhost:8000"
+    export_workers: int = 2
+    export_url_expiry: int = 3600
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -46,6 +51,15 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name}: got {raw!r}, want a whole number from {low} to {high}")
+    return int(raw)
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
@@ -70,13 +84,17 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         if not isinstance(parsed, list) or not all(isinstance(o, str) and o for o in parsed):
             raise ConfigError('CORS_ORIGINS: want a JSON list of origins, e.g. ["http://localhost:3000"]')
         cors = tuple(parsed)
+    http_port = _port(env, "HTTP_PORT", 8000)
+    public_base_url = env.get("PUBLIC_BASE_URL", "").strip() or f"http://localhost:{http_port}"
+    if not public_base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_BASE_URL: got {public_base_url!r}, want an http:// or https:// URL")
     return Config(
         database_url=database_url,
         data_dir=Path(env.get("AUDITLOG_DATA_DIR", "").strip() or "auditlog-data"),
         environment=environment,
         grpc_host=env.get("GRPC_HOST", "").strip() or "0.0.0.0",  # noqa: S104
         grpc_port=_port(env, "GRPC_PORT", 50051),
-        http_port=_port(env, "HTTP_PORT", 8000),
+        http_port=http_port,
         cors_origins=cors,
         aws_access_key_id=_optional(env, "AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=_optional(env, "AWS_SECRET_ACCESS_KEY"),
@@ -84,4 +102,8 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         s3_bucket_name=_optional(env, "S3_BUCKET_NAME"),
         s3_endpoint_url=_optional(env, "S3_ENDPOINT_URL"),
         redis_url=_optional(env, "REDIS_URL"),
+        public_base_url=public_base_url.rstrip("/"),
+        export_workers=_bounded_int(env, "EXPORT_WORKERS", 2, 1, 16),
+        # S3 presigned URLs live at most 7 days (SigV4).
+        export_url_expiry=_bounded_int(env, "EXPORT_URL_EXPIRY_SECONDS", 3600, 1, 604_800),
     )

@@ -1,0 +1,249 @@
+"""audit.v1.ExportService: validation and conversion at the edge; jobs run in the export runner."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
+
+from audit.v1 import export_service_pb2 as pb
+from audit.v1 import export_service_pb2_grpc
+from auditlog.api.convert import filter_from_proto, filter_to_proto
+from auditlog.api.status import rpc_method, rpc_stream
+from auditlog.domain.filters import EventFilter
+from auditlog.domain.validation import check_text, validate_page_size, validate_uuid
+from auditlog.errors import (
+    FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
+)
+from auditlog.export.formats import FORMATS, file_name_for
+from auditlog.export.jobs import ExportJob, JobStatus
+from auditlog.export.setup import Exports
+from auditlog.export.storage import ExportStorage, StorageError
+from auditlog.storage.events import EventStore
+
+MAX_JOB_NAME = 200
+MAX_REQUESTED_BY = 256
+# HttpBody chunk size of DownloadExportContent: big enough for throughput, far below gRPC's 4 MiB.
+CONTENT_CHUNK = 256 * 1024
+
+
+def _validate_spec(request: pb.CreateExportRequest) -> tuple[str, str, EventFilter, str]:
+    """(job_name, export_format, filter, requested_by); raises with every violation at once."""
+    violations: list[FieldViolation] = []
+    if not request.HasField("export"):
+        raise InvalidArgumentError(
+            [FieldViolation("export", "got nothing, want job_name, export_format and filters")]
+        )
+    spec = request.export
+    job_name = spec.job_name.strip()
+    if not job_name:
+        violations.append(FieldViolation("export.job_name", "got an empty name, want 1 to 200 characters"))
+    check_text("export.job_name", job_name, MAX_JOB_NAME, violations)
+    export_format = spec.export_format.strip().lower()
+    if export_format not in FORMATS:
+        violations.append(
+            FieldViolation(
+                "export.export_format", f"got {spec.export_format[:20]!r}, want one of {', '.join(FORMATS)}"
+            )
+        )
+    event_filter = EventFilter()
+    try:
+        event_filter = filter_from_proto(spec.filters, prefix="export.filters.")
+    except InvalidArgumentError as err:
+        violations.extend(err.violations)
+    check_text("requested_by", request.requested_by, MAX_REQUESTED_BY, violations)
+    if violations:
+        raise InvalidArgumentError(violations)
+    return job_name, export_format, event_filter, request.requested_by.strip()
+
+
+def _encode_token(job: ExportJob) -> str:
+    raw = json.dumps({"c": job.created_at.isoformat(), "i": str(job.id)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return datetime.fromisoformat(data["c"]), uuid.UUID(data["i"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgumentError(
+            [
+                FieldViolation(
+                    "page_token", "got a malformed token, want a next_page_token from a previous response"
+                )
+            ]
+        ) from None
+
+
+def job_to_proto(job: ExportJob) -> pb.ExportJob:
+    message = pb.ExportJob(
+        id=str(job.id),
+        job_name=job.job_name,
+        export_format=job.export_format,
+        filters=filter_to_proto(job.filters),
+        requested_by=job.requested_by,
+        status=job.status.value,
+        error=job.error,
+        rows_written=job.rows_written,
+        rows_expected=job.rows_expected,
+        max_sequence=job.max_sequence,
+        file_sha256=job.file_sha256,
+        file_size=job.file_size,
+        file_name=job.file_name,
+    )
+    message.created_at.FromDatetime(job.created_at)
+    if job.started_at is not None:
+        message.started_at.FromDatetime(job.started_at)
+    if job.finished_at is not None:
+        message.finished_at.FromDatetime(job.finished_at)
+    return message
+
+
+class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
+    def __init__(self, exports: Exports, events: EventStore, clock: Callable[[], datetime]) -> None:
+        self._exports = exports
+        self._events = events
+        self._clock = clock
+
+    def _get(self, raw_id: str) -> ExportJob:
+        job_id = validate_uuid("id", raw_id)
+        job = self._exports.jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no export job has id {job_id}")
+        return job
+
+    @staticmethod
+    def _require_completed(job: ExportJob) -> None:
+        if job.status is JobStatus.FAILED:
+            raise FailedPreconditionError(f"export job {job.id} failed ({job.error}); there is no file")
+        if job.status is not JobStatus.COMPLETED:
+            raise FailedPreconditionError(
+                f"export job {job.id} is {job.status.value}; its file is available once it has completed"
+            )
+
+    def _storage_of(self, job: ExportJob) -> ExportStorage:
+        if job.storage == "s3":
+            if self._exports.s3 is None:
+                raise FailedPreconditionError(
+                    f"export job {job.id} is stored in S3, but no S3 bucket is configured (S3_BUCKET_NAME)"
+                )
+            return self._exports.s3
+        return self._exports.local
+
+    @rpc_method
+    def CreateExport(self, request: pb.CreateExportRequest, context: grpc.ServicerContext) -> pb.ExportJob:
+        job_name, export_format, event_filter, requested_by = _validate_spec(request)
+        job = ExportJob(
+            id=uuid.uuid4(),
+            job_name=job_name,
+            export_format=export_format,
+            filters=event_filter,
+            requested_by=requested_by,
+            status=JobStatus.PENDING,
+            error="",
+            rows_written=0,
+            rows_expected=0,
+            # The snapshot bound: events recorded after this moment are never part of the job.
+            max_sequence=self._events.head().sequence,
+            file_name=file_name_for(job_name, FORMATS[export_format]),
+            file_sha256="",
+            file_size=0,
+            storage="",
+            location="",
+            attempts=0,
+            created_at=self._clock(),
+            started_at=None,
+            finished_at=None,
+        )
+        self._exports.jobs.create(job)
+        self._exports.runner.notify()
+        return job_to_proto(job)
+
+    @rpc_method
+    def ListExports(
+        self, request: pb.ListExportsRequest, context: grpc.ServicerContext
+    ) -> pb.ListExportsResponse:
+        page_size = validate_page_size("page_size", request.page_size)
+        after = _decode_token(request.page_token) if request.page_token else None
+        jobs = self._exports.jobs.list_page(page_size + 1, after)
+        next_token = ""
+        if len(jobs) > page_size:
+            jobs = jobs[:page_size]
+            next_token = _encode_token(jobs[-1])
+        return pb.ListExportsResponse(exports=[job_to_proto(j) for j in jobs], next_page_token=next_token)
+
+    @rpc_method
+    def GetExport(self, request: pb.GetExportRequest, context: grpc.ServicerContext) -> pb.ExportJob:
+        return job_to_proto(self._get(request.id))
+
+    @rpc_method
+    def GetExportDownload(
+        self, request: pb.GetExportDownloadRequest, context: grpc.ServicerContext
+    ) -> pb.GetExportDownloadResponse:
+        job = self._get(request.id)
+        self._require_completed(job)
+        try:
+            link = self._storage_of(job).download_link(
+                job.location, job_id=str(job.id), file_name=job.file_name
+            )
+        except StorageError as err:
+            raise UnavailableError(str(err)) from err
+        response = pb.GetExportDownloadResponse(
+            download_url=link.url,
+            file_name=job.file_name,
+            file_sha256=job.file_sha256,
+            file_size=job.file_size,
+        )
+        if link.expires_at is not None:
+            response.expires_at.FromDatetime(link.expires_at)
+        return response
+
+    @rpc_stream
+    def DownloadExportContent(
+        self, request: pb.DownloadExportContentRequest, context: grpc.ServicerContext
+    ) -> Iterator[httpbody_pb2.HttpBody]:
+        job = self._get(request.id)
+        self._require_completed(job)
+        if job.storage != "local":
+            raise FailedPreconditionError(
+                f"export job {job.id} is stored in S3; download it from the URL of GetExportDownload"
+            )
+        content_type = FORMATS[job.export_format].content_type
+        chunks = self._exports.local.open_chunks(job.location, CONTENT_CHUNK)
+        try:
+            first = next(chunks, b"")  # opens the file, so a missing file fails before any header
+        except StorageError as err:
+            raise FailedPreconditionError(str(err)) from err
+        # Envoy's transcoder passes response metadata through as HTTP headers: the file name.
+        context.send_initial_metadata((("content-disposition", f'attachment; filename="{job.file_name}"'),))
+        yield httpbody_pb2.HttpBody(content_type=content_type, data=first)
+        for chunk in chunks:
+            if not context.is_active():
+                return
+            yield httpbody_pb2.HttpBody(content_type=content_type, data=chunk)
+
+    @rpc_method
+    def ListExportFormats(
+        self, request: pb.ListExportFormatsRequest, context: grpc.ServicerContext
+    ) -> pb.ListExportFormatsResponse:
+        return pb.ListExportFormatsResponse(
+            formats=[
+                pb.ExportFormat(
+                    name=f.name,
+                    content_type=f.content_type,
+                    file_extension=f.file_extension,
+                    description=f.description,
+                )
+                for f in FORMATS.values()
+            ]
+        )

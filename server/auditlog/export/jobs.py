@@ -1,0 +1,203 @@
+"""The export job value and the named queries of the export_jobs table (the jobs' work queue)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from auditlog.domain.canonical import format_timestamp
+from auditlog.domain.filters import EventFilter
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    id: uuid.UUID
+    job_name: str
+    export_format: str
+    filters: EventFilter
+    requested_by: str
+    status: JobStatus
+    error: str
+    rows_written: int
+    rows_expected: int
+    max_sequence: int
+    file_name: str
+    file_sha256: str
+    file_size: int
+    storage: str
+    location: str
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+_COLUMNS = tuple(f.name for f in fields(ExportJob))
+_RETURNING = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+_SELECT = sql.SQL("SELECT {} FROM export_jobs").format(_RETURNING)
+
+
+def filter_to_json(event_filter: EventFilter) -> dict[str, str]:
+    """The set fields of a filter, dates as RFC 3339 UTC (also the JSON export's `filters`)."""
+    out: dict[str, str] = {}
+    for f in fields(EventFilter):
+        value = getattr(event_filter, f.name)
+        if isinstance(value, datetime):
+            out[f.name] = format_timestamp(value)
+        elif value:
+            out[f.name] = value
+    return out
+
+
+def filter_from_json(data: dict[str, Any]) -> EventFilter:
+    values: dict[str, Any] = dict(data)
+    for name in ("start_date", "end_date"):
+        if name in values:
+            values[name] = datetime.fromisoformat(values[name])
+    return EventFilter(**values)
+
+
+def _job_from_row(row: Sequence[Any]) -> ExportJob:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["filters"] = filter_from_json(values["filters"])
+    values["status"] = JobStatus(values["status"])
+    return ExportJob(**values)
+
+
+class JobStore:
+    """Queries of export_jobs through the service pool. Status changes of a running job check the
+    status too, so a job another process took over (after a lost lease) is not overwritten."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def create(self, job: ExportJob) -> None:
+        columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+        placeholders = sql.SQL(", ").join(sql.Placeholder() * len(_COLUMNS))
+        values = [getattr(job, name) for name in _COLUMNS]
+        values[_COLUMNS.index("filters")] = Jsonb(filter_to_json(job.filters))
+        values[_COLUMNS.index("status")] = job.status.value
+        with self._pool.connection() as conn:
+            conn.execute(
+                sql.SQL("INSERT INTO export_jobs ({}) VALUES ({})").format(columns, placeholders), values
+            )
+
+    def get(self, job_id: uuid.UUID) -> ExportJob | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(_SELECT + sql.SQL(" WHERE id = %s"), (job_id,)).fetchone()
+        return None if row is None else _job_from_row(row)
+
+    def list_page(self, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[ExportJob]:
+        """Newest first; after is the (created_at, id) of the last job of the previous page."""
+        query = _SELECT
+        params: list[Any] = []
+        if after is not None:
+            query += sql.SQL(" WHERE (created_at, id) < (%s, %s)")
+            params.extend(after)
+        query += sql.SQL(" ORDER BY created_at DESC, id DESC LIMIT %s")
+        params.append(limit)
+        with self._pool.connection() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [_job_from_row(row) for row in rows]
+
+    def claim_next(self, now: datetime) -> ExportJob | None:
+        """Marks the oldest pending job running and returns it; None when none is pending.
+        SKIP LOCKED lets workers of several processes claim at once without waiting or sharing."""
+        query = (
+            sql.SQL(
+                "UPDATE export_jobs SET status = 'running', started_at = %s, heartbeat_at = %s,"
+                " attempts = attempts + 1, rows_written = 0, error = ''"
+                " WHERE id = (SELECT id FROM export_jobs WHERE status = 'pending'"
+                " ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING "
+            )
+            + _RETURNING
+        )
+        with self._pool.connection() as conn:
+            row = conn.execute(query, (now, now)).fetchone()
+        return None if row is None else _job_from_row(row)
+
+    def _update_running(self, job_id: uuid.UUID, assignments: str, params: Sequence[Any]) -> bool:
+        query = f"UPDATE export_jobs SET {assignments} WHERE id = %s AND status = 'running'"
+        with self._pool.connection() as conn:
+            cur = conn.execute(query.encode(), [*params, job_id])
+            return cur.rowcount == 1
+
+    def set_expected(self, job_id: uuid.UUID, rows_expected: int, now: datetime) -> bool:
+        return self._update_running(job_id, "rows_expected = %s, heartbeat_at = %s", (rows_expected, now))
+
+    def set_progress(self, job_id: uuid.UUID, rows_written: int, now: datetime) -> bool:
+        return self._update_running(job_id, "rows_written = %s, heartbeat_at = %s", (rows_written, now))
+
+    def complete(
+        self,
+        job_id: uuid.UUID,
+        *,
+        rows_written: int,
+        file_sha256: str,
+        file_size: int,
+        storage: str,
+        location: str,
+        now: datetime,
+    ) -> bool:
+        return self._update_running(
+            job_id,
+            "status = 'completed', rows_written = %s, file_sha256 = %s, file_size = %s, storage = %s,"
+            " location = %s, finished_at = %s",
+            (rows_written, file_sha256, file_size, storage, location, now),
+        )
+
+    def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool:
+        return self._update_running(job_id, "status = 'failed', error = %s, finished_at = %s", (reason, now))
+
+    def release(self, job_id: uuid.UUID) -> bool:
+        """Back to pending, e.g. when the server stops mid-run; the interrupted run does not count
+        as an attempt."""
+        return self._update_running(
+            job_id, "status = 'pending', rows_written = 0, attempts = greatest(attempts - 1, 0)", ()
+        )
+
+    def heartbeat(self, job_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        if not job_ids:
+            return
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE export_jobs SET heartbeat_at = %s WHERE id = ANY(%s) AND status = 'running'",
+                (now, list(job_ids)),
+            )
+
+    def recover_abandoned(self, now: datetime, lease: timedelta, max_attempts: int) -> tuple[int, int]:
+        """Running jobs whose heartbeat is older than lease were left by a process that died: they
+        go back to pending, or fail once they have used max_attempts runs. Returns (requeued, failed)."""
+        stale = now - lease
+        with self._pool.connection() as conn, conn.transaction():
+            failed = conn.execute(
+                "UPDATE export_jobs SET status = 'failed', finished_at = %s, error = %s"
+                " WHERE status = 'running' AND heartbeat_at < %s AND attempts >= %s",
+                (
+                    now,
+                    f"the server stopped while running this job {max_attempts} times; giving up",
+                    stale,
+                    max_attempts,
+                ),
+            ).rowcount
+            requeued = conn.execute(
+                "UPDATE export_jobs SET status = 'pending', rows_written = 0"
+                " WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < %s)",
+                (stale,),
+            ).rowcount
+        return requeued, failed

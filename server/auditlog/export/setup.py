@@ -1,0 +1,55 @@
+"""Wiring of the export subsystem from the configuration (called by auditlog.app)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from auditlog.config import Config
+from auditlog.export.jobs import JobStore
+from auditlog.export.local_storage import LocalStorage
+from auditlog.export.runner import ExportRunner, RunnerSettings
+from auditlog.export.s3_storage import S3Storage, create_s3_client
+from auditlog.export.storage import ExportStorage
+from auditlog.storage.events import EventStore
+
+
+@dataclass(frozen=True)
+class Exports:
+    jobs: JobStore
+    runner: ExportRunner
+    # Where new exports go: S3 when S3_BUCKET_NAME is set, else the local folder.
+    storage: ExportStorage
+    # Always present: serves files of jobs completed while no bucket was configured.
+    local: LocalStorage
+    s3: S3Storage | None
+
+
+def create_exports(
+    config: Config,
+    events: EventStore,
+    *,
+    clock: Callable[[], datetime],
+    settings: RunnerSettings | None = None,
+) -> Exports:
+    root = config.data_dir / "exports"
+    local = LocalStorage(root, config.public_base_url)
+    s3: S3Storage | None = None
+    if config.s3_bucket_name:
+        client = create_s3_client(
+            endpoint_url=config.s3_endpoint_url,
+            region=config.aws_default_region,
+            access_key_id=config.aws_access_key_id,
+            secret_access_key=config.aws_secret_access_key,
+        )
+        s3 = S3Storage(
+            client, config.s3_bucket_name, url_expiry=timedelta(seconds=config.export_url_expiry), clock=clock
+        )
+    storage: ExportStorage = s3 if s3 is not None else local
+    jobs = JobStore(events.pool)
+    settings = settings or RunnerSettings(workers=config.export_workers)
+    # The spool sits under the same root as the local files so that finishing a local export is a
+    # rename, never a copy.
+    runner = ExportRunner(jobs, events, storage, root / ".spool", clock=clock, settings=settings)
+    return Exports(jobs, runner, storage, local, s3)

@@ -1,0 +1,44 @@
+"""Where finished export files go: the interface both backends implement, and their one error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from auditlog.errors import AuditLogError
+
+
+class StorageError(AuditLogError):
+    """Storing or serving an export file failed; the message is the job's failure reason."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Where a backend put a file: its name ("local" or "s3") and a location it understands."""
+
+    storage: str
+    location: str
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    url: str
+    expires_at: datetime | None
+
+
+class ExportStorage(Protocol):
+    name: str
+
+    def store(self, source: Path, *, job_id: str, file_name: str, content_type: str) -> StoredFile:
+        """Takes the finished file at source (which the backend may move or delete)."""
+
+    def download_link(self, location: str, *, job_id: str, file_name: str) -> DownloadLink:
+        """A URL from which a client can GET the file."""
+
+
+class LocalContent(Protocol):
+    def open_chunks(self, location: str, chunk_size: int) -> Iterator[bytes]:
+        """The file's bytes in chunks (for the gateway's content path)."""
