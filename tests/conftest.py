@@ -1,3 +1,3 @@
 """Fixtures live in tests/fix_*.py and load as plugins."""
 
-pytest_plugins = ["tests.fix_db", "tests.fix_server", "tests.fix_s3", "tests.fix_export"]
+pytest_plugins = ["tests.fix_db", "tests.fix_server", "tests.fix_s3", "tests.fix_export", "tests.fix_gateway"]

@@ -1,4 +1,9 @@
-"""`auditlog serve`: runs the service until SIGTERM or SIGINT, then stops gracefully (exit 0)."""
+"""`auditlog serve`: the gRPC server and Envoy (REST) together until SIGTERM or Ctrl-C.
+
+Both stop cleanly on a signal (exit 0). If either stops on its own, the other is stopped too and the
+command exits 1 with a line saying which one, so a supervisor (Docker, systemd, Kubernetes) restarts
+the pair instead of leaving half a service running.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,14 @@ import sys
 import threading
 from types import FrameType
 
-from auditlog.app import create_service
+from auditlog.app import Service, create_service
 from auditlog.config import load_config
 from auditlog.errors import ConfigError
+from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
 
 _log = logging.getLogger("auditlog")
+# How often the pair is checked for a member that stopped on its own.
+_WATCH_INTERVAL = 0.5
 
 
 def _configure_logging(level: str) -> None:
@@ -24,11 +32,28 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _say(message: str) -> None:
+    """One line for the operator on stderr (start-up addresses and fatal errors)."""
+    print(f"auditlog: {message}", file=sys.stderr, flush=True)  # noqa: T201
+
+
+def _watch(service: Service, gateway: Gateway, stop: threading.Event) -> str | None:
+    """Blocks until a signal (returns None) or until one of the pair stops (returns why)."""
+    while not stop.wait(_WATCH_INTERVAL):
+        code = gateway.poll()
+        if code is not None and not stop.is_set():
+            return f"Envoy (REST gateway) exited unexpectedly with code {code}; stopping the gRPC server"
+        # wait_for_termination answers True when it timed out, i.e. the server still runs.
+        if not service.server.wait_for_termination(0) and not stop.is_set():
+            return "the gRPC server stopped unexpectedly; stopping Envoy"
+    return None
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         config = load_config()
     except ConfigError as err:
-        print(f"auditlog: configuration error: {err}", file=sys.stderr)  # noqa: T201
+        _say(f"configuration error: {err}")
         return 2
     stop = threading.Event()
 
@@ -41,19 +66,33 @@ def serve(args: argparse.Namespace) -> int:
     try:
         service = create_service(config)
     except OSError as err:
-        print(f"auditlog: cannot start: {err}", file=sys.stderr)  # noqa: T201
+        _say(f"cannot start: {err}")
         return 1
-    print(f"auditlog: gRPC on port {service.port}", file=sys.stderr, flush=True)  # noqa: T201
-    stop.wait()
+    try:
+        gateway = start_gateway(GatewaySettings.for_service(config, service.port))
+    except (GatewayError, OSError) as err:
+        _say(f"cannot start the REST gateway (Envoy) on port {config.http_port}: {err}")
+        service.stop()
+        return 1
+    _say(f"gRPC on port {service.port}, REST on port {gateway.port} (Envoy pid {gateway.pid})")
+    failure = _watch(service, gateway, stop)
+    if failure is not None:
+        _say(failure)
+    # The gRPC server drains first, while Envoy still relays the answers of in-flight calls.
     service.stop()
-    return 0
+    gateway.stop()
+    _log.info("gateway stopped")
+    return 1 if failure is not None else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="auditlog", description="Immutable, verifiable audit-log service.")
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the service until SIGTERM or Ctrl-C")
+    commands.add_parser(
+        "serve",
+        help="run the gRPC server (GRPC_PORT) and the REST gateway (HTTP_PORT) until SIGTERM or Ctrl-C",
+    )
     args = parser.parse_args(argv)
     _configure_logging(args.log_level)
     if args.command == "serve":

