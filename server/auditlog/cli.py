@@ -12,6 +12,8 @@ import logging
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.request
 from types import FrameType
 
 from auditlog.app import Service, create_service
@@ -85,6 +87,23 @@ def serve(args: argparse.Namespace) -> int:
     return 1 if failure is not None else 0
 
 
+def healthcheck(args: argparse.Namespace) -> int:
+    """Exit 0 when GET /health/ready on this host's HTTP_PORT answers 200 (container health checks
+    run it: the image has no curl)."""
+    try:
+        config = load_config()
+    except ConfigError as err:
+        _say(f"configuration error: {err}")
+        return 2
+    url = f"http://127.0.0.1:{config.http_port}/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as reply:
+            return 0 if reply.status == 200 else 1
+    except (urllib.error.URLError, OSError) as err:
+        _say(f"not ready: {url}: {err}")
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="auditlog", description="Immutable, verifiable audit-log service.")
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
@@ -93,10 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         "serve",
         help="run the gRPC server (GRPC_PORT) and the REST gateway (HTTP_PORT) until SIGTERM or Ctrl-C",
     )
+    check = commands.add_parser(
+        "healthcheck", help="exit 0 when the running service is ready (GET /health/ready)"
+    )
+    check.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds to wait for the answer (default: 3)"
+    )
     args = parser.parse_args(argv)
     _configure_logging(args.log_level)
     if args.command == "serve":
         return serve(args)
+    if args.command == "healthcheck":
+        return healthcheck(args)
     return 2
 
 
