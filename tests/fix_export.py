@@ -4,12 +4,14 @@ waiting for jobs."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import json_format, struct_pb2
 
@@ -22,8 +24,11 @@ from audit.v1 import (
 )
 from auditlog.app import Service, create_service
 from auditlog.config import Config
-from auditlog.domain.canonical import format_timestamp
+from auditlog.domain.canonical import ZERO_HASH, format_timestamp
+from auditlog.domain.chain import build_record
+from auditlog.domain.event import NewEvent
 from auditlog.export.runner import RunnerSettings
+from auditlog.storage.events import _COPY, row_from_record
 from tests.fix_s3 import ACCESS_KEY, REGION, SECRET_KEY
 
 # Values a spreadsheet would execute, Unicode, quotes, separators and line breaks: what the formats
@@ -39,6 +44,7 @@ AWKWARD_TEXTS = (
     "Zoë ☃ 日本語 🎉",
     "#N/A",
 )
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def sample_inputs(count: int) -> list[event_pb2.EventInput]:
@@ -147,6 +153,24 @@ def download_content(channel: grpc.Channel, job_id: str) -> tuple[bytes, str, di
     return b"".join(c.data for c in chunks), chunks[0].content_type, metadata
 
 
+def load_events_directly(database_url: str, count: int) -> None:
+    """count valid events written with COPY as the owner (fast, for tests that need many rows)."""
+    prev = ZERO_HASH
+    with psycopg.connect(database_url) as conn:
+        with conn.cursor() as cur, cur.copy(_COPY) as copy:
+            for i in range(count):
+                event = NewEvent(event_type="bulk.load", action=f"a{i}", details={"i": float(i)})
+                record = build_record(
+                    event, sequence=i, recorded_at=T0 + timedelta(seconds=i), prev=prev, event_id=uuid.uuid4()
+                )
+                copy.write_row(row_from_record(record))
+                prev = record.chain_hash
+        conn.execute(
+            "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s WHERE id = 1",
+            (count - 1, prev, T0 + timedelta(seconds=count - 1)),
+        )
+
+
 ServiceFactory = Callable[..., Service]
 
 
@@ -195,7 +219,3 @@ def export_channel(start_service: ServiceFactory) -> Iterator[grpc.Channel]:
     svc = start_service()
     with grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
         yield channel
-
-
-def utc(value: str) -> datetime:
-    return datetime.fromisoformat(value).astimezone(UTC)

@@ -17,6 +17,7 @@ from tests.fix_export import (
     create_export,
     download_content,
     export_stub,
+    load_events_directly,
     sample_inputs,
     wait_for_job,
 )
@@ -107,3 +108,27 @@ def test_running_job_with_a_live_heartbeat_is_left_alone(
         time.sleep(1.0)  # a few keeper rounds
         still = export_stub(channel).GetExport(export_service_pb2.GetExportRequest(id=job.id))
     assert still.status == "running"
+
+
+def test_stop_mid_export_returns_the_job_to_pending_and_restart_finishes_it(
+    start_service: ServiceFactory, database_url: str
+) -> None:
+    first = start_service()
+    load_events_directly(database_url, 10_000)  # XLSX writes a few thousand rows a second
+    with grpc.insecure_channel(f"127.0.0.1:{first.port}") as channel:
+        job = create_export(channel, "xlsx")
+        deadline = time.monotonic() + 30
+        while (
+            export_stub(channel).GetExport(export_service_pb2.GetExportRequest(id=job.id)).status != "running"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    first.stop()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT status, attempts FROM export_jobs WHERE id = %s", (job.id,)).fetchone()
+    assert row == ("pending", 0)  # an interrupted run does not count as an attempt
+
+    second = start_service()
+    with grpc.insecure_channel(f"127.0.0.1:{second.port}") as channel:
+        done = wait_for_job(channel, job.id)
+    assert done.status == "completed" and done.rows_written == 10_000

@@ -51,6 +51,7 @@ class XlsxExportWriter:
         self._sheets = 0
         self._rows_on_sheet = 0
         self._sheet: Any = None
+        self._finished = False
         self._new_sheet()  # an empty export still has its header
 
     def _new_sheet(self) -> None:
@@ -128,9 +129,16 @@ class XlsxExportWriter:
 
     def finish(self) -> None:
         self._write_metadata_sheet()
-        self._workbook.save(self._path)
+        self._workbook.save(self._path)  # closes every sheet and removes their temporary files
+        self._finished = True
 
     def close(self) -> None:
-        # Nothing to release: an unsaved write-only workbook's temporary files are removed by
-        # openpyxl at interpreter exit, and finish() removes them on success.
-        return
+        if self._finished:
+            return
+        self._finished = True
+        # An abandoned export: end each sheet's row stream while its temporary file is still open
+        # (otherwise the garbage collector does it later, on a closed file), then delete the file.
+        for sheet in self._workbook.worksheets:
+            if not sheet.closed:
+                sheet.close()
+                sheet._writer.cleanup()
