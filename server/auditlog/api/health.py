@@ -8,11 +8,11 @@ import threading
 from collections.abc import Callable, Iterable
 
 import grpc
-from audit.v1 import health_service_pb2 as pb
-from audit.v1 import health_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2
 
 import auditlog
+from audit.v1 import health_service_pb2 as pb
+from audit.v1 import health_service_pb2_grpc
 from auditlog.api.status import rpc_method
 from auditlog.errors import ShuttingDownError, UnavailableError
 
@@ -36,6 +36,7 @@ class DatabaseMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="db-monitor", daemon=True)
         self.reachable = False
+        self._published = False
 
     def start(self) -> None:
         self.check()
@@ -53,10 +54,12 @@ class DatabaseMonitor:
             reachable = False
             if self.reachable:
                 _log.warning("database unreachable: %s", err.__class__.__name__)
+        changed = reachable != self.reachable or not self._published
         if reachable and not self.reachable:
             _log.info("database reachable")
         self.reachable = reachable
-        if not self._stop.is_set():
+        # Publish changes only: every set() wakes each Watch stream with a message.
+        if changed and not self._stop.is_set():
             status = (
                 health_pb2.HealthCheckResponse.SERVING
                 if reachable
@@ -64,6 +67,7 @@ class DatabaseMonitor:
             )
             for name in self._names:
                 self._health.set(name, status)
+            self._published = True
         return reachable
 
     def _run(self) -> None:
