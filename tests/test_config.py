@@ -1,0 +1,51 @@
+"""Configuration from the environment: defaults, the published forms, and one clear line per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditlog.config import load_config
+from auditlog.errors import ConfigError
+
+
+def test_defaults_need_no_variables() -> None:
+    config = load_config({})
+    assert config.database_url is None
+    assert (config.grpc_port, config.http_port, config.environment) == (50051, 8000, "development")
+    assert config.data_dir == Path("auditlog-data")
+    assert config.cors_origins == ()
+
+
+def test_published_forms_are_accepted() -> None:
+    config = load_config(
+        {
+            "DATABASE_URL": "postgresql+asyncpg://user:password@localhost/audit_db",
+            "ENVIRONMENT": "production",
+            "CORS_ORIGINS": '["http://localhost:3000"]',
+            "S3_BUCKET_NAME": "your-audit-exports-bucket",
+            "REDIS_URL": "redis://localhost:6379",
+        }
+    )
+    assert config.database_url == "postgresql://user:password@localhost/audit_db"
+    assert config.cors_origins == ("http://localhost:3000",)
+    assert config.s3_bucket_name == "your-audit-exports-bucket"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GRPC_PORT", "abc"),
+        ("HTTP_PORT", "70000"),
+        ("ENVIRONMENT", "prod"),
+        ("CORS_ORIGINS", "http://localhost:3000"),
+        ("CORS_ORIGINS", "[1, 2]"),
+        ("DATABASE_URL", "mysql://localhost/audit"),
+    ],
+)
+def test_bad_value_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({name: value})
+    assert str(info.value).startswith(f"{name}: ")
+    assert "\n" not in str(info.value)
