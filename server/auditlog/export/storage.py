@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +36,3 @@ class ExportStorage(Protocol):
 
     def download_link(self, location: str, *, job_id: str, file_name: str) -> DownloadLink:
         """A URL from which a client can GET the file."""
-
-
-class LocalContent(Protocol):
-    def open_chunks(self, location: str, chunk_size: int) -> Iterator[bytes]:
-        """The file's bytes in chunks (for the gateway's content path)."""
