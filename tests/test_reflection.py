@@ -18,6 +18,6 @@ def test_reflection_lists_and_describes_every_service(channel: grpc.Channel) -> 
         "grpc.reflection.v1alpha.ServerReflection",
     } <= services
     pool = DescriptorPool(database)
-    create = pool.FindMethodByName("audit.v1.AuditService.CreateEvent")
+    create = pool.FindServiceByName("audit.v1.AuditService").methods_by_name["CreateEvent"]
     assert create.input_type.full_name == "audit.v1.CreateEventRequest"
     assert pool.FindMessageTypeByName("audit.v1.AuditEvent").fields_by_name["chain_hash"] is not None
