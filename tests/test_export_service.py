@@ -9,6 +9,7 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -295,3 +296,18 @@ def test_list_export_formats(export_channel: grpc.Channel) -> None:
         ("xlsx", ".xlsx"),
     ]
     assert all(f.content_type and f.description for f in formats)
+
+
+def test_missing_local_file_is_a_failed_precondition(export_channel: grpc.Channel, tmp_path: Path) -> None:
+    job = wait_for_job(export_channel, create_export(export_channel, "csv", job_name="gone").id)
+    (tmp_path / "data" / "exports" / job.id / "gone.csv").unlink()
+    with pytest.raises(grpc.RpcError) as info:
+        download_content(export_channel, job.id)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "missing" in str(info.value.details())
+
+
+def test_malformed_page_token_is_refused(export_channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        export_stub(export_channel).ListExports(export_service_pb2.ListExportsRequest(page_token="%%%"))
+    assert "page_token" in violations(info.value)
