@@ -84,7 +84,7 @@ class RestStack:
 
 
 @contextmanager
-def running_stack(database_url: str, tmp: Path) -> Iterator[RestStack]:
+def running_stack(database_url: str, tmp: Path, unary_timeout_seconds: int = 300) -> Iterator[RestStack]:
     config = Config(
         database_url=None,
         data_dir=tmp / "data",
@@ -95,7 +95,11 @@ def running_stack(database_url: str, tmp: Path) -> Iterator[RestStack]:
     )
     service = create_service(config, database_url=database_url, health_interval=0.2)
     try:
-        settings = dataclasses.replace(GatewaySettings.for_service(config, service.port), concurrency=1)
+        settings = dataclasses.replace(
+            GatewaySettings.for_service(config, service.port),
+            concurrency=1,
+            unary_timeout_seconds=unary_timeout_seconds,
+        )
         with (tmp / "envoy.log").open("wb") as envoy_log:
             gateway = start_gateway(settings, stderr=envoy_log)
         try:
