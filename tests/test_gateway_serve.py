@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ import grpc
 import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from auditlog.cli import _watch
+from tests.fix_gateway import RestStack
 
 READY = re.compile(r"auditlog: gRPC on port (\d+), REST on port (\d+) \(Envoy pid (\d+)\)")
 
@@ -167,3 +171,15 @@ def test_taken_http_port_fails_clearly(database_url: str, tmp_path: Path) -> Non
         assert running.exit_code(60) == 1
     assert "cannot start the REST gateway (Envoy)" in running.output()
     assert "Traceback" not in running.output()
+
+
+def test_watch_reports_a_grpc_server_that_stopped_on_its_own(rest_fresh: RestStack) -> None:
+    rest_fresh.service.server.stop(0).wait()
+    reason = _watch(rest_fresh.service, rest_fresh.gateway, threading.Event())
+    assert reason == "the gRPC server stopped unexpectedly; stopping Envoy"
+
+
+def test_watch_returns_nothing_after_a_signal(rest_fresh: RestStack) -> None:
+    stop = threading.Event()
+    stop.set()
+    assert _watch(rest_fresh.service, rest_fresh.gateway, stop) is None
