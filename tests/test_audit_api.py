@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -16,7 +17,7 @@ from auditlog_client import AuditClient, InvalidArgument, NotFound
 from auditlog_client.client import event_input
 
 
-def _seed(client: AuditClient, count: int, **fields: str) -> list[event_pb2.AuditEvent]:
+def _seed(client: AuditClient, count: int, **fields: Any) -> list[event_pb2.AuditEvent]:
     return [
         client.create_event(
             event_type="doc.read", action="read", user_id=f"user{i % 3}", resource_id=f"r{i}", **fields
@@ -198,7 +199,7 @@ def test_list_events_filters_by_recorded_time_range(client: AuditClient) -> None
 
 
 def test_list_events_refuses_bad_paging_and_filters(client: AuditClient) -> None:
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "page_size": {"page_size": 1001},
         "order_by": {"order_by": "user_id"},
         "page": {"page": -1},

@@ -91,12 +91,11 @@ def dataset(client: AuditClient) -> list[event_pb2.AuditEvent]:
     import itertools
 
     combos = list(itertools.product(*FIELDS.values()))[::5]
-    events = [
-        event_input(
-            **{k: v for k, v in zip(FIELDS, combo, strict=True) if k in ("event_type", "action") or v}
-        )
+    rows: list[dict[str, Any]] = [
+        {k: v for k, v in zip(FIELDS, combo, strict=True) if k in ("event_type", "action") or v}
         for combo in combos
     ]
+    events = [event_input(**row) for row in rows]
     return client.append_events(events)
 
 

@@ -27,7 +27,7 @@ def tamper(client: AuditClient, database_url: str) -> Callable[..., None]:
             # Superuser only: fires no ordinary triggers for this session.
             conn.execute("SET session_replication_role = replica")
             for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement.encode())
 
     return run
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import pytest
@@ -15,7 +16,7 @@ from auditlog.domain.validation import MAX_DETAILS_BYTES, parse_datetime, valida
 from auditlog.errors import InvalidArgumentError
 from auditlog_client import AuditClient, InvalidArgument
 
-VALID = {"event_type": "user.login", "action": "login"}
+VALID: dict[str, Any] = {"event_type": "user.login", "action": "login"}
 
 # field -> (bad value, words the description must contain)
 BAD_FIELDS: dict[str, tuple[str, str]] = {
@@ -34,7 +35,7 @@ BAD_FIELDS: dict[str, tuple[str, str]] = {
 
 
 def _violations(err: grpc.RpcError) -> dict[str, str]:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     assert status is not None
     result = {}
     for detail in status.details:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
-from auditlog.domain.verification import BreakKind, LogHead, verify_records
+from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_records
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -34,7 +35,7 @@ def head_of(records: list[EventRecord]) -> LogHead:
     return LogHead(records[-1].sequence, records[-1].chain_hash)
 
 
-def verify_all(records: list[EventRecord], head: LogHead):  # type: ignore[no-untyped-def]
+def verify_all(records: list[EventRecord], head: LogHead) -> VerificationResult:
     return verify_records(records, start_sequence=0, prev_chain_hash=ZERO_HASH, end_sequence=None, head=head)
 
 
@@ -101,7 +102,7 @@ def test_verification_reads_lazily_and_stops_at_the_first_break() -> None:
     records = chain(4)
     consumed: list[int] = []
 
-    def stream():  # type: ignore[no-untyped-def]
+    def stream() -> Iterator[EventRecord]:
         for record in [records[0], dataclasses.replace(records[1], user_id="x"), records[2], records[3]]:
             consumed.append(record.sequence)
             yield record
