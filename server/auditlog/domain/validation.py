@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
-
+from auditlog.domain.canonical import jcs_dumps
 from auditlog.domain.event import RISK_LEVELS, NewEvent
 from auditlog.domain.filters import EventFilter
 from auditlog.errors import FieldViolation, InvalidArgumentError
@@ -111,7 +110,7 @@ def check_details(field: str, details: Mapping[str, Any], violations: list[Field
     before = len(violations)
     _check_json_value(dict(details), field, violations)
     if len(violations) == before:
-        size = len(rfc8785.dumps(dict(details)))
+        size = len(jcs_dumps(dict(details)))
         if size > MAX_DETAILS_BYTES:
             violations.append(
                 FieldViolation(field, f"got {size} bytes of canonical JSON, want at most {MAX_DETAILS_BYTES}")
