@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,14 @@ _log = logging.getLogger(__name__)
 # JSON numbers are IEEE 754 doubles (RFC 8785 hashes them as such). jsonb keeps them as exact
 # decimals and may print a double as a long integer (1e300 -> "1000...0"); reading every number back
 # as a float restores the value that was hashed.
-json_loads: Callable[[str | bytes], Any] = partial(json.loads, parse_int=float)
+_JSON_DECODER = json.JSONDecoder(parse_int=float)
+
+
+def json_loads(data: str | bytes) -> Any:
+    """json.loads(data, parse_int=float), without building a decoder per call (json.loads does
+    that whenever it is given an argument; it was a quarter of the time of reading the log)."""
+    text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+    return _JSON_DECODER.decode(text)
 
 
 def normalise_url(url: str) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -14,7 +15,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord
+from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.verification import BreakKind, LogHead, VerificationResult
 
@@ -51,6 +52,28 @@ _FILTER_COLUMNS = (
 )
 # Rows fetched per round trip by streaming reads (search, verification, export).
 STREAM_BATCH = 2_000
+
+
+# recorded_at never decreases along the sequence (the sequencer guarantees it), so "the events of
+# the last 24 hours" are the events from one sequence on, found by one probe of the recorded_at index.
+_RECENT_START = (
+    "SELECT min(sequence) FROM ("
+    " SELECT sequence FROM audit_events WHERE recorded_at >= %s ORDER BY recorded_at, sequence LIMIT 1) AS s"
+)
+# Distinct users of the window: the hourly sets (user_hours) of the whole hours in it, plus the users of
+# the events of the partial hour at its start (a primary-key range, at most an hour of events).
+_USERS_SINCE = """
+SELECT count(DISTINCT user_id) FROM (
+    SELECT user_id FROM user_hours WHERE hour >= %s
+    UNION ALL
+    SELECT user_id FROM audit_events WHERE sequence >= %s AND sequence < %s AND user_id <> ''
+) AS active
+"""
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The start of moment's hour, in UTC."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def record_from_row(row: Sequence[Any]) -> EventRecord:
@@ -99,6 +122,16 @@ def row_from_record(record: EventRecord) -> tuple[Any, ...]:
     )
 
 
+_FIRST_AT_OR_AFTER = (
+    "COALESCE((SELECT t.sequence FROM audit_events t WHERE t.recorded_at >= %s"
+    " ORDER BY t.recorded_at, t.sequence LIMIT 1), 9223372036854775807)"
+)
+_LAST_AT_OR_BEFORE = (
+    "COALESCE((SELECT t.sequence FROM audit_events t WHERE t.recorded_at <= %s"
+    " ORDER BY t.recorded_at DESC, t.sequence DESC LIMIT 1), -1)"
+)
+
+
 def filter_clause(event_filter: EventFilter) -> tuple[list[sql.Composable], list[Any]]:
     """WHERE conditions (to be AND-ed) and their parameters for a filter."""
     conditions: list[sql.Composable] = []
@@ -108,12 +141,17 @@ def filter_clause(event_filter: EventFilter) -> tuple[list[sql.Composable], list
         if value:
             conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
+    # recorded_at never decreases along the sequence, so a time range is also a sequence range, found
+    # by one probe of the recorded_at index at each end; bounding sequence lets a page read the
+    # primary key in order and stop after page_size rows instead of sorting the whole range.
     if event_filter.start_date is not None:
         conditions.append(sql.SQL("recorded_at >= %s"))
-        params.append(event_filter.start_date)
+        conditions.append(sql.SQL("sequence >= " + _FIRST_AT_OR_AFTER))
+        params += [event_filter.start_date, event_filter.start_date]
     if event_filter.end_date is not None:
         conditions.append(sql.SQL("recorded_at <= %s"))
-        params.append(event_filter.end_date)
+        conditions.append(sql.SQL("sequence <= " + _LAST_AT_OR_BEFORE))
+        params += [event_filter.end_date, event_filter.end_date]
     return conditions, params
 
 
@@ -121,6 +159,20 @@ def _where(conditions: list[sql.Composable]) -> sql.Composable:
     if not conditions:
         return sql.SQL("")
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+
+
+def prefetched_batches(cursor: psycopg.ServerCursor[Any], size: int) -> Generator[list[Any], None, None]:
+    """The cursor's rows in batches of size; a helper thread fetches the next batch while the caller
+    works through this one, so PostgreSQL and Python run side by side instead of taking turns."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as fetcher:
+        pending = fetcher.submit(cursor.fetchmany, size)
+        while True:
+            rows = pending.result()
+            if not rows:
+                return
+            # Only the helper touches the cursor until the caller asks for the next batch.
+            pending = fetcher.submit(cursor.fetchmany, size)
+            yield rows
 
 
 @dataclass(frozen=True)
@@ -166,10 +218,19 @@ class AppendTransaction:
             for record in records:
                 copy.write_row(row_from_record(record))
 
-    def set_head(self, head: HeadState) -> None:
+    def add_user_hour(self, hour: datetime, user_ids: Sequence[str]) -> None:
+        """Records that user_ids were active in the hour starting at hour (UTC, on the hour)."""
         self._conn.execute(
-            "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s WHERE id = 1",
-            (head.sequence, head.chain_hash, head.recorded_at),
+            "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (hour, list(user_ids)),
+        )
+
+    def set_head(self, head: HeadState, *, high_risk_added: int = 0) -> None:
+        """Moves the head; high_risk_added counts the batch's high and critical events."""
+        self._conn.execute(
+            "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s,"
+            " high_risk_events = high_risk_events + %s WHERE id = 1",
+            (head.sequence, head.chain_hash, head.recorded_at, high_risk_added),
         )
 
 
@@ -231,6 +292,8 @@ class EventStore:
             params.append(max_sequence)
         query = _SELECT + _where(conditions) + sql.SQL(" ORDER BY sequence ASC")
         with self.pool.connection() as conn, conn.transaction(), conn.cursor(name="auditlog_search") as cur:
+            # No read-ahead here (unlike verification): a stream paced by a slow reader keeps at most
+            # one batch in memory, and a database failure mid-stream ends it where it is.
             cur.itersize = STREAM_BATCH
             cur.execute(query, params)
             for row in cur:
@@ -277,7 +340,8 @@ class EventStore:
                     with conn.cursor(name="auditlog_verify") as cur:
                         cur.itersize = STREAM_BATCH
                         cur.execute(query, params)
-                        yield head, prev, (record_from_row(r) for r in cur)
+                        with closing(prefetched_batches(cur, STREAM_BATCH)) as batches:
+                            yield head, prev, (record_from_row(r) for rows in batches for r in rows)
             finally:
                 conn.isolation_level = None
                 conn.read_only = False
@@ -303,26 +367,31 @@ class EventStore:
                 ),
             )
 
+    @staticmethod
+    def _first_at_or_after(conn: psycopg.Connection[Any], moment: datetime, default: int) -> int:
+        row = conn.execute(_RECENT_START, (moment,)).fetchone()
+        return default if row is None or row[0] is None else int(row[0])
+
     def stats(self, now: datetime) -> Stats:
-        with self.pool.connection() as conn:
+        """Statistics in a few index probes at any log size (see _RECENT_START and _USERS_SINCE)."""
+        with self.pool.connection() as conn, conn.transaction():
             head_row = conn.execute(
-                "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1"
+                "SELECT sequence, chain_hash, recorded_at, high_risk_events FROM log_head WHERE id = 1"
             ).fetchone()
             assert head_row is not None
             head = HeadState(head_row[0], bytes(head_row[1]), head_row[2])
-            recent = conn.execute(
-                "SELECT count(*), count(DISTINCT user_id) FILTER (WHERE user_id <> '')"
-                " FROM audit_events WHERE recorded_at >= %s - interval '24 hours'",
-                (now,),
-            ).fetchone()
-            high = conn.execute(
-                "SELECT count(*) FROM audit_events WHERE risk_level = ANY(%s)", (list(HIGH_RISK_LEVELS),)
-            ).fetchone()
+            cutoff = now - timedelta(hours=24)
+            first_recent = self._first_at_or_after(conn, cutoff, head.sequence + 1)
+            whole_hours = hour_of(cutoff) + (
+                timedelta(0) if cutoff == hour_of(cutoff) else timedelta(hours=1)
+            )
+            first_whole = self._first_at_or_after(conn, whole_hours, head.sequence + 1)
+            users_row = conn.execute(_USERS_SINCE, (whole_hours, first_recent, first_whole)).fetchone()
             last = conn.execute(
                 "SELECT verified_at, valid, verify_all, events_checked, first_bad_sequence, break_kind"
                 " FROM verifications ORDER BY id DESC LIMIT 1"
             ).fetchone()
-        assert recent is not None and high is not None
+        assert users_row is not None
         last_verification = None
         if last is not None:
             last_verification = {
@@ -335,9 +404,9 @@ class EventStore:
             }
         return Stats(
             total_events=head.sequence + 1,
-            events_last_24h=int(recent[0]),
-            unique_users_last_24h=int(recent[1]),
-            high_risk_events=int(high[0]),
+            events_last_24h=head.sequence + 1 - first_recent,
+            unique_users_last_24h=int(users_row[0]),
+            high_risk_events=int(head_row[3]),
             head=head,
             last_verification=last_verification,
         )
