@@ -1,1 +1,1 @@
-"""Benchmarks: they print figures; they are not timed tests."""
+"""The throughput and latency benchmark (issue 5): `python -m bench.run`; see bench/RESULTS.md."""

@@ -1,0 +1,118 @@
+"""Client processes: each opens its own channel, warms up, waits for the start signal, then runs."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event as MpEvent
+from typing import Any
+
+import grpc
+
+from audit.v1 import audit_service_pb2 as pb
+from audit.v1 import event_pb2
+from bench.workload import BATCH, append_template, create_request
+
+CREATE_METHOD = "/audit.v1.AuditService/CreateEvent"
+APPEND_METHOD = "/audit.v1.AuditService/AppendEvents"
+_SPAWN = mp.get_context("spawn")
+# Bounds every wait on client processes, so a wedged run ends by itself.
+READY_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    calls: int
+    events: int
+    seconds: float
+    latencies: list[float]
+
+
+def _unary_worker(
+    target: str, method: str, duration: float, tag: str, ready: Any, go: MpEvent, results: Any
+) -> None:
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            method,
+            request_serializer=pb.CreateEventRequest.SerializeToString,
+            response_deserializer=event_pb2.AuditEvent.FromString,
+        )
+        request = create_request(hash(tag) % 100_000, f"{tag}-warmup")
+        call(request, timeout=30)
+        ready.put(tag)
+        if not go.wait(READY_TIMEOUT):
+            results.put(WorkerResult(0, 0, 0.0, []))
+            return
+        latencies: list[float] = []
+        start = time.perf_counter()
+        deadline = start + duration
+        now = start
+        while now < deadline:
+            request.event.request_id = f"{tag}-{len(latencies)}"
+            call(request, timeout=30)
+            after = time.perf_counter()
+            latencies.append(after - now)
+            now = after
+        results.put(WorkerResult(len(latencies), len(latencies), now - start, latencies))
+
+
+def _append_worker(target: str, batches: list[int], tag: str, ready: Any, go: MpEvent, results: Any) -> None:
+    request = append_template()
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            APPEND_METHOD,
+            request_serializer=pb.AppendEventsRequest.SerializeToString,
+            response_deserializer=pb.AppendEventsResponse.FromString,
+        )
+        grpc.channel_ready_future(channel).result(timeout=30)
+        ready.put(tag)
+        if not go.wait(READY_TIMEOUT):
+            results.put(WorkerResult(0, 0, 0.0, []))
+            return
+        latencies: list[float] = []
+        start = time.perf_counter()
+        for batch in batches:
+            for j, event in enumerate(request.events):
+                event.request_id = f"{tag}-{batch * BATCH + j}"
+            before = time.perf_counter()
+            call(request, timeout=120)
+            latencies.append(time.perf_counter() - before)
+        seconds = time.perf_counter() - start
+        results.put(WorkerResult(len(batches), len(batches) * BATCH, seconds, latencies))
+
+
+def run_workers(target: str, specs: list[tuple[Any, ...]], worker: Any) -> tuple[list[WorkerResult], float]:
+    """Starts one process per spec, releases them together, returns their results and wall time."""
+    ready, results = _SPAWN.Queue(), _SPAWN.Queue()
+    go = _SPAWN.Event()
+    processes = [_SPAWN.Process(target=worker, args=(target, *spec, ready, go, results)) for spec in specs]
+    for process in processes:
+        process.start()
+    try:
+        for _ in processes:
+            ready.get(timeout=READY_TIMEOUT)
+        start = time.perf_counter()
+        go.set()
+        collected = [results.get(timeout=READY_TIMEOUT * 10) for _ in processes]
+        wall = time.perf_counter() - start
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    return collected, wall
+
+
+def unary_load(
+    target: str, method: str, clients: int, duration: float, tag: str
+) -> tuple[list[WorkerResult], float]:
+    specs = [(method, duration, f"{tag}-{i}") for i in range(clients)]
+    return run_workers(target, specs, _unary_worker)
+
+
+def append_load(
+    target: str, first_batch: int, batches: int, clients: int, tag: str
+) -> tuple[list[WorkerResult], float]:
+    specs = [(list(range(first_batch + i, first_batch + batches, clients)), tag) for i in range(clients)]
+    return run_workers(target, specs, _append_worker)

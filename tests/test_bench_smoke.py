@@ -1,0 +1,41 @@
+"""A smoke run of the benchmark (tiny sizes): it runs end to end and prints every row of its table.
+
+Not a timed test: the figures of a run this small mean nothing; bench/RESULTS.md holds a full run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED_ROWS = (
+    "| CreateEvent, 1 client |",
+    "| CreateEvent, 4 clients |",
+    "| AppendEvents, 2 clients x 1,000-event batches |",
+    "| VerifyChain over ",
+    "| Server peak RSS while verifying",
+    "first page (50/page)",
+    "pages deep (50/page)",
+    "user_id filter (50/page)",
+    "one-hour time range (50/page)",
+    "| GetStats at ",
+    "| SearchEvents, event_type filter",
+)
+
+
+@pytest.mark.slow
+def test_bench_command_prints_a_table_with_every_row() -> None:
+    command = [sys.executable, "-m", "bench.run", "--quick", "--events", "4000", "--seconds", "0.3"]
+    command += ["--concurrency", "1,4", "--loaders", "2"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| Measurement | Result | Compared with (same run) |")
+    for expected in EXPECTED_ROWS:
+        assert any(expected in line for line in table), f"no row {expected!r} in:\n{done.stdout}"
+    assert sum("| VerifyChain over " in line for line in table) == 2
+    assert sum("| ListEvents at " in line for line in table) == 4
