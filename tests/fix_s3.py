@@ -36,8 +36,9 @@ class S3Endpoint:
         return name
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[S3Endpoint]:
+    """Per module, so the server's thread does not outlive the tests that use it."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
