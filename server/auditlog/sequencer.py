@@ -1,13 +1,13 @@
 """The single writer of the log (DESIGN.md, "Writing: the sequencer").
 
 Request threads hand events to `Sequencer.append`; one thread drains what is pending (up to a batch
-limit, waiting at most max_wait_seconds for more), and in one transaction locks the log head,
+limit, waiting at most max_wait_seconds for more, see `_run`), and in one transaction locks the log head,
 resolves idempotent retries, assigns sequences and recorded_at, hashes, inserts, moves the head and
 commits. Only then is every caller in the batch answered. A failed batch fails every caller in it
 and leaves nothing behind (the transaction rolls back).
 
-The default wait is zero: whatever queued while the previous batch was committing forms the next
-batch (group commit grows with load by itself), so a lone caller pays no batching delay.
+The wait is adaptive: a batch waits for more callers only while it is smaller than the one before
+(see `_run`), so a lone caller pays no batching delay and concurrent callers share transactions.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Sequencer:
         *,
         clock: Clock = utc_now,
         max_batch_events: int = 1_000,
-        max_wait_seconds: float = 0.0,
+        max_wait_seconds: float = 0.002,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -104,6 +104,11 @@ class Sequencer:
 
     def _run(self) -> None:
         stopping = False
+        # Callers in the previous batch. Under load, whatever queued during one commit forms the
+        # next batch; waiting (at most max_wait) until a batch is as large as the previous one keeps
+        # batches from shrinking to one or two callers when requests arrive spread out, which costs a
+        # transaction each. A lone caller (previous batch of one) never waits.
+        previous = 1
         while not stopping:
             first = self._queue.get()
             if first is None:
@@ -112,16 +117,22 @@ class Sequencer:
             size = len(first.events)
             deadline = self._monotonic() + self._max_wait
             while size < self._max_batch:
-                remaining = deadline - self._monotonic()
                 try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    remaining = deadline - self._monotonic()
+                    if len(batch) >= previous or remaining <= 0:
+                        break
+                    try:
+                        item = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if item is None:
                     stopping = True
                     break
                 batch.append(item)
                 size += len(item.events)
+            previous = len(batch)
             self._commit(batch)
         # Drain anything that raced in before the stop marker.
         while True:
