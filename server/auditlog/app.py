@@ -86,11 +86,13 @@ def create_service(
     max_workers: int = 32,
     health_interval: float = 1.0,
     export_settings: RunnerSettings | None = None,
+    pool_timeout: float = 5.0,
 ) -> Service:
     """Builds and starts the gRPC server on config.grpc_port (0: a free port)."""
     url = database_url or resolve_database_url(config)
     apply_migrations(url)
-    pool = create_pool(url, max_size=max(8, max_workers // 2))
+    # pool_timeout bounds how long a call waits for a connection while PostgreSQL is down.
+    pool = create_pool(url, max_size=max(8, max_workers // 2), timeout=pool_timeout)
     store = EventStore(pool)
     sequencer = Sequencer(store, clock=clock)
     sequencer.start()
