@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -358,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
     args = parser.parse_args(argv)
     sizes = sizes_from(args)
+    # SIGTERM unwinds like Ctrl-C, so the server process and the database stop and the data goes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if sizes.events < 2 * BATCH:
         parser.error(f"--events: got {sizes.events}, want at least {2 * BATCH}")
     started = datetime.now(UTC)

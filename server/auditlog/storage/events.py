@@ -41,6 +41,10 @@ COLUMNS = (
 )
 _SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+# "request_id <> ''" repeats the partial index's predicate: once psycopg prepares the statement and
+# PostgreSQL plans it generically, nothing else proves that the index applies, and each batch would
+# scan the whole table (270 ms at 1,000,000 events).
+_BY_REQUEST_IDS = _SELECT + sql.SQL(" WHERE request_id = ANY(%s) AND request_id <> ''")
 _FILTER_COLUMNS = (
     "event_type",
     "user_id",
@@ -209,8 +213,7 @@ class AppendTransaction:
     def find_by_request_ids(self, request_ids: Sequence[str]) -> dict[str, EventRecord]:
         if not request_ids:
             return {}
-        query = _SELECT + sql.SQL(" WHERE request_id = ANY(%s)")
-        rows = self._conn.execute(query, (list(request_ids),)).fetchall()
+        rows = self._conn.execute(_BY_REQUEST_IDS, (list(request_ids),)).fetchall()
         return {record.request_id: record for record in map(record_from_row, rows)}
 
     def insert(self, records: Sequence[EventRecord]) -> None:
