@@ -283,7 +283,7 @@ def measure(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -> str:
         loaded: list[tuple[int, float]] = []
         verifies: list[tuple[int, float, float]] = []
         for size in (sizes.midpoint, sizes.events):
-            batches = (size - base) // BATCH - first_batch
+            batches = -(-(size - base) // BATCH) - first_batch  # the log reaches at least size
             results, wall = append_load(target, first_batch, batches, sizes.loaders, "load")
             first_batch += batches
             loaded.append((sum(r.events for r in results), wall))

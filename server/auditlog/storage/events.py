@@ -213,7 +213,9 @@ class AppendTransaction:
     def find_by_request_ids(self, request_ids: Sequence[str]) -> dict[str, EventRecord]:
         if not request_ids:
             return {}
-        rows = self._conn.execute(_BY_REQUEST_IDS, (list(request_ids),)).fetchall()
+        # Planned afresh each time (prepare=False): a plan cached while the table was tiny could
+        # keep scanning it whole long after it has grown.
+        rows = self._conn.execute(_BY_REQUEST_IDS, (list(request_ids),), prepare=False).fetchall()
         return {record.request_id: record for record in map(record_from_row, rows)}
 
     def insert(self, records: Sequence[EventRecord]) -> None:
