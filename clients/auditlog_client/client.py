@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
-from audit.v1 import audit_service_pb2 as pb
-from audit.v1 import audit_service_pb2_grpc, event_pb2
 from google.protobuf import struct_pb2
 
+from audit.v1 import audit_service_pb2 as pb
+from audit.v1 import audit_service_pb2_grpc, event_pb2
 from auditlog_client.errors import error_from_rpc
 
 T = TypeVar("T")

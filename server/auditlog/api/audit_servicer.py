@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import grpc
+
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, event_pb2
-
 from auditlog.api.convert import event_to_proto, filter_from_proto, new_event_from_proto
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.domain.filters import PageToken

@@ -56,7 +56,8 @@ def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
                 if version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text().encode())  # a whole script: no parameters, several statements
+                    # A whole script: bytes with no parameters may hold several statements.
+                    conn.execute(path.read_text().encode())
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
                     )
