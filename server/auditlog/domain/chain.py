@@ -9,11 +9,11 @@ from auditlog.domain.canonical import canonical_bytes, chain_hash, leaf_hash
 from auditlog.domain.event import EventRecord, NewEvent
 
 
-def build_record(
-    event: NewEvent, *, sequence: int, recorded_at: datetime, prev: bytes, event_id: uuid.UUID
-) -> EventRecord:
-    """The record of event at sequence, with its leaf and chain hashes."""
-    leaf = leaf_hash(
+def _leaf(
+    event: NewEvent | EventRecord, *, event_id: uuid.UUID, sequence: int, recorded_at: datetime
+) -> bytes:
+    """The leaf hash of the client fields of event placed at sequence (both classes name them alike)."""
+    return leaf_hash(
         canonical_bytes(
             id=event_id,
             sequence=sequence,
@@ -32,6 +32,13 @@ def build_record(
             recorded_at=recorded_at,
         )
     )
+
+
+def build_record(
+    event: NewEvent, *, sequence: int, recorded_at: datetime, prev: bytes, event_id: uuid.UUID
+) -> EventRecord:
+    """The record of event at sequence, with its leaf and chain hashes."""
+    leaf = _leaf(event, event_id=event_id, sequence=sequence, recorded_at=recorded_at)
     return EventRecord(
         id=event_id,
         sequence=sequence,
@@ -56,22 +63,4 @@ def build_record(
 
 def record_leaf_hash(record: EventRecord) -> bytes:
     """The leaf hash recomputed from the record's columns."""
-    return leaf_hash(
-        canonical_bytes(
-            id=record.id,
-            sequence=record.sequence,
-            event_type=record.event_type,
-            user_id=record.user_id,
-            action=record.action,
-            resource_type=record.resource_type,
-            resource_id=record.resource_id,
-            details=record.details,
-            risk_level=record.risk_level,
-            ip_address=record.ip_address,
-            user_agent=record.user_agent,
-            session_id=record.session_id,
-            request_id=record.request_id,
-            occurred_at=record.occurred_at,
-            recorded_at=record.recorded_at,
-        )
-    )
+    return _leaf(record, event_id=record.id, sequence=record.sequence, recorded_at=record.recorded_at)
