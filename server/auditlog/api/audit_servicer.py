@@ -13,10 +13,11 @@ from auditlog.api.convert import event_to_proto, filter_from_proto, new_event_fr
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.domain.filters import PageToken
 from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
-from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_records
+from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_stored
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from auditlog.sequencer import Sequencer
 from auditlog.storage.events import EventStore
+from auditlog.storage.verification import verification_snapshot
 
 BREAK_KINDS = {
     None: pb.BREAK_KIND_UNSPECIFIED,
@@ -200,7 +201,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
 
     def _verify(self, start: int, end: int | None, verify_all: bool) -> tuple[VerificationResult, LogHead]:
         # A range that reaches the head checks the head too; the snapshot is read to the end then.
-        with self._store.verification_snapshot(start, None) as (head, prev, records):
+        with verification_snapshot(self._store.pool, start) as (head, prev, events):
             reaches_head = verify_all or end is None or end >= head.sequence
             if prev is None:
                 # The event before the range is missing: the range cannot be anchored.
@@ -214,8 +215,8 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                     message=f"event {start - 1} (the range's anchor) is missing",
                 )
                 return result, head
-            result = verify_records(
-                records,
+            result = verify_stored(
+                events,
                 start_sequence=start,
                 prev_chain_hash=prev,
                 end_sequence=None if reaches_head else end,

@@ -9,10 +9,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from auditlog.domain.canonical import ZERO_HASH, chain_hash
+from auditlog.domain.canonical import (
+    ZERO_HASH,
+    canonical_bytes_from_text,
+    chain_hash,
+    format_timestamp,
+    leaf_hash,
+)
 from auditlog.domain.chain import record_leaf_hash
 from auditlog.domain.event import EventRecord
+
+# A stored event as the verifier reads it: the columns in the order of canonical_bytes_from_text's
+# parameters, then leaf_hash, prev_hash, chain_hash. The id and timestamps are in their canonical
+# text (str(uuid), format_timestamp), so the storage can hand them over as PostgreSQL formats them
+# and no Python object is built for them; a plain tuple, not a dataclass, for the same reason.
+StoredEvent = tuple[
+    str, int, str, str, str, str, str, dict[str, Any], str, str, str, str, str, str | None, str,
+    bytes, bytes, bytes,
+]  # fmt: skip
 
 
 class BreakKind(StrEnum):
@@ -44,6 +60,35 @@ class VerificationResult:
     message: str = ""
 
 
+def stored_event(record: EventRecord) -> StoredEvent:
+    """The record in the form the verifier reads."""
+    return (
+        str(record.id),
+        record.sequence,
+        record.event_type,
+        record.user_id,
+        record.action,
+        record.resource_type,
+        record.resource_id,
+        record.details,
+        record.risk_level,
+        record.ip_address,
+        record.user_agent,
+        record.session_id,
+        record.request_id,
+        None if record.occurred_at is None else format_timestamp(record.occurred_at),
+        format_timestamp(record.recorded_at),
+        record.leaf_hash,
+        record.prev_hash,
+        record.chain_hash,
+    )
+
+
+def stored_leaf_hash(event: StoredEvent) -> bytes:
+    """The leaf hash recomputed from the stored event's columns (record_leaf_hash of the record)."""
+    return leaf_hash(canonical_bytes_from_text(*event[:15]))
+
+
 def verify_records(
     records: Iterable[EventRecord],
     *,
@@ -52,10 +97,28 @@ def verify_records(
     end_sequence: int | None,
     head: LogHead | None,
 ) -> VerificationResult:
-    """Checks records (ascending sequence, starting at start_sequence) up to end_sequence.
+    """verify_stored over records."""
+    return verify_stored(
+        map(stored_event, records),
+        start_sequence=start_sequence,
+        prev_chain_hash=prev_chain_hash,
+        end_sequence=end_sequence,
+        head=head,
+    )
+
+
+def verify_stored(
+    events: Iterable[StoredEvent],
+    *,
+    start_sequence: int,
+    prev_chain_hash: bytes,
+    end_sequence: int | None,
+    head: LogHead | None,
+) -> VerificationResult:
+    """Checks stored events (ascending sequence, starting at start_sequence) up to end_sequence.
 
     prev_chain_hash is the trusted chain hash before start_sequence (ZERO_HASH for 0). With head
-    given, the records must end exactly at the head's sequence with its chain hash; records
+    given, the events must end exactly at the head's sequence with its chain hash; events
     beyond end_sequence are then also read, so an appended-behind-the-back row is caught.
     """
     expected = start_sequence
@@ -74,43 +137,44 @@ def verify_records(
             message=message,
         )
 
-    for record in records:
-        if end_sequence is not None and record.sequence > end_sequence and head is None:
+    for event in events:
+        sequence = event[1]
+        if end_sequence is not None and sequence > end_sequence and head is None:
             break
-        if head is not None and record.sequence > head.sequence:
+        if head is not None and sequence > head.sequence:
             return broken(
-                record.sequence,
+                sequence,
                 BreakKind.HEAD,
-                f"event {record.sequence} lies beyond the recorded head {head.sequence}",
+                f"event {sequence} lies beyond the recorded head {head.sequence}",
             )
-        if record.sequence != expected:
-            if record.sequence > expected:
+        if sequence != expected:
+            if sequence > expected:
                 return broken(
-                    expected, BreakKind.GAP, f"event {expected} is missing (next found: {record.sequence})"
+                    expected, BreakKind.GAP, f"event {expected} is missing (next found: {sequence})"
                 )
-            return broken(record.sequence, BreakKind.GAP, f"event {record.sequence} appears more than once")
-        if record.prev_hash != prev:
+            return broken(sequence, BreakKind.GAP, f"event {sequence} appears more than once")
+        if event[16] != prev:
             return broken(
-                record.sequence,
+                sequence,
                 BreakKind.LINK,
-                f"event {record.sequence}'s prev_hash does not match event {record.sequence - 1}'s chain hash",
+                f"event {sequence}'s prev_hash does not match event {sequence - 1}'s chain hash",
             )
-        leaf = record_leaf_hash(record)
+        leaf = stored_leaf_hash(event)
         checked += 1
-        last_seen = record.sequence
-        if leaf != record.leaf_hash:
+        last_seen = sequence
+        if leaf != event[15]:
             return broken(
-                record.sequence,
+                sequence,
                 BreakKind.LEAF_HASH,
-                f"event {record.sequence}'s contents do not match its leaf hash",
+                f"event {sequence}'s contents do not match its leaf hash",
             )
-        if chain_hash(prev, leaf) != record.chain_hash:
+        if chain_hash(prev, leaf) != event[17]:
             return broken(
-                record.sequence,
+                sequence,
                 BreakKind.CHAIN_HASH,
-                f"event {record.sequence}'s chain hash is not SHA-256(prev_hash || leaf hash)",
+                f"event {sequence}'s chain hash is not SHA-256(prev_hash || leaf hash)",
             )
-        prev = record.chain_hash
+        prev = event[17]
         expected += 1
 
     if head is not None:
@@ -141,4 +205,15 @@ def verify_records(
     )
 
 
-__all__ = ["ZERO_HASH", "BreakKind", "LogHead", "VerificationResult", "record_leaf_hash", "verify_records"]
+__all__ = [
+    "ZERO_HASH",
+    "BreakKind",
+    "LogHead",
+    "StoredEvent",
+    "VerificationResult",
+    "record_leaf_hash",
+    "stored_event",
+    "stored_leaf_hash",
+    "verify_records",
+    "verify_stored",
+]

@@ -1,0 +1,83 @@
+"""The verification read: one consistent snapshot of the log, streamed as StoredEvents.
+
+The columns are read in the text the canonical form uses (the id as PostgreSQL's canonical UUID
+text, the timestamps formatted by PostgreSQL as format_timestamp writes them), so the verifier
+builds no UUID or datetime per event; it still recomputes every hash from the stored columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from auditlog.domain.verification import LogHead, StoredEvent
+from auditlog.storage.database import json_loads
+from auditlog.storage.events import STREAM_BATCH, prefetched_batches
+
+
+def canonical_timestamp_sql(column: str) -> str:
+    """SQL giving a timestamptz column as format_timestamp writes it: 2024-01-01T00:00:00.000000Z.
+
+    Python's datetimes (which the log is written from) span the years 1 to 9999. A value outside
+    them (BC, infinity, year 10000) can never have been hashed, and to_char would write a BC date
+    like an AD one, so such a value reads as a text no leaf hash can match.
+    """
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL"
+        f" WHEN {column} >= '0001-01-01 00:00:00+00' AND {column} < '10000-01-01 00:00:00+00'"
+        f""" THEN to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+        f" ELSE 'out of range: ' || {column}::text END"
+    )
+
+
+# A StoredEvent per row, from start_sequence on, in sequence order, but details as its JSON text:
+# reading it as text and decoding it here costs half of what psycopg's jsonb loader does (the
+# same json_loads behind a Python loader per value).
+_STORED_EVENTS = (
+    "SELECT id::text, sequence, event_type, user_id, action, resource_type, resource_id, details::text,"
+    " risk_level, ip_address, user_agent, session_id, request_id,"
+    f" {canonical_timestamp_sql('occurred_at')}, {canonical_timestamp_sql('recorded_at')},"
+    " leaf_hash, prev_hash, chain_hash"
+    " FROM audit_events WHERE sequence >= %s ORDER BY sequence ASC"
+)
+
+
+def _stored_events(batches: Iterable[list[Any]]) -> Iterator[StoredEvent]:
+    """StoredEvents from rows of _STORED_EVENTS (psycopg gives bytea as bytes, the texts as str)."""
+    for rows in batches:
+        yield from [(*row[:7], json_loads(row[7]), *row[8:]) for row in rows]
+
+
+@contextmanager
+def verification_snapshot(
+    pool: ConnectionPool, start_sequence: int
+) -> Iterator[tuple[LogHead, bytes | None, Iterator[StoredEvent]]]:
+    """A consistent snapshot for verification: the head, the chain hash before start_sequence
+    (None when that event is missing) and every stored event from start_sequence on."""
+    with pool.connection() as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        try:
+            with conn.transaction():
+                row = conn.execute("SELECT sequence, chain_hash FROM log_head WHERE id = 1").fetchone()
+                assert row is not None
+                head = LogHead(row[0], bytes(row[1]))
+                prev: bytes | None = bytes(32)
+                if start_sequence > 0:
+                    found = conn.execute(
+                        "SELECT chain_hash FROM audit_events WHERE sequence = %s", (start_sequence - 1,)
+                    ).fetchone()
+                    prev = None if found is None else bytes(found[0])
+                cur: psycopg.ServerCursor[Any]
+                with conn.cursor(name="auditlog_verify") as cur:
+                    cur.itersize = STREAM_BATCH
+                    cur.execute(_STORED_EVENTS, (start_sequence,))
+                    with closing(prefetched_batches(cur, STREAM_BATCH)) as batches:
+                        yield head, prev, _stored_events(batches)
+        finally:
+            conn.isolation_level = None
+            conn.read_only = False
