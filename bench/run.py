@@ -263,14 +263,40 @@ class Log:
         print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def run(sizes: Sizes) -> str:
+def run(sizes: Sizes, only: str = "") -> str:
     log = Log()
     with (
         tempfile.TemporaryDirectory(prefix="auditlog-bench-") as tmp,
         embedded_database(Path(tmp)) as db_url,
         server_process(db_url, Path(tmp)) as (pid, port),
     ):
+        if only == "append":
+            return measure_append(f"127.0.0.1:{port}", pid, db_url, sizes, log)
         return measure(f"127.0.0.1:{port}", pid, db_url, sizes, log)
+
+
+def append_row(sizes: Sizes, append_rate: float, copy_rate: float) -> Row:
+    ratio = append_rate / copy_rate
+    return Row(
+        f"AppendEvents, {sizes.loaders} clients x {BATCH:,}-event batches",
+        rate(append_rate),
+        f"raw COPY of identical rows, {BATCH:,} a commit: {rate(copy_rate, 'rows/s')}",
+        f"{ratio:.0%}",
+        "≥ 30,000 ev/s and ≥ 40% of COPY",
+        append_rate >= 30_000 and ratio >= 0.40,
+    )
+
+
+def measure_append(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -> str:
+    """Only the AppendEvents row: load the log to sizes.events, then the raw COPY comparison."""
+    log(f"server pid {pid} on {target}")
+    batches = -(-sizes.events // BATCH)
+    results, wall = append_load(target, 0, batches, sizes.loaders, "load")
+    events = sum(r.events for r in results)
+    log(f"loaded {events:,} events in {wall:.1f}s: {events / wall:,.0f}/s")
+    copy_rate = raw_copy_rate(db_url, sizes.copy_rows)
+    log(f"raw COPY {copy_rate:,.0f} rows/s")
+    return render([append_row(sizes, events / wall, copy_rate)])
 
 
 def measure(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -> str:
@@ -294,17 +320,7 @@ def measure(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -> str:
         append_rate = sum(e for e, _ in loaded) / sum(s for _, s in loaded)
         copy_rate = raw_copy_rate(db_url, sizes.copy_rows)
         log(f"raw COPY {copy_rate:,.0f} rows/s")
-        ratio = append_rate / copy_rate
-        rows.append(
-            Row(
-                f"AppendEvents, {sizes.loaders} clients x {BATCH:,}-event batches",
-                rate(append_rate),
-                f"raw COPY of identical rows, {BATCH:,} a commit: {rate(copy_rate, 'rows/s')}",
-                f"{ratio:.0%}",
-                "≥ 30,000 ev/s and ≥ 40% of COPY",
-                append_rate >= 30_000 and ratio >= 0.40,
-            )
-        )
+        rows.append(append_row(sizes, append_rate, copy_rate))
         for checked, per_s, rss in verifies:
             rows.append(
                 Row(
@@ -357,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", default="1,8,32", help="CreateEvent client processes per run (default 1,8,32)"
     )
     parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
+    parser.add_argument(
+        "--only",
+        choices=("append",),
+        default="",
+        help="append: only the AppendEvents row (load to --events from empty, then the raw COPY)",
+    )
     args = parser.parse_args(argv)
     sizes = sizes_from(args)
     # SIGTERM unwinds like Ctrl-C, so the server process and the database stop and the data goes.
@@ -364,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     if sizes.events < 2 * BATCH:
         parser.error(f"--events: got {sizes.events}, want at least {2 * BATCH}")
     started = datetime.now(UTC)
-    table = run(sizes)
+    table = run(sizes, args.only)
     print(f"auditlog benchmark, {started:%Y-%m-%d %H:%M} UTC, {machine()}")
     print(f"command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print()
