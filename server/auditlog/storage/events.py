@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -54,6 +56,8 @@ _FILTER_COLUMNS = (
     "risk_level",
     "ip_address",
 )
+# Rows per COPY write while appending (about 30 KB, psycopg's own COPY buffer size).
+COPY_CHUNK_ROWS = 64
 # Rows fetched per round trip by streaming reads (search, verification, export).
 STREAM_BATCH = 2_000
 
@@ -123,6 +127,80 @@ def row_from_record(record: EventRecord) -> tuple[Any, ...]:
         record.leaf_hash,
         record.prev_hash,
         record.chain_hash,
+    )
+
+
+# COPY text format (PostgreSQL docs, "COPY", "Text Format"): columns separated by tabs, rows ended by
+# newlines, NULL as \N, and in values a backslash, the control characters below, the delimiter and the
+# newline escaped with a backslash (the escapes psycopg's own row formatter writes).
+_COPY_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r", "\\": "\\\\"}
+_COPY_SPECIAL = re.compile("[\b\t\n\v\f\r\\\\]")
+_COPY_SPECIAL_BUT_TAB = re.compile("[\b\n\v\f\r\\\\]")
+
+
+def _json_text_encoder() -> Callable[[Any], str]:
+    """json.dumps with its defaults (what psycopg's Jsonb writes), without the encoder json.dumps
+    builds per call: the C encoder made once, without the circular-reference check (values read
+    from a request cannot refer to themselves). Half the time of json.dumps on a small object."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator in this Python
+        return json.JSONEncoder().encode
+    defaults = json.JSONEncoder()
+    encoder = make(
+        None,  # markers: no circular-reference check
+        defaults.default,
+        json.encoder.encode_basestring_ascii,
+        None,  # indent
+        defaults.key_separator,
+        defaults.item_separator,
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_details_json = _json_text_encoder()
+
+
+def _copy_escape(value: str) -> str:
+    return _COPY_SPECIAL.sub(lambda match: _COPY_ESCAPES[match.group(0)], value)
+
+
+def _copy_timestamp(value: datetime | None) -> str:
+    # isoformat keeps the microseconds and the offset, which PostgreSQL reads back exactly.
+    return "\\N" if value is None else value.isoformat()
+
+
+def copy_line(record: EventRecord, recorded_at: str) -> str:
+    """record as one line of COPY text format in COLUMNS order; recorded_at already formatted
+    (_copy_timestamp; a batch shares it). Written directly: psycopg's per-value adaptation of
+    write_row was a sixth of the sequencer's time."""
+    texts = (
+        record.event_type,
+        record.user_id,
+        record.action,
+        record.resource_type,
+        record.resource_id,
+        _details_json(record.details),
+        record.risk_level,
+        record.ip_address,
+        record.user_agent,
+        record.session_id,
+        record.request_id,
+    )
+    joined = "\t".join(texts)
+    # One scan for the usual case of nothing to escape: no special character, and no tab but the
+    # separators just added.
+    if joined.count("\t") != len(texts) - 1 or _COPY_SPECIAL_BUT_TAB.search(joined):
+        joined = "\t".join(map(_copy_escape, texts))
+    return (
+        f"{record.id}\t{record.sequence}\t{joined}\t{_copy_timestamp(record.occurred_at)}\t{recorded_at}"
+        f"\t\\\\x{record.leaf_hash.hex()}\t\\\\x{record.prev_hash.hex()}\t\\\\x{record.chain_hash.hex()}\n"
     )
 
 
@@ -218,10 +296,22 @@ class AppendTransaction:
         rows = self._conn.execute(_BY_REQUEST_IDS, (list(request_ids),), prepare=False).fetchall()
         return {record.request_id: record for record in map(record_from_row, rows)}
 
-    def insert(self, records: Sequence[EventRecord]) -> None:
+    def insert(self, records: Iterable[EventRecord]) -> None:
+        """COPYs records in, sending them in chunks as the iterable yields them: given a generator
+        that builds the records, PostgreSQL stores one chunk while Python builds the next."""
+        formatted: dict[datetime, str] = {}
+        lines: list[str] = []
         with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
             for record in records:
-                copy.write_row(row_from_record(record))
+                recorded_at = formatted.get(record.recorded_at)
+                if recorded_at is None:
+                    recorded_at = formatted[record.recorded_at] = _copy_timestamp(record.recorded_at)
+                lines.append(copy_line(record, recorded_at))
+                if len(lines) == COPY_CHUNK_ROWS:
+                    copy.write("".join(lines))
+                    lines.clear()
+            if lines:
+                copy.write("".join(lines))
 
     def add_user_hour(self, hour: datetime, user_ids: Sequence[str]) -> None:
         """Records that user_ids were active in the hour starting at hour (UTC, on the hour)."""
