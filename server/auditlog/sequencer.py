@@ -178,28 +178,40 @@ class Sequencer:
             sequence, prev = head.sequence, head.chain_hash
             ids = random_uuids(sum(len(events) for events in requests))
             new_records: list[EventRecord] = []
-            results: list[list[EventRecord]] = []
-            for events in requests:
-                records = []
-                for event in events:
-                    existing = known.get(event.request_id) if event.request_id else None
-                    if existing is None:
-                        sequence += 1
-                        existing = build_record(
-                            event,
-                            sequence=sequence,
-                            recorded_at=recorded_at,
-                            prev=prev,
-                            event_id=next(ids),
-                        )
-                        prev = existing.chain_hash
-                        new_records.append(existing)
-                        if event.request_id:
-                            known[event.request_id] = existing
-                    records.append(existing)
-                results.append(records)
-            if new_records:
-                tx.insert(new_records)
+            results: list[list[EventRecord]] = [[] for _ in requests]
+
+            def build() -> Iterator[EventRecord]:
+                """Builds the batch's new records in order (filling results), yielding each."""
+                nonlocal sequence, prev
+                for events, records in zip(requests, results, strict=True):
+                    for event in events:
+                        existing = known.get(event.request_id) if event.request_id else None
+                        if existing is None:
+                            sequence += 1
+                            existing = build_record(
+                                event,
+                                sequence=sequence,
+                                recorded_at=recorded_at,
+                                prev=prev,
+                                event_id=next(ids),
+                            )
+                            prev = existing.chain_hash
+                            new_records.append(existing)
+                            if event.request_id:
+                                known[event.request_id] = existing
+                            records.append(existing)
+                            yield existing
+                        else:
+                            records.append(existing)
+
+            if all(e.request_id and e.request_id in known for events in requests for e in events):
+                # Retries only: nothing to write (the loop just collects the original records).
+                for _ in build():
+                    pass
+            else:
+                # The records are built while COPY sends them, so PostgreSQL stores one chunk while
+                # Python builds the next; nothing is visible to anyone before the commit below.
+                tx.insert(build())
                 hour = hour_of(recorded_at)
                 seen = self._users_seen if hour == self._users_hour else set()
                 users = sorted({record.user_id for record in new_records if record.user_id} - seen)
