@@ -76,6 +76,35 @@ def test_any_details_and_unicode_survive_storage_and_verify(
     assert result.valid, result.message
 
 
+@SETTINGS
+@given(details=st.lists(details_objects, min_size=1, max_size=4))
+@example(details=[{"neg": -0.0, "nested": {"z": [-0.0, 0.0]}}, {}, {"n": 1.0, "big": 1e300}])
+def test_append_events_answers_what_get_event_returns(
+    client: AuditClient, details: list[dict[str, Any]]
+) -> None:
+    appended = client.append_events(
+        [event_input(event_type="prop.append", action="store", details=d) for d in details]
+    )
+    assert [client.get_event(event.id) for event in appended] == appended
+
+
+def test_append_events_retry_answers_the_original_details(client: AuditClient) -> None:
+    original = client.create_event(event_type="x.y", action="a", request_id="r1", details={"v": 1.0})
+    appended = client.append_events(
+        [
+            event_input(event_type="x.y", action="b", request_id="r1", details={"v": 2.0}),
+            event_input(event_type="x.y", action="c", request_id="r2", details={"v": 3.0}),
+            event_input(event_type="x.y", action="d", request_id="r2", details={"v": 4.0}),
+            event_input(event_type="x.y", action="e", details={"v": -0.0}),
+        ]
+    )
+    assert appended[0] == original
+    assert appended[1] == appended[2] == client.get_event(appended[1].id)
+    assert json_format.MessageToDict(appended[2].details) == {"v": 3.0}
+    assert appended[3] == client.get_event(appended[3].id)
+    assert str(appended[3].details.fields["v"].number_value) == "0.0"
+
+
 FIELDS = {
     "event_type": ["user.login", "doc.read"],
     "user_id": ["alice", "bob", ""],

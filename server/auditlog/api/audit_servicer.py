@@ -9,7 +9,13 @@ import grpc
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, event_pb2
-from auditlog.api.convert import event_to_proto, filter_from_proto, new_event_from_proto
+from auditlog.api.convert import (
+    event_and_details_from_proto,
+    event_to_proto,
+    fill_event_proto,
+    filter_from_proto,
+    new_event_from_proto,
+)
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.domain.filters import PageToken
 from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
@@ -57,15 +63,25 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             )
         violations: list[FieldViolation] = []
         events = []
+        sent_details = []
         for index, message in enumerate(request.events):
             try:
-                events.append(new_event_from_proto(message, prefix=f"events[{index}]"))
+                event, sent = event_and_details_from_proto(message, prefix=f"events[{index}]")
             except InvalidArgumentError as err:
                 violations.extend(err.violations)
+                continue
+            events.append(event)
+            sent_details.append(sent)
         if violations:
             raise InvalidArgumentError(violations)
         records = self._sequencer.append(events)
-        return pb.AppendEventsResponse(events=[event_to_proto(r) for r in records])
+        response = pb.AppendEventsResponse()
+        add = response.events.add
+        for record, event, sent in zip(records, events, sent_details, strict=True):
+            # A record built from this very event holds its details object; an idempotent retry's
+            # record holds the original event's, which the request's Struct need not equal.
+            fill_event_proto(add(), record, sent if record.details is event.details else None)
+        return response
 
     @rpc_method
     def GetEvent(self, request: pb.GetEventRequest, context: grpc.ServicerContext) -> event_pb2.AuditEvent:
