@@ -34,6 +34,7 @@ TEXT_LIMITS: dict[str, int] = {
     "session_id": 256,
     "request_id": 128,
 }
+_TEXT_LIMIT_VALUES = tuple(TEXT_LIMITS.values())
 REQUIRED_FIELDS = ("event_type", "action")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -108,6 +109,16 @@ def _check_json_value(value: Any, path: str, violations: list[FieldViolation]) -
 
 def check_details(field: str, details: Mapping[str, Any], violations: list[FieldViolation]) -> dict[str, Any]:
     """Checks the details object: JSON-safe values and at most MAX_DETAILS_BYTES canonical bytes."""
+    # Fast path for the usual clean object: its canonical bytes, needed for the size anyway, show a
+    # NUL (escaped as \u0000; a backslash in text may look like one and then takes the full walk) and
+    # serialisation fails on a non-finite number; anything unclear takes the walk below, which names
+    # the path of every problem.
+    try:
+        canonical: bytes | None = jcs_dumps(dict(details))
+    except ValueError:
+        canonical = None
+    if canonical is not None and b"\\u0000" not in canonical and len(canonical) <= MAX_DETAILS_BYTES:
+        return dict(details)
     before = len(violations)
     _check_json_value(dict(details), field, violations)
     if len(violations) == before:
@@ -152,8 +163,14 @@ def validate_new_event(
     for name in REQUIRED_FIELDS:
         if not fields.get(name, "").strip():
             violations.append(FieldViolation(f"{prefix}.{name}", "got nothing, want a non-empty value"))
-    for name, limit in TEXT_LIMITS.items():
-        check_text(f"{prefix}.{name}", fields.get(name, ""), limit, violations)
+    texts = [fields.get(name, "") for name in TEXT_LIMITS]
+    # One scan of all the text fields in the usual case that every one is fine; field by field (for
+    # the messages) otherwise.
+    if _CONTROL.search("".join(texts)) or any(
+        len(text) > limit for text, limit in zip(texts, _TEXT_LIMIT_VALUES, strict=True)
+    ):
+        for name, limit in TEXT_LIMITS.items():
+            check_text(f"{prefix}.{name}", fields.get(name, ""), limit, violations)
     risk_level = fields.get("risk_level", "")
     check_risk_level(f"{prefix}.risk_level", risk_level, violations)
     ip = normalise_ip(f"{prefix}.ip_address", fields.get("ip_address", ""), violations)
