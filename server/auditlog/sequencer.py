@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import psycopg
 import psycopg_pool
 
-from auditlog.domain.chain import build_record
+from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent
 from auditlog.errors import ShuttingDownError, UnavailableError
 from auditlog.storage.events import EventStore, HeadState, hour_of
@@ -40,7 +40,7 @@ def utc_now() -> datetime:
 
 @dataclass
 class _Pending:
-    events: Sequence[NewEvent]
+    events: Sequence[PreparedEvent]
     future: Future[list[EventRecord]] = field(default_factory=Future)
 
 
@@ -95,7 +95,11 @@ class Sequencer:
 
     def append(self, events: Sequence[NewEvent], timeout: float | None = 60.0) -> list[EventRecord]:
         """Records events (all or nothing, in order) and returns them once committed."""
-        pending = _Pending(events)
+        # Ids and the position-free part of the canonical bytes are made here, in the caller's
+        # thread, while the sequencer thread writes earlier batches.
+        pending = _Pending(
+            [prepare_event(e, i) for e, i in zip(events, random_uuids(len(events)), strict=True)]
+        )
         with self._lock:
             if not self._accepting:
                 raise ShuttingDownError("the server is shutting down; retry against another instance")
@@ -166,17 +170,19 @@ class Sequencer:
         for item, records in zip(batch, results, strict=True):
             item.future.set_result(records)
 
-    def append_batch(self, requests: Sequence[Sequence[NewEvent]]) -> list[list[EventRecord]]:
+    def append_batch(self, requests: Sequence[Sequence[PreparedEvent]]) -> list[list[EventRecord]]:
         """One transaction for several callers' events; returns each caller's records."""
         with self._store.append_transaction() as tx:
             head = tx.lock_head()
-            request_ids = sorted({e.request_id for events in requests for e in events if e.request_id})
+            request_ids = sorted(
+                {p.event.request_id for events in requests for p in events if p.event.request_id}
+            )
             known = tx.find_by_request_ids(request_ids)
             # recorded_at never decreases along the sequence, whatever the clocks of other processes.
             now = _truncate_to_micros(self._clock())
             recorded_at = now if head.recorded_at is None or now > head.recorded_at else head.recorded_at
             sequence, prev = head.sequence, head.chain_hash
-            ids = random_uuids(sum(len(events) for events in requests))
+            builder = RecordBuilder(recorded_at)
             new_records: list[EventRecord] = []
             results: list[list[EventRecord]] = [[] for _ in requests]
 
@@ -184,27 +190,22 @@ class Sequencer:
                 """Builds the batch's new records in order (filling results), yielding each."""
                 nonlocal sequence, prev
                 for events, records in zip(requests, results, strict=True):
-                    for event in events:
-                        existing = known.get(event.request_id) if event.request_id else None
+                    for prepared in events:
+                        request_id = prepared.event.request_id
+                        existing = known.get(request_id) if request_id else None
                         if existing is None:
                             sequence += 1
-                            existing = build_record(
-                                event,
-                                sequence=sequence,
-                                recorded_at=recorded_at,
-                                prev=prev,
-                                event_id=next(ids),
-                            )
+                            existing = builder.build(prepared, sequence=sequence, prev=prev)
                             prev = existing.chain_hash
                             new_records.append(existing)
-                            if event.request_id:
-                                known[event.request_id] = existing
+                            if request_id:
+                                known[request_id] = existing
                             records.append(existing)
                             yield existing
                         else:
                             records.append(existing)
 
-            if all(e.request_id and e.request_id in known for events in requests for e in events):
+            if all(p.event.request_id and p.event.request_id in known for events in requests for p in events):
                 # Retries only: nothing to write (the loop just collects the original records).
                 for _ in build():
                     pass

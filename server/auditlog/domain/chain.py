@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from auditlog.domain.canonical import canonical_bytes, chain_hash, leaf_hash
+from auditlog.domain.canonical import (
+    canonical_bytes,
+    canonical_bytes_from_segments,
+    canonical_segments,
+    chain_hash,
+    format_timestamp,
+    leaf_hash,
+)
 from auditlog.domain.event import EventRecord, NewEvent
 
 
@@ -64,3 +72,73 @@ def build_record(
 def record_leaf_hash(record: EventRecord) -> bytes:
     """The leaf hash recomputed from the record's columns."""
     return _leaf(record, event_id=record.id, sequence=record.sequence, recorded_at=record.recorded_at)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """An event with an id and the position-free parts of its canonical bytes, made before it is
+    sequenced (by the caller's thread), so that placing it costs the sequencer little."""
+
+    event: NewEvent
+    id: uuid.UUID
+    segments: tuple[bytes, bytes, bytes, bytes] | None  # canonical_segments; None: canonical_bytes decides
+
+
+def prepare_event(event: NewEvent, event_id: uuid.UUID) -> PreparedEvent:
+    return PreparedEvent(
+        event,
+        event_id,
+        canonical_segments(
+            event_type=event.event_type,
+            user_id=event.user_id,
+            action=event.action,
+            resource_type=event.resource_type,
+            resource_id=event.resource_id,
+            details=event.details,
+            risk_level=event.risk_level,
+            ip_address=event.ip_address,
+            user_agent=event.user_agent,
+            session_id=event.session_id,
+            request_id=event.request_id,
+            occurred_at=event.occurred_at,
+        ),
+    )
+
+
+class RecordBuilder:
+    """Builds the records of one batch, all recorded at the same moment: build_record's results,
+    from prepared events, with the moment formatted once."""
+
+    def __init__(self, recorded_at: datetime) -> None:
+        self.recorded_at = recorded_at
+        self._recorded_at_text = format_timestamp(recorded_at)
+
+    def build(self, prepared: PreparedEvent, *, sequence: int, prev: bytes) -> EventRecord:
+        event, segments = prepared.event, prepared.segments
+        if segments is None:
+            return build_record(
+                event, sequence=sequence, recorded_at=self.recorded_at, prev=prev, event_id=prepared.id
+            )
+        leaf = leaf_hash(
+            canonical_bytes_from_segments(segments, prepared.id, self._recorded_at_text, sequence)
+        )
+        return EventRecord(
+            id=prepared.id,
+            sequence=sequence,
+            event_type=event.event_type,
+            user_id=event.user_id,
+            action=event.action,
+            resource_type=event.resource_type,
+            resource_id=event.resource_id,
+            details=event.details,
+            risk_level=event.risk_level,
+            ip_address=event.ip_address,
+            user_agent=event.user_agent,
+            session_id=event.session_id,
+            request_id=event.request_id,
+            occurred_at=event.occurred_at,
+            recorded_at=self.recorded_at,
+            leaf_hash=leaf,
+            prev_hash=prev,
+            chain_hash=chain_hash(prev, leaf),
+        )
