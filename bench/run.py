@@ -287,13 +287,22 @@ def append_row(sizes: Sizes, append_rate: float, copy_rate: float) -> Row:
     )
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process pid so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_append(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -> str:
     """Only the AppendEvents row: load the log to sizes.events, then the raw COPY comparison."""
     log(f"server pid {pid} on {target}")
     batches = -(-sizes.events // BATCH)
+    cpu_before = process_cpu_seconds(pid)
     results, wall = append_load(target, 0, batches, sizes.loaders, "load")
     events = sum(r.events for r in results)
-    log(f"loaded {events:,} events in {wall:.1f}s: {events / wall:,.0f}/s")
+    # CPU per event moves less than the rate when other work shares the machine.
+    cpu = (process_cpu_seconds(pid) - cpu_before) / events * 1e6
+    log(f"loaded {events:,} events in {wall:.1f}s: {events / wall:,.0f}/s, server CPU {cpu:.1f} us/event")
     copy_rate = raw_copy_rate(db_url, sizes.copy_rows)
     log(f"raw COPY {copy_rate:,.0f} rows/s")
     return render([append_row(sizes, events / wall, copy_rate)])
