@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import EventFilter
-from auditlog.domain.verification import BreakKind, LogHead, VerificationResult
+from auditlog.domain.verification import BreakKind, VerificationResult
 
 COLUMNS = (
     "id",
@@ -405,41 +405,6 @@ class EventStore:
             ).fetchone()
         assert row is not None
         return int(row[0])
-
-    @contextmanager
-    def verification_snapshot(
-        self, start_sequence: int, end_sequence: int | None
-    ) -> Iterator[tuple[LogHead, bytes | None, Iterator[EventRecord]]]:
-        """A consistent snapshot for verification: the head, the chain hash before start_sequence
-        (None when that event is missing) and the records from start_sequence on (to end_sequence)."""
-        with self.pool.connection() as conn:
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
-            try:
-                with conn.transaction():
-                    row = conn.execute("SELECT sequence, chain_hash FROM log_head WHERE id = 1").fetchone()
-                    assert row is not None
-                    head = LogHead(row[0], bytes(row[1]))
-                    prev: bytes | None = bytes(32)
-                    if start_sequence > 0:
-                        found = conn.execute(
-                            "SELECT chain_hash FROM audit_events WHERE sequence = %s", (start_sequence - 1,)
-                        ).fetchone()
-                        prev = None if found is None else bytes(found[0])
-                    query = _SELECT + sql.SQL(" WHERE sequence >= %s")
-                    params: list[Any] = [start_sequence]
-                    if end_sequence is not None:
-                        query += sql.SQL(" AND sequence <= %s")
-                        params.append(end_sequence)
-                    query += sql.SQL(" ORDER BY sequence ASC")
-                    with conn.cursor(name="auditlog_verify") as cur:
-                        cur.itersize = STREAM_BATCH
-                        cur.execute(query, params)
-                        with closing(prefetched_batches(cur, STREAM_BATCH)) as batches:
-                            yield head, prev, (record_from_row(r) for rows in batches for r in rows)
-            finally:
-                conn.isolation_level = None
-                conn.read_only = False
 
     def record_verification(
         self, result: VerificationResult, *, verify_all: bool, verified_at: datetime
