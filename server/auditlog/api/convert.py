@@ -11,7 +11,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from audit.v1 import audit_service_pb2, event_pb2
 from auditlog.domain.event import EventRecord, NewEvent
-from auditlog.domain.filters import EventFilter
+from auditlog.domain.filters import FILTER_FIELDS, EventFilter
 from auditlog.domain.validation import validate_filter, validate_new_event
 
 EVENT_INPUT_FIELDS = (
@@ -26,17 +26,6 @@ EVENT_INPUT_FIELDS = (
     "session_id",
     "request_id",
     "occurred_at",
-)
-FILTER_FIELDS = (
-    "event_type",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "risk_level",
-    "ip_address",
-    "start_date",
-    "end_date",
 )
 
 

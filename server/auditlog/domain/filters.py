@@ -10,6 +10,19 @@ from datetime import datetime
 
 from auditlog.errors import FieldViolation, InvalidArgumentError
 
+# The exact-match filters, named as the event fields they compare; start_date and end_date bound
+# recorded_at.
+TEXT_FILTER_FIELDS = (
+    "event_type",
+    "user_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "risk_level",
+    "ip_address",
+)
+FILTER_FIELDS = (*TEXT_FILTER_FIELDS, "start_date", "end_date")
+
 
 @dataclass(frozen=True)
 class EventFilter:

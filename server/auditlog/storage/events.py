@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.event import EventRecord
-from auditlog.domain.filters import EventFilter
+from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.verification import BreakKind, VerificationResult
 
 COLUMNS = (
@@ -47,15 +47,7 @@ _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(m
 # PostgreSQL plans it generically, nothing else proves that the index applies, and each batch would
 # scan the whole table (270 ms at 1,000,000 events).
 _BY_REQUEST_IDS = _SELECT + sql.SQL(" WHERE request_id = ANY(%s) AND request_id <> ''")
-_FILTER_COLUMNS = (
-    "event_type",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "risk_level",
-    "ip_address",
-)
+_FILTER_COLUMNS = TEXT_FILTER_FIELDS
 # Rows per COPY write while appending (about 30 KB, psycopg's own COPY buffer size).
 COPY_CHUNK_ROWS = 64
 # Rows fetched per round trip by streaming reads (search, verification, export).
