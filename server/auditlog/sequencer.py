@@ -12,10 +12,12 @@ The wait is adaptive: a batch waits for more callers only while it is smaller th
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -104,7 +106,14 @@ class Sequencer:
             if not self._accepting:
                 raise ShuttingDownError("the server is shutting down; retry against another instance")
             self._queue.put(pending)
-        return pending.future.result(timeout)
+        try:
+            return pending.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            # The batch may still commit after this answer: only the caller's request_id makes
+            # the retry safe, so say so rather than report an internal error.
+            raise UnavailableError(
+                "the append did not finish in time and may still be recorded; retry with the same request_id"
+            ) from None
 
     def _run(self) -> None:
         stopping = False
@@ -149,8 +158,6 @@ class Sequencer:
 
     @staticmethod
     def _monotonic() -> float:
-        import time
-
         return time.monotonic()
 
     def _commit(self, batch: list[_Pending]) -> None:
