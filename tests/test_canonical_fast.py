@@ -14,7 +14,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditlog.domain.canonical import canonical_bytes, canonical_document, format_timestamp, jcs_dumps
+from auditlog.domain.canonical import canonical_bytes, canonical_document, format_timestamp
+from auditlog.domain.jcs import jcs_dumps
 
 # Any code point, lone surrogates and the characters JSON escapes included.
 CHARS = st.one_of(

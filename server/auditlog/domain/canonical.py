@@ -15,10 +15,10 @@ from typing import Any
 
 import rfc8785
 
+from auditlog.domain.jcs import SAFE_INT, NotFastPathError, write_value
+
 ZERO_HASH = bytes(32)
 LEAF_PREFIX = b"\x00"
-# Integers JSON (IEEE 754 doubles) holds exactly; RFC 8785 refuses others.
-_SAFE_INT = 2**53 - 1
 
 
 def format_timestamp(value: datetime) -> str:
@@ -133,74 +133,6 @@ _CANONICAL_TEMPLATE = (
 )
 
 
-class _NotFastError(Exception):
-    """A value the fast path leaves to rfc8785."""
-
-
-def _fast_value(value: Any, out: list[str]) -> None:
-    kind = type(value)
-    if kind is str:
-        out.append(encode_basestring(value))
-    elif kind is dict:
-        if not value:
-            out.append("{}")
-            return
-        keys = list(value)
-        for key in keys:
-            # ASCII keys sort the same by code point as by UTF-16 code unit.
-            if type(key) is not str or not key.isascii():
-                raise _NotFastError
-        keys.sort()
-        separator = "{"
-        for key in keys:
-            out.append(separator)
-            out.append(encode_basestring(key))
-            out.append(":")
-            item = value[key]
-            if type(item) is str:  # the common case, without a call
-                out.append(encode_basestring(item))
-            else:
-                _fast_value(item, out)
-            separator = ","
-        out.append("}")
-    elif kind is list:
-        if not value:
-            out.append("[]")
-            return
-        separator = "["
-        for item in value:
-            out.append(separator)
-            _fast_value(item, out)
-            separator = ","
-        out.append("]")
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif kind is float:
-        # Integral doubles below 2**53 print as their exact integer in ECMAScript (-0 as 0).
-        if value.is_integer() and -_SAFE_INT <= value <= _SAFE_INT:
-            out.append(str(int(value)))
-        else:
-            out.append(rfc8785.dumps(value).decode())
-    elif kind is int and -_SAFE_INT <= value <= _SAFE_INT:
-        out.append(str(value))
-    else:
-        raise _NotFastError
-
-
-def jcs_dumps(value: Any) -> bytes:
-    """RFC 8785 serialisation of any JSON value: the bytes of rfc8785.dumps(value), faster."""
-    out: list[str] = []
-    try:
-        _fast_value(value, out)
-        return "".join(out).encode("utf-8")
-    except (_NotFastError, UnicodeEncodeError):
-        return bytes(rfc8785.dumps(value))
-
-
 def _fast_canonical(
     id: uuid.UUID,
     sequence: int,
@@ -219,11 +151,11 @@ def _fast_canonical(
     recorded_at: datetime,
 ) -> bytes | None:
     """The canonical bytes, or None where the reference serialiser must decide."""
-    if type(id) is not uuid.UUID or type(sequence) is not int or not -_SAFE_INT <= sequence <= _SAFE_INT:
+    if type(id) is not uuid.UUID or type(sequence) is not int or not -SAFE_INT <= sequence <= SAFE_INT:
         return None
     details_out: list[str] = []
     try:
-        _fast_value(details, details_out)
+        write_value(details, details_out)
         text = _CANONICAL_TEMPLATE % (
             encode_basestring(action),
             "".join(details_out),
@@ -242,7 +174,7 @@ def _fast_canonical(
             encode_basestring(user_id),
         )
         return text.encode("utf-8")
-    except (_NotFastError, TypeError, UnicodeEncodeError):
+    except (NotFastPathError, TypeError, UnicodeEncodeError):
         # Not a str where one belongs, an unusual details value, or a lone surrogate: rfc8785
         # decides (and raises its own error where it refuses).
         return None
@@ -280,10 +212,10 @@ def canonical_bytes_from_text(
 
     Positional, in the order of the stored columns, because the verifier calls it once per event.
     """
-    if type(sequence) is int and -_SAFE_INT <= sequence <= _SAFE_INT:
+    if type(sequence) is int and -SAFE_INT <= sequence <= SAFE_INT:
         details_out: list[str] = []
         try:
-            _fast_value(details, details_out)
+            write_value(details, details_out)
             text = _CANONICAL_TEXT_TEMPLATE % (
                 encode_basestring(action),
                 "".join(details_out),
@@ -302,7 +234,7 @@ def canonical_bytes_from_text(
                 encode_basestring(user_id),
             )
             return text.encode("utf-8")
-        except (_NotFastError, TypeError, UnicodeEncodeError):
+        except (NotFastPathError, TypeError, UnicodeEncodeError):
             pass  # rfc8785 decides, as in canonical_bytes
     document: dict[str, Any] = {
         "id": id,
@@ -357,7 +289,7 @@ def canonical_segments(
     single sequencer thread assigns positions."""
     details_out: list[str] = []
     try:
-        _fast_value(details, details_out)
+        write_value(details, details_out)
         first, second, third, fourth = _SEGMENT_TEMPLATES
         return (
             (
@@ -384,7 +316,7 @@ def canonical_segments(
                 % (encode_basestring(session_id), encode_basestring(user_agent), encode_basestring(user_id))
             ).encode(),
         )
-    except (_NotFastError, TypeError, ValueError, UnicodeEncodeError):
+    except (NotFastPathError, TypeError, ValueError, UnicodeEncodeError):
         return None
 
 
@@ -393,7 +325,7 @@ def canonical_bytes_from_segments(
 ) -> bytes:
     """canonical_bytes of the event canonical_segments cut, placed at sequence with id, recorded at
     the moment whose format_timestamp is recorded_at_text (a batch shares it)."""
-    if type(sequence) is not int or not -_SAFE_INT <= sequence <= _SAFE_INT:
+    if type(sequence) is not int or not -SAFE_INT <= sequence <= SAFE_INT:
         raise ValueError(f"sequence {sequence!r} is not an integer JSON holds exactly")
     first, second, third, fourth = segments
     return b"".join(

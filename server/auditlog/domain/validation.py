@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from auditlog.domain.canonical import jcs_dumps
 from auditlog.domain.event import RISK_LEVELS, NewEvent
 from auditlog.domain.filters import EventFilter
+from auditlog.domain.jcs import jcs_dumps
 from auditlog.errors import FieldViolation, InvalidArgumentError
 
 MAX_DETAILS_BYTES = 65_536

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.verification import BreakKind, VerificationResult
+from auditlog.storage.copy_text import copy_line, copy_timestamp
 
 COLUMNS = (
     "id",
@@ -119,80 +118,6 @@ def row_from_record(record: EventRecord) -> tuple[Any, ...]:
         record.leaf_hash,
         record.prev_hash,
         record.chain_hash,
-    )
-
-
-# COPY text format (PostgreSQL docs, "COPY", "Text Format"): columns separated by tabs, rows ended by
-# newlines, NULL as \N, and in values a backslash, the control characters below, the delimiter and the
-# newline escaped with a backslash (the escapes psycopg's own row formatter writes).
-_COPY_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r", "\\": "\\\\"}
-_COPY_SPECIAL = re.compile("[\b\t\n\v\f\r\\\\]")
-_COPY_SPECIAL_BUT_TAB = re.compile("[\b\n\v\f\r\\\\]")
-
-
-def _json_text_encoder() -> Callable[[Any], str]:
-    """json.dumps with its defaults (what psycopg's Jsonb writes), without the encoder json.dumps
-    builds per call: the C encoder made once, without the circular-reference check (values read
-    from a request cannot refer to themselves). Half the time of json.dumps on a small object."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator in this Python
-        return json.JSONEncoder().encode
-    defaults = json.JSONEncoder()
-    encoder = make(
-        None,  # markers: no circular-reference check
-        defaults.default,
-        json.encoder.encode_basestring_ascii,
-        None,  # indent
-        defaults.key_separator,
-        defaults.item_separator,
-        False,  # sort_keys
-        False,  # skipkeys
-        True,  # allow_nan
-    )
-
-    def encode(value: Any) -> str:
-        return "".join(encoder(value, 0))
-
-    return encode
-
-
-_details_json = _json_text_encoder()
-
-
-def _copy_escape(value: str) -> str:
-    return _COPY_SPECIAL.sub(lambda match: _COPY_ESCAPES[match.group(0)], value)
-
-
-def _copy_timestamp(value: datetime | None) -> str:
-    # isoformat keeps the microseconds and the offset, which PostgreSQL reads back exactly.
-    return "\\N" if value is None else value.isoformat()
-
-
-def copy_line(record: EventRecord, recorded_at: str) -> str:
-    """record as one line of COPY text format in COLUMNS order; recorded_at already formatted
-    (_copy_timestamp; a batch shares it). Written directly: psycopg's per-value adaptation of
-    write_row was a sixth of the sequencer's time."""
-    texts = (
-        record.event_type,
-        record.user_id,
-        record.action,
-        record.resource_type,
-        record.resource_id,
-        _details_json(record.details),
-        record.risk_level,
-        record.ip_address,
-        record.user_agent,
-        record.session_id,
-        record.request_id,
-    )
-    joined = "\t".join(texts)
-    # One scan for the usual case of nothing to escape: no special character, and no tab but the
-    # separators just added.
-    if joined.count("\t") != len(texts) - 1 or _COPY_SPECIAL_BUT_TAB.search(joined):
-        joined = "\t".join(map(_copy_escape, texts))
-    return (
-        f"{record.id}\t{record.sequence}\t{joined}\t{_copy_timestamp(record.occurred_at)}\t{recorded_at}"
-        f"\t\\\\x{record.leaf_hash.hex()}\t\\\\x{record.prev_hash.hex()}\t\\\\x{record.chain_hash.hex()}\n"
     )
 
 
@@ -297,7 +222,7 @@ class AppendTransaction:
             for record in records:
                 recorded_at = formatted.get(record.recorded_at)
                 if recorded_at is None:
-                    recorded_at = formatted[record.recorded_at] = _copy_timestamp(record.recorded_at)
+                    recorded_at = formatted[record.recorded_at] = copy_timestamp(record.recorded_at)
                 lines.append(copy_line(record, recorded_at))
                 if len(lines) == COPY_CHUNK_ROWS:
                     copy.write("".join(lines))
