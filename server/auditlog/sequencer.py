@@ -46,8 +46,8 @@ class _Pending:
     future: Future[list[EventRecord]] = field(default_factory=Future)
 
 
-def _truncate_to_micros(value: datetime) -> datetime:
-    # datetime already holds microseconds; this also normalises the zone to UTC.
+def _as_utc(value: datetime) -> datetime:
+    # A datetime holds microseconds already (the log's precision); only the zone needs normalising.
     return value.astimezone(UTC)
 
 
@@ -186,7 +186,7 @@ class Sequencer:
             )
             known = tx.find_by_request_ids(request_ids)
             # recorded_at never decreases along the sequence, whatever the clocks of other processes.
-            now = _truncate_to_micros(self._clock())
+            now = _as_utc(self._clock())
             recorded_at = now if head.recorded_at is None or now > head.recorded_at else head.recorded_at
             sequence, prev = head.sequence, head.chain_hash
             builder = RecordBuilder(recorded_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from datetime import datetime
@@ -14,19 +15,9 @@ from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.filters import FILTER_FIELDS, EventFilter
 from auditlog.domain.validation import validate_filter, validate_new_event
 
-EVENT_INPUT_FIELDS = (
-    "event_type",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "risk_level",
-    "ip_address",
-    "user_agent",
-    "session_id",
-    "request_id",
-    "occurred_at",
-)
+# The string fields of EventInput: every NewEvent field but details (a Struct); occurred_at arrives
+# as text and is parsed by validation.
+EVENT_INPUT_FIELDS = tuple(f.name for f in dataclasses.fields(NewEvent) if f.name != "details")
 
 
 def _numbers_as_doubles(value: Any) -> Any:

@@ -47,6 +47,13 @@ def build_record(
 ) -> EventRecord:
     """The record of event at sequence, with its leaf and chain hashes."""
     leaf = _leaf(event, event_id=event_id, sequence=sequence, recorded_at=recorded_at)
+    return _record(event, event_id=event_id, sequence=sequence, recorded_at=recorded_at, leaf=leaf, prev=prev)
+
+
+def _record(
+    event: NewEvent, *, event_id: uuid.UUID, sequence: int, recorded_at: datetime, leaf: bytes, prev: bytes
+) -> EventRecord:
+    """The record of event placed at sequence whose leaf hash is leaf, chained after prev."""
     return EventRecord(
         id=event_id,
         sequence=sequence,
@@ -122,23 +129,6 @@ class RecordBuilder:
         leaf = leaf_hash(
             canonical_bytes_from_segments(segments, prepared.id, self._recorded_at_text, sequence)
         )
-        return EventRecord(
-            id=prepared.id,
-            sequence=sequence,
-            event_type=event.event_type,
-            user_id=event.user_id,
-            action=event.action,
-            resource_type=event.resource_type,
-            resource_id=event.resource_id,
-            details=event.details,
-            risk_level=event.risk_level,
-            ip_address=event.ip_address,
-            user_agent=event.user_agent,
-            session_id=event.session_id,
-            request_id=event.request_id,
-            occurred_at=event.occurred_at,
-            recorded_at=self.recorded_at,
-            leaf_hash=leaf,
-            prev_hash=prev,
-            chain_hash=chain_hash(prev, leaf),
+        return _record(
+            event, event_id=prepared.id, sequence=sequence, recorded_at=self.recorded_at, leaf=leaf, prev=prev
         )
