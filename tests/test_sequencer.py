@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import psycopg
 import pytest
 
+from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import NewEvent
 from auditlog.errors import UnavailableError
 from auditlog.sequencer import Sequencer
@@ -36,6 +38,59 @@ def test_append_blocked_past_its_timeout_is_unavailable_and_may_still_land(datab
         (retry,) = sequencer.append([NewEvent(event_type="a.b", action="x", request_id="slow-1")])
         assert retry.sequence == 0
         assert EventStore(pool).head().sequence == 0
+    finally:
+        sequencer.stop()
+        pool.close()
+
+
+def test_the_held_connection_is_replaced_when_postgres_dropped_it(database_url: str) -> None:
+    """The sequencer keeps its connection between batches; one that died meanwhile (a restart, an
+    idle timeout, an operator's pg_terminate_backend) costs the next append nothing visible."""
+    apply_migrations(database_url)
+    pool = create_pool(database_url, max_size=4)
+    sequencer = Sequencer(EventStore(pool))
+    sequencer.start()
+    try:
+        (first,) = sequencer.append([NewEvent(event_type="a.b", action="before")])
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'auditlog' AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        (second,) = sequencer.append([NewEvent(event_type="a.b", action="after")], timeout=10)
+        assert (first.sequence, second.sequence) == (0, 1)
+        assert second.prev_hash == first.chain_hash
+    finally:
+        sequencer.stop()
+        pool.close()
+
+
+def test_a_batch_mixing_callers_retries_and_new_events_writes_each_new_event_once(database_url: str) -> None:
+    """Group commit puts several callers in one transaction; a retry of a recorded event among them
+    (refused by the unique request_id index, then looked up) changes nothing for the others."""
+    apply_migrations(database_url)
+    pool = create_pool(database_url, max_size=4)
+    sequencer = Sequencer(EventStore(pool))
+    sequencer.start()
+    try:
+        (original,) = sequencer.append([NewEvent(event_type="a.b", action="first", request_id="r-1")])
+        new = [
+            NewEvent(event_type="a.b", action="new", request_id="r-2"),
+            NewEvent(event_type="a.b", action="x"),
+        ]
+        retry = [NewEvent(event_type="a.b", action="first", request_id="r-1")]
+        first_caller, second_caller = sequencer.append_batch(
+            [[prepare_event(e, uuid.uuid4()) for e in new], [prepare_event(e, uuid.uuid4()) for e in retry]]
+        )
+        assert [r.sequence for r in first_caller] == [1, 2]
+        assert first_caller[0].prev_hash == original.chain_hash
+        assert second_caller == [original]
+        head = EventStore(pool).head()
+        assert (head.sequence, head.chain_hash) == (2, first_caller[1].chain_hash)
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute("SELECT request_id FROM audit_events ORDER BY sequence").fetchall()
+        assert [r[0] for r in rows] == ["r-1", "r-2", ""]
     finally:
         sequencer.stop()
         pool.close()

@@ -30,7 +30,7 @@ import psycopg_pool
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent
 from auditlog.errors import ShuttingDownError, UnavailableError
-from auditlog.storage.events import EventStore, HeadState, hour_of
+from auditlog.storage.events import AppendConnection, DuplicateRequestIdError, EventStore, HeadState, hour_of
 
 _log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -70,6 +70,7 @@ class Sequencer:
         max_wait_seconds: float = 0.002,
     ) -> None:
         self._store = store
+        self._writer = AppendConnection(store.pool)
         self._clock = clock
         self._max_batch = max_batch_events
         self._max_wait = max_wait_seconds
@@ -155,6 +156,7 @@ class Sequencer:
                 break
             if item is not None:
                 self._commit([item])
+        self._writer.close()
 
     @staticmethod
     def _monotonic() -> float:
@@ -178,13 +180,27 @@ class Sequencer:
             item.future.set_result(records)
 
     def append_batch(self, requests: Sequence[Sequence[PreparedEvent]]) -> list[list[EventRecord]]:
-        """One transaction for several callers' events; returns each caller's records."""
-        with self._store.append_transaction() as tx:
-            head = tx.lock_head()
-            request_ids = sorted(
-                {p.event.request_id for events in requests for p in events if p.event.request_id}
-            )
-            known = tx.find_by_request_ids(request_ids)
+        """One transaction for several callers' events; returns each caller's records.
+
+        Idempotent retries are rare, so the batch is first written without looking request_ids up:
+        the unique request_id index refuses a retry of a recorded event, and then (only then) the
+        batch is rolled back and redone with the lookup, which returns the original records."""
+        if any(p.event.request_id for events in requests for p in events):
+            try:
+                return self._append_batch(requests, lookup=False)
+            except DuplicateRequestIdError:
+                pass
+        return self._append_batch(requests, lookup=True)
+
+    def _append_batch(
+        self, requests: Sequence[Sequence[PreparedEvent]], *, lookup: bool
+    ) -> list[list[EventRecord]]:
+        with self._writer.transaction() as (tx, head):
+            known: dict[str, EventRecord] = {}
+            if lookup:
+                known = tx.find_by_request_ids(
+                    sorted({p.event.request_id for events in requests for p in events if p.event.request_id})
+                )
             # recorded_at never decreases along the sequence, whatever the clocks of other processes.
             now = _as_utc(self._clock())
             recorded_at = now if head.recorded_at is None or now > head.recorded_at else head.recorded_at
@@ -216,19 +232,21 @@ class Sequencer:
                 # Retries only: nothing to write (the loop just collects the original records).
                 for _ in build():
                     pass
-            else:
-                # The records are built while COPY sends them, so PostgreSQL stores one chunk while
-                # Python builds the next; nothing is visible to anyone before the commit below.
-                tx.insert(build())
-                hour = hour_of(recorded_at)
-                seen = self._users_seen if hour == self._users_hour else set()
-                users = sorted({record.user_id for record in new_records if record.user_id} - seen)
-                if users:
-                    tx.add_user_hour(hour, users)
-                high_risk = sum(1 for record in new_records if record.risk_level in HIGH_RISK_LEVELS)
-                tx.set_head(HeadState(sequence, prev, recorded_at), high_risk_added=high_risk)
-        if new_records:
-            if hour != self._users_hour:
-                self._users_hour, self._users_seen = hour, set()
-            self._users_seen.update(users)
+                tx.end_unchanged()
+                return results
+            # The records are built while COPY sends them, so PostgreSQL stores one chunk while
+            # Python builds the next; nothing is visible to anyone before the commit below.
+            tx.insert(build())
+            hour = hour_of(recorded_at)
+            seen = self._users_seen if hour == self._users_hour else set()
+            users = sorted({record.user_id for record in new_records if record.user_id} - seen)
+            high_risk = sum(1 for record in new_records if record.risk_level in HIGH_RISK_LEVELS)
+            tx.finish(
+                HeadState(sequence, prev, recorded_at),
+                high_risk_added=high_risk,
+                user_hour=(hour, users) if users else None,
+            )
+        if hour != self._users_hour:
+            self._users_hour, self._users_seen = hour, set()
+        self._users_seen.update(users)
         return results

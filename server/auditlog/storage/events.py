@@ -46,6 +46,7 @@ _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(m
 # PostgreSQL plans it generically, nothing else proves that the index applies, and each batch would
 # scan the whole table (270 ms at 1,000,000 events).
 _BY_REQUEST_IDS = _SELECT + sql.SQL(" WHERE request_id = ANY(%s) AND request_id <> ''")
+_REQUEST_ID_INDEX = "audit_events_request_id"
 _FILTER_COLUMNS = TEXT_FILTER_FIELDS
 # Rows per COPY write while appending (about 30 KB, psycopg's own COPY buffer size).
 COPY_CHUNK_ROWS = 64
@@ -191,16 +192,28 @@ class Stats:
     last_verification: dict[str, Any] | None
 
 
+class DuplicateRequestIdError(Exception):
+    """A batch's COPY hit the unique request_id index: an idempotent retry of a recorded event.
+    The transaction is rolled back; the sequencer redoes the batch looking the originals up."""
+
+
 class AppendTransaction:
-    """The write side of one sequencer batch, inside one transaction holding the head lock."""
+    """The write side of one sequencer batch, inside one transaction holding the head lock.
+
+    Round trips are few because a batch of concurrent CreateEvent calls is often a dozen events:
+    BEGIN and the head lock go together, then the COPY, then the closing statements and COMMIT
+    together (psycopg pipeline mode). The idempotency lookup is left out unless needed (see
+    DuplicateRequestIdError)."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
     def lock_head(self) -> HeadState:
-        row = self._conn.execute(
-            "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1 FOR UPDATE"
-        ).fetchone()
+        """Opens the transaction and locks the head, in one round trip."""
+        with self._conn.pipeline():
+            row = self._conn.execute(
+                "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1 FOR UPDATE"
+            ).fetchone()
         if row is None:
             raise RuntimeError("log_head row is missing; migrations did not run")
         return HeadState(row[0], bytes(row[1]), row[2])
@@ -215,35 +228,112 @@ class AppendTransaction:
 
     def insert(self, records: Iterable[EventRecord]) -> None:
         """COPYs records in, sending them in chunks as the iterable yields them: given a generator
-        that builds the records, PostgreSQL stores one chunk while Python builds the next."""
+        that builds the records, PostgreSQL stores one chunk while Python builds the next. Raises
+        DuplicateRequestIdError when a request_id is already recorded."""
         formatted: dict[datetime, str] = {}
         lines: list[str] = []
-        with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
-            for record in records:
-                recorded_at = formatted.get(record.recorded_at)
-                if recorded_at is None:
-                    recorded_at = formatted[record.recorded_at] = copy_timestamp(record.recorded_at)
-                lines.append(copy_line(record, recorded_at))
-                if len(lines) == COPY_CHUNK_ROWS:
+        try:
+            with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
+                for record in records:
+                    recorded_at = formatted.get(record.recorded_at)
+                    if recorded_at is None:
+                        recorded_at = formatted[record.recorded_at] = copy_timestamp(record.recorded_at)
+                    lines.append(copy_line(record, recorded_at))
+                    if len(lines) == COPY_CHUNK_ROWS:
+                        copy.write("".join(lines))
+                        lines.clear()
+                if lines:
                     copy.write("".join(lines))
-                    lines.clear()
-            if lines:
-                copy.write("".join(lines))
+        except psycopg.errors.UniqueViolation as err:
+            if err.diag.constraint_name == _REQUEST_ID_INDEX:
+                raise DuplicateRequestIdError from None
+            raise
 
-    def add_user_hour(self, hour: datetime, user_ids: Sequence[str]) -> None:
-        """Records that user_ids were active in the hour starting at hour (UTC, on the hour)."""
-        self._conn.execute(
-            "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
-            (hour, list(user_ids)),
-        )
+    def end_unchanged(self) -> None:
+        """Ends a transaction that wrote nothing (a batch of retries only), releasing the head."""
+        self._conn.rollback()
 
-    def set_head(self, head: HeadState, *, high_risk_added: int = 0) -> None:
-        """Moves the head; high_risk_added counts the batch's high and critical events."""
-        self._conn.execute(
-            "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s,"
-            " high_risk_events = high_risk_events + %s WHERE id = 1",
-            (head.sequence, head.chain_hash, head.recorded_at, high_risk_added),
-        )
+    def finish(
+        self, head: HeadState, *, high_risk_added: int, user_hour: tuple[datetime, Sequence[str]] | None
+    ) -> None:
+        """Records the users active in the hour (user_hour: the hour, UTC on the hour, and user ids),
+        moves the head (high_risk_added: the batch's high and critical events) and commits, in one
+        round trip."""
+        with self._conn.pipeline():
+            if user_hour is not None:
+                self._conn.execute(
+                    "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[])"
+                    " ON CONFLICT DO NOTHING",
+                    (user_hour[0], list(user_hour[1])),
+                )
+            self._conn.execute(
+                "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s,"
+                " high_risk_events = high_risk_events + %s WHERE id = 1",
+                (head.sequence, head.chain_hash, head.recorded_at, high_risk_added),
+            )
+            self._conn.commit()
+
+
+class AppendConnection:
+    """The sequencer's connection, held from one batch to the next: a pool checkout checks the
+    connection with a round trip of its own, and one batch after another is the sequencer's whole
+    life. A connection that fails is discarded; the next batch takes a fresh one from the pool."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._conn: psycopg.Connection[Any] | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[AppendTransaction, HeadState]]:
+        """A transaction holding the head lock, and the head. The body must end it with finish();
+        an exception rolls it back. A held connection found dead at the first round trip (say,
+        PostgreSQL restarted since the last batch) is replaced once: nothing was sent that could
+        have been committed."""
+        reused = self._conn is not None
+        conn = self._checkout()
+        try:
+            tx = AppendTransaction(conn)
+            try:
+                head = tx.lock_head()
+            except psycopg.OperationalError:
+                if not reused:
+                    raise
+                self._discard(conn)
+                conn = self._checkout()
+                tx = AppendTransaction(conn)
+                head = tx.lock_head()
+            yield tx, head
+        except BaseException:
+            self._rollback(conn)
+            raise
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self._rollback(conn)
+            raise RuntimeError("an append transaction ended without finish()")
+
+    def close(self) -> None:
+        """Returns the connection to the pool (at shutdown)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            self._pool.putconn(conn)
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            self._conn = self._pool.getconn()
+        return self._conn
+
+    def _discard(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = None
+        # The pool closes and replaces a connection returned broken or in a transaction.
+        self._pool.putconn(conn)
+
+    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            self._discard(conn)
+            return
+        if conn.broken or conn.closed:
+            self._discard(conn)
 
 
 class EventStore:
@@ -251,11 +341,6 @@ class EventStore:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
-
-    @contextmanager
-    def append_transaction(self) -> Iterator[AppendTransaction]:
-        with self.pool.connection() as conn, conn.transaction():
-            yield AppendTransaction(conn)
 
     def ping(self, timeout: float = 2.0) -> None:
         with self.pool.connection(timeout=timeout) as conn:
