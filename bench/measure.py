@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,53 @@ def peak_rss_mib(pid: int) -> float:
 def reset_peak_rss(pid: int) -> None:
     """Resets VmHWM to the current RSS (Linux: write 5 to clear_refs)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process pid so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(postmaster_pid: int) -> float:
+    """CPU time so far of one PostgreSQL cluster: its postmaster and the live processes it started
+    (backends that already exited are not counted; the service's pool keeps its connections)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(postmaster_pid) or fields[1] == str(postmaster_pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The pid of the PostgreSQL cluster whose data directory is data_dir."""
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+@dataclass
+class CpuWindow:
+    server: float = 0.0
+    database: float = 0.0
+
+
+class CpuMeter:
+    """CPU seconds used by the server process and by its PostgreSQL cluster during a `with window()`
+    block."""
+
+    def __init__(self, server_pid: int, postmaster_pid: int) -> None:
+        self._pid = server_pid
+        self._postmaster = postmaster_pid
+
+    @contextmanager
+    def window(self) -> Iterator[CpuWindow]:
+        used = CpuWindow()
+        server, database = process_cpu_seconds(self._pid), postgres_cpu_seconds(self._postmaster)
+        try:
+            yield used
+        finally:
+            used.server = process_cpu_seconds(self._pid) - server
+            used.database = postgres_cpu_seconds(self._postmaster) - database

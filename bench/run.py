@@ -31,7 +31,15 @@ from audit.v1 import audit_service_pb2_grpc, event_pb2
 from auditlog.domain.filters import EventFilter, PageToken
 from bench.clients import CREATE_METHOD, WorkerResult, append_load, unary_load
 from bench.echo import COUNT_METADATA, ECHO_METHOD, ECHO_STREAM_METHOD
-from bench.measure import peak_rss_mib, percentile, repeat, reset_peak_rss
+from bench.measure import (
+    CpuMeter,
+    peak_rss_mib,
+    percentile,
+    postmaster_pid,
+    process_cpu_seconds,
+    repeat,
+    reset_peak_rss,
+)
 from bench.table import Row, ms, rate, render
 from bench.workload import BATCH, EVENT_TYPES
 
@@ -115,13 +123,26 @@ def _summary(results: list[WorkerResult], seconds: float) -> tuple[float, float,
     return events / window, percentile(latencies, 50), percentile(latencies, 99)
 
 
-def bench_create(target: str, sizes: Sizes, log: Log) -> list[Row]:
+def bench_create(target: str, meter: CpuMeter, sizes: Sizes, log: Log) -> list[Row]:
     rows = []
     for clients in sizes.concurrency:
-        noop = _summary(*unary_load(target, ECHO_METHOD, clients, sizes.seconds, f"echo{clients}"))
-        create = _summary(*unary_load(target, CREATE_METHOD, clients, sizes.seconds, f"create{clients}"))
+        with meter.window() as noop_cpu:
+            noop_results, noop_wall = unary_load(
+                target, ECHO_METHOD, clients, sizes.seconds, f"echo{clients}"
+            )
+        with meter.window() as create_cpu:
+            create_results, create_wall = unary_load(
+                target, CREATE_METHOD, clients, sizes.seconds, f"create{clients}"
+            )
+        noop, create = _summary(noop_results, noop_wall), _summary(create_results, create_wall)
         ratio = create[0] / noop[0]
-        log(f"CreateEvent x{clients}: {create[0]:,.0f}/s vs no-op {noop[0]:,.0f}/s")
+        noop_calls, create_calls = sum(r.calls for r in noop_results), sum(r.calls for r in create_results)
+        log(
+            f"CreateEvent x{clients}: {create[0]:,.0f}/s vs no-op {noop[0]:,.0f}/s;"
+            f" CPU per call, server {create_cpu.server / create_calls * 1e6:,.0f} us"
+            f" (no-op {noop_cpu.server / noop_calls * 1e6:,.0f}),"
+            f" PostgreSQL {create_cpu.database / create_calls * 1e6:,.0f} us"
+        )
         rows.append(
             Row(
                 f"CreateEvent, {clients} client{'s' if clients > 1 else ''}",
@@ -270,9 +291,13 @@ def run(sizes: Sizes, only: str = "") -> str:
         embedded_database(Path(tmp)) as db_url,
         server_process(db_url, Path(tmp)) as (pid, port),
     ):
+        meter = CpuMeter(pid, postmaster_pid(Path(tmp) / "pgdata"))
         if only == "append":
             return measure_append(f"127.0.0.1:{port}", pid, db_url, sizes, log)
-        return measure(f"127.0.0.1:{port}", pid, db_url, sizes, log)
+        if only == "create":
+            log(f"server pid {pid} on 127.0.0.1:{port}")
+            return render(bench_create(f"127.0.0.1:{port}", meter, sizes, log))
+        return measure(f"127.0.0.1:{port}", pid, meter, db_url, sizes, log)
 
 
 def append_row(sizes: Sizes, append_rate: float, copy_rate: float) -> Row:
@@ -285,12 +310,6 @@ def append_row(sizes: Sizes, append_rate: float, copy_rate: float) -> Row:
         "≥ 30,000 ev/s and ≥ 40% of COPY",
         append_rate >= 30_000 and ratio >= 0.40,
     )
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process pid so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_append(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -> str:
@@ -308,9 +327,9 @@ def measure_append(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -
     return render([append_row(sizes, events / wall, copy_rate)])
 
 
-def measure(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -> str:
+def measure(target: str, pid: int, meter: CpuMeter, db_url: str, sizes: Sizes, log: Log) -> str:
     log(f"server pid {pid} on {target}")
-    rows = bench_create(target, sizes, log)
+    rows = bench_create(target, meter, sizes, log)
     with grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
         stub = audit_service_pb2_grpc.AuditServiceStub(channel)
         base = stub.GetStats(pb.GetStatsRequest(), timeout=30).total_events
@@ -384,9 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
     parser.add_argument(
         "--only",
-        choices=("append",),
+        choices=("append", "create"),
         default="",
-        help="append: only the AppendEvents row (load to --events from empty, then the raw COPY)",
+        help="append: only the AppendEvents row (load to --events from empty, then the raw COPY);"
+        " create: only the CreateEvent rows (against an empty log)",
     )
     args = parser.parse_args(argv)
     sizes = sizes_from(args)
