@@ -71,6 +71,14 @@ def test_retry_with_same_request_id_returns_the_original_event(client: AuditClie
     assert client.get_stats().total_events == 1
 
 
+def test_retry_with_other_details_returns_the_original_details(client: AuditClient) -> None:
+    first = client.create_event(event_type="a.b", action="x", request_id="req-7", details={"amount": 10})
+    retry = client.create_event(event_type="a.b", action="x", request_id="req-7", details={"amount": 99})
+    assert retry == first
+    assert dict(retry.details) == {"amount": 10}
+    assert client.get_event(first.id).details == first.details
+
+
 def test_append_events_records_a_batch_in_order_and_dedupes_request_ids(client: AuditClient) -> None:
     original = client.create_event(event_type="x.y", action="a", request_id="dup")
     batch = [

@@ -14,7 +14,6 @@ from auditlog.api.convert import (
     event_to_proto,
     fill_event_proto,
     filter_from_proto,
-    new_event_from_proto,
 )
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.domain.filters import PageToken
@@ -48,9 +47,10 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     ) -> event_pb2.AuditEvent:
         if not request.HasField("event"):
             raise InvalidArgumentError([FieldViolation("event", "got nothing, want an event")])
-        event = new_event_from_proto(request.event)
+        event, sent = event_and_details_from_proto(request.event)
         (record,) = self._sequencer.append([event])
-        return event_to_proto(record)
+        # As in AppendEvents: the request's details Struct only for a record built from this event.
+        return event_to_proto(record, sent if record.details is event.details else None)
 
     @rpc_method
     def AppendEvents(
