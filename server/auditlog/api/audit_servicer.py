@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 import grpc
@@ -17,6 +17,7 @@ from auditlog.api.convert import (
     new_event_from_proto,
 )
 from auditlog.api.status import rpc_method, rpc_stream
+from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import PageToken
 from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
 from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_stored
@@ -34,6 +35,44 @@ BREAK_KINDS = {
     BreakKind.HEAD: pb.BREAK_KIND_HEAD,
 }
 _ORDERS = {"": True, "sequence desc": True, "sequence asc": False, "sequence": False}
+
+
+# Bounds of one SearchEvents message (documented on SearchEventsResponse): a gRPC stream message
+# costs the synchronous server about as much as 50 events, so events travel in batches.
+SEARCH_MESSAGE_EVENTS = 1_000
+SEARCH_MESSAGE_BYTES = 1 << 20
+# What an event adds to its message beyond its own size: the field tag and a length of up to 5 bytes.
+_EVENT_FRAMING_BYTES = 6
+
+
+def search_messages(records: Iterable[EventRecord]) -> Iterator[pb.SearchEventsResponse]:
+    """The records as SearchEvents messages, in order: each non-empty, with at most
+    SEARCH_MESSAGE_EVENTS events and at most SEARCH_MESSAGE_BYTES serialised, except that an event
+    larger than that goes alone. Each event is filled in place in the message that carries it."""
+    message = pb.SearchEventsResponse()
+    events = message.events
+    count = size = 0
+    for record in records:
+        event = events.add()
+        fill_event_proto(event, record)
+        event_size = event.ByteSize() + _EVENT_FRAMING_BYTES
+        if size + event_size > SEARCH_MESSAGE_BYTES and count:
+            # This event would take the message past its byte bound: it starts the next one.
+            moved = events.pop()
+            yield message
+            message = pb.SearchEventsResponse()
+            events = message.events
+            events.append(moved)
+            count = size = 0
+        count += 1
+        size += event_size
+        if count == SEARCH_MESSAGE_EVENTS:
+            yield message
+            message = pb.SearchEventsResponse()
+            events = message.events
+            count = size = 0
+    if count:
+        yield message
 
 
 class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
@@ -158,12 +197,12 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     @rpc_stream
     def SearchEvents(
         self, request: pb.SearchEventsRequest, context: grpc.ServicerContext
-    ) -> Iterator[event_pb2.AuditEvent]:
+    ) -> Iterator[pb.SearchEventsResponse]:
         event_filter = filter_from_proto(request)
-        for record in self._store.iter_matching(event_filter):
+        for message in search_messages(self._store.iter_matching(event_filter)):
             if not context.is_active():
                 return
-            yield event_to_proto(record)
+            yield message
 
     @rpc_method
     def VerifyChain(
