@@ -118,9 +118,9 @@ def search_backends(database_url: str) -> list[tuple[int, str]]:
 
 
 def test_search_failing_mid_stream_is_visible_in_trailers(rest_fresh: RestStack) -> None:
-    # More events than the server fetches per cursor batch (2,000), each large enough that the
-    # first batch cannot fit in the buffers between a slow reader and the server: the server then
-    # waits on backpressure, mid-stream, with its cursor open.
+    # More events than the server reads ahead (two cursor batches of 1,000), each large enough that
+    # the first batch cannot fit in the buffers between a slow reader and the server: the server
+    # then waits on backpressure, mid-stream, with its cursor open.
     total = 2_500
     fill(rest_fresh, total, pad=6_000)
     stream = ChunkedStream(rest_fresh.port, "/api/v1/audit/search?event_type=bulk.stream")

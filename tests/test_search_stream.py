@@ -3,9 +3,8 @@ reading the log when its caller goes away."""
 
 from __future__ import annotations
 
+import json
 import time
-import uuid
-from datetime import UTC, datetime
 
 import grpc
 import psycopg
@@ -15,7 +14,6 @@ from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, event_pb2
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_BYTES, SEARCH_MESSAGE_EVENTS, search_messages
 from auditlog.app import Service
-from auditlog.domain.event import EventRecord
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
 
@@ -69,30 +67,31 @@ def test_search_messages_stay_within_1_mib_for_large_events(target: str) -> None
 
 def test_an_event_larger_than_the_byte_bound_travels_alone() -> None:
     # Only a row written behind the service's back can be this large (details are at most 64 KiB).
-    def record(sequence: int, pad: int) -> EventRecord:
-        return EventRecord(
-            id=uuid.UUID(int=sequence),
-            sequence=sequence,
-            event_type="t",
-            user_id="",
-            action="a",
-            resource_type="",
-            resource_id="",
-            details={"pad": "y" * pad},
-            risk_level="",
-            ip_address="",
-            user_agent="",
-            session_id="",
-            request_id="",
-            occurred_at=None,
-            recorded_at=datetime(2024, 1, 1, tzinfo=UTC),
-            leaf_hash=bytes(32),
-            prev_hash=bytes(32),
-            chain_hash=bytes(32),
+    def row(sequence: int, pad: int) -> tuple[object, ...]:
+        details = json.dumps({"pad": "y" * pad})
+        return (
+            f"{sequence:08d}",
+            sequence,
+            "t",
+            "",
+            "a",
+            "",
+            "",
+            details,
+            "",
+            "",
+            "",
+            "",
+            "",
+            None,
+            0,
+            "",
+            "",
+            "",
         )
 
-    records = [record(0, 10), record(1, 2 * SEARCH_MESSAGE_BYTES), record(2, 10), record(3, 10)]
-    messages = list(search_messages(records))
+    rows = [row(0, 10), row(1, 2 * SEARCH_MESSAGE_BYTES), row(2, 10), row(3, 10)]
+    messages = list(search_messages(rows))
     assert [[e.sequence for e in m.events] for m in messages] == [[0], [1], [2, 3]]
 
 

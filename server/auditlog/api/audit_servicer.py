@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from datetime import datetime
 
 import grpc
@@ -13,17 +15,18 @@ from auditlog.api.convert import (
     event_and_details_from_proto,
     event_to_proto,
     fill_event_proto,
+    fill_event_proto_from_row,
     filter_from_proto,
     new_event_from_proto,
 )
 from auditlog.api.status import rpc_method, rpc_stream
-from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import PageToken
 from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
 from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_stored
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from auditlog.sequencer import Sequencer
 from auditlog.storage.events import EventStore
+from auditlog.storage.search import SearchRow, search_rows
 from auditlog.storage.verification import verification_snapshot
 
 BREAK_KINDS = {
@@ -45,16 +48,16 @@ SEARCH_MESSAGE_BYTES = 1 << 20
 _EVENT_FRAMING_BYTES = 6
 
 
-def search_messages(records: Iterable[EventRecord]) -> Iterator[pb.SearchEventsResponse]:
-    """The records as SearchEvents messages, in order: each non-empty, with at most
-    SEARCH_MESSAGE_EVENTS events and at most SEARCH_MESSAGE_BYTES serialised, except that an event
-    larger than that goes alone. Each event is filled in place in the message that carries it."""
+def search_messages(rows: Iterable[SearchRow]) -> Iterator[pb.SearchEventsResponse]:
+    """The rows as SearchEvents messages, in order: each non-empty, with at most SEARCH_MESSAGE_EVENTS
+    events and at most SEARCH_MESSAGE_BYTES serialised, except that an event larger than that goes
+    alone. Each event is filled in place in the message that carries it."""
     message = pb.SearchEventsResponse()
     events = message.events
     count = size = 0
-    for record in records:
+    for row in rows:
         event = events.add()
-        fill_event_proto(event, record)
+        fill_event_proto_from_row(event, row)
         event_size = event.ByteSize() + _EVENT_FRAMING_BYTES
         if size + event_size > SEARCH_MESSAGE_BYTES and count:
             # This event would take the message past its byte bound: it starts the next one.
@@ -199,10 +202,11 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self, request: pb.SearchEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.SearchEventsResponse]:
         event_filter = filter_from_proto(request)
-        for message in search_messages(self._store.iter_matching(event_filter)):
-            if not context.is_active():
-                return
-            yield message
+        with closing(search_rows(self._store.pool, event_filter)) as batches:
+            for message in search_messages(itertools.chain.from_iterable(batches)):
+                if not context.is_active():
+                    return  # the caller went away: closing the rows closes the cursor
+                yield message
 
     @rpc_method
     def VerifyChain(
