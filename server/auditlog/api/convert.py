@@ -226,7 +226,14 @@ def _set_timestamp(message: timestamp_pb2.Timestamp, micros: int) -> None:
 def _fill_struct(fields: Any, value: dict[str, Any]) -> None:
     """Struct.update(value) on an empty Struct's fields."""
     for key, item in value.items():
-        _set_value(fields[key], item)
+        kind = type(item)
+        # Strings and numbers inline (a call per value costs a fifth of the time); the rest below.
+        if kind is str:
+            fields[key].string_value = item
+        elif kind is float:
+            fields[key].number_value = item
+        else:
+            _set_value(fields[key], item)
 
 
 def _set_value(message: struct_pb2.Value, item: Any) -> None:
