@@ -319,7 +319,7 @@ Global___SearchEventsRequest: _TypeAlias = SearchEventsRequest  # noqa: Y015
 
 @_typing.final
 class SearchEventsResponse(_message.Message):
-    """One message of the `SearchEvents` stream. Batching events keeps the stream fast: a stream
+    """One message of the `SearchEvents` stream. Events travel several to a message because a stream
     message costs far more than an event in it.
     """
 
@@ -328,11 +328,11 @@ class SearchEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.AuditEvent]:
-        """The next matching events, in ascending `sequence` order, continuing where the previous
-        message ended. Never empty. At most 1,000 events, and at most 1 MiB serialised, except that
-        one event larger than 1 MiB travels alone; every event the API accepts is far smaller (its
-        `details` are at most 64 KiB of canonical JSON), so a message stays well under gRPC's default
-        4 MiB receive limit. Clients must not rely on the exact number of events per message.
+        """The next matching events in ascending `sequence` order, continuing where the previous message
+        ended. Never empty. At most 1,000 events and at most 1 MiB serialised, so a message stays well
+        under gRPC's default 4 MiB receive limit; the one exception is an event itself larger than
+        1 MiB, which travels alone (`details` of at most 64 KiB of canonical JSON serialise to at most
+        about 360 KB). Do not rely on the number of events per message.
         """
 
     def __init__(

@@ -112,8 +112,8 @@ class AuditServiceServicer:
     def SearchEvents(self, request, context):
         """Streams every event matching the filters in ascending sequence order, several events per
         message (see `SearchEventsResponse`), with bounded server memory whatever the number of
-        matches. A failure after the first message ends the stream with an error status; the events
-        already received stay valid.
+        matches. A failure partway (say, the database going away) ends the stream with an error
+        status after the messages already sent; the events in them stay valid.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -51,8 +51,8 @@ class AuditServiceStub:
     SearchEvents: _grpc.UnaryStreamMultiCallable[_audit_service_pb2.SearchEventsRequest, _audit_service_pb2.SearchEventsResponse]
     """Streams every event matching the filters in ascending sequence order, several events per
     message (see `SearchEventsResponse`), with bounded server memory whatever the number of
-    matches. A failure after the first message ends the stream with an error status; the events
-    already received stay valid.
+    matches. A failure partway (say, the database going away) ends the stream with an error
+    status after the messages already sent; the events in them stay valid.
     """
     VerifyChain: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.VerifyChainRequest, _audit_service_pb2.VerifyChainResponse]
     """Recomputes hashes from the stored columns and checks the chain: the whole log or a range."""
@@ -81,8 +81,8 @@ class AuditServiceAsyncStub(AuditServiceStub):
     SearchEvents: _aio.UnaryStreamMultiCallable[_audit_service_pb2.SearchEventsRequest, _audit_service_pb2.SearchEventsResponse]  # type: ignore[assignment]
     """Streams every event matching the filters in ascending sequence order, several events per
     message (see `SearchEventsResponse`), with bounded server memory whatever the number of
-    matches. A failure after the first message ends the stream with an error status; the events
-    already received stay valid.
+    matches. A failure partway (say, the database going away) ends the stream with an error
+    status after the messages already sent; the events in them stay valid.
     """
     VerifyChain: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.VerifyChainRequest, _audit_service_pb2.VerifyChainResponse]  # type: ignore[assignment]
     """Recomputes hashes from the stored columns and checks the chain: the whole log or a range."""
@@ -138,8 +138,8 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_audit_service_pb2.SearchEventsResponse], _abc.AsyncIterator[_audit_service_pb2.SearchEventsResponse]]:
         """Streams every event matching the filters in ascending sequence order, several events per
         message (see `SearchEventsResponse`), with bounded server memory whatever the number of
-        matches. A failure after the first message ends the stream with an error status; the events
-        already received stay valid.
+        matches. A failure partway (say, the database going away) ends the stream with an error
+        status after the messages already sent; the events in them stay valid.
         """
 
     @_abc_1.abstractmethod
