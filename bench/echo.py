@@ -2,9 +2,10 @@
 
 `/bench.Echo/CreateEvent` parses a CreateEventRequest and answers with a prepared AuditEvent of the
 size CreateEvent returns; `/bench.Echo/SearchEvents` parses a SearchEventsRequest and streams that
-AuditEvent as many times as the `x-bench-count` metadata asks. Both are the gRPC framework's own
-cost (HTTP/2, thread pool, protobuf parsing and serialisation) with no work behind it. They are not
-part of the product API.
+AuditEvent as many times as the `x-bench-count` metadata asks, in SearchEventsResponse messages of
+as many events as SearchEvents puts in one (SEARCH_MESSAGE_EVENTS; the last one holds the rest).
+Both are the gRPC framework's own cost (HTTP/2, thread pool, protobuf parsing and serialisation)
+with no work behind it. They are not part of the product API.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import grpc
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import event_pb2
+from auditlog.api.audit_servicer import SEARCH_MESSAGE_EVENTS
 from bench.workload import create_request
 
 ECHO_METHOD = "/bench.Echo/CreateEvent"
@@ -54,10 +56,15 @@ def echo_handler() -> grpc.GenericRpcHandler:
     def create_event(request: pb.CreateEventRequest, context: Any) -> event_pb2.AuditEvent:
         return response
 
-    def search_events(request: pb.SearchEventsRequest, context: Any) -> Iterator[event_pb2.AuditEvent]:
+    full = pb.SearchEventsResponse(events=[response] * SEARCH_MESSAGE_EVENTS)
+
+    def search_events(request: pb.SearchEventsRequest, context: Any) -> Iterator[pb.SearchEventsResponse]:
         count = int(dict(context.invocation_metadata()).get(COUNT_METADATA, "0"))
-        for _ in range(count):
-            yield response
+        messages, rest = divmod(count, SEARCH_MESSAGE_EVENTS)
+        for _ in range(messages):
+            yield full
+        if rest:
+            yield pb.SearchEventsResponse(events=[response] * rest)
 
     handlers = {
         "CreateEvent": grpc.unary_unary_rpc_method_handler(
@@ -68,7 +75,7 @@ def echo_handler() -> grpc.GenericRpcHandler:
         "SearchEvents": grpc.unary_stream_rpc_method_handler(
             search_events,
             request_deserializer=pb.SearchEventsRequest.FromString,
-            response_serializer=event_pb2.AuditEvent.SerializeToString,
+            response_serializer=pb.SearchEventsResponse.SerializeToString,
         ),
     }
     generic: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler("bench.Echo", handlers)

@@ -40,7 +40,8 @@ HASHES = ("leaf_hash", "prev_hash", "chain_hash")
 
 def all_events(channel: grpc.Channel) -> list[event_pb2.AuditEvent]:
     stub = audit_service_pb2_grpc.AuditServiceStub(channel)
-    return list(stub.SearchEvents(audit_service_pb2.SearchEventsRequest(), timeout=30))
+    messages = stub.SearchEvents(audit_service_pb2.SearchEventsRequest(), timeout=30)
+    return [event for message in messages for event in message.events]
 
 
 def export_file(

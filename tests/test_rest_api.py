@@ -246,7 +246,8 @@ def test_search_streams_every_match_in_sequence_order(rest: RestStack) -> None:
     reply = rest.get(f"/api/v1/audit/search?event_type={kind}")
     assert reply.status == 200
     assert reply.headers["transfer-encoding"] == "chunked"
-    assert [e["id"] for e in reply.json()] == ids
+    # A JSON array of messages, each {"events": [...]}; three events fit in one.
+    assert [[e["id"] for e in message["events"]] for message in reply.json()] == [ids]
     assert rest.get("/api/v1/audit/search?event_type=nothing.matches").json() == []
 
 

@@ -111,7 +111,7 @@ def test_readme_examples_work_verbatim(rest: RestStack) -> None:
     assert replies["POST /api/v1/audit/verify"]["valid"] is True
     assert int(replies["GET /api/v1/audit/stats"]["total_events"]) >= 1
     assert replies["GET /health/ready"] == {"status": "ready", "database": "ok"}
-    assert event["id"] in [e["id"] for e in replies["GET /api/v1/audit/search"]]
+    assert event["id"] in [e["id"] for m in replies["GET /api/v1/audit/search"] for e in m["events"]]
     job = replies["POST /api/v1/export"]
     assert job["job_name"] == "Monthly Audit Report"
     assert job["export_format"] == "xlsx"

@@ -118,9 +118,9 @@ def search_backends(database_url: str) -> list[tuple[int, str]]:
 
 
 def test_search_failing_mid_stream_is_visible_in_trailers(rest_fresh: RestStack) -> None:
-    # More events than the server fetches per cursor batch (2,000), each large enough that the
-    # first batch cannot fit in the buffers between a slow reader and the server: the server then
-    # waits on backpressure, mid-stream, with its cursor open.
+    # More events than the server reads ahead (two cursor batches of 1,000), each large enough that
+    # the first batch cannot fit in the buffers between a slow reader and the server: the server
+    # then waits on backpressure, mid-stream, with its cursor open.
     total = 2_500
     fill(rest_fresh, total, pad=6_000)
     stream = ChunkedStream(rest_fresh.port, "/api/v1/audit/search?event_type=bulk.stream")
@@ -129,7 +129,7 @@ def test_search_failing_mid_stream_is_visible_in_trailers(rest_fresh: RestStack)
         assert stream.headers["transfer-encoding"] == "chunked"
         chunks = stream.chunks()
         body = next(chunks)
-        assert body.startswith(b"[{")
+        assert body.startswith(b'[{"events":[{')
         wait_for(
             lambda: any(
                 state == "idle in transaction" for _, state in search_backends(rest_fresh.database_url)
@@ -144,7 +144,8 @@ def test_search_failing_mid_stream_is_visible_in_trailers(rest_fresh: RestStack)
     assert stream.complete
     assert stream.trailers["grpc-status"] == "14"  # UNAVAILABLE
     assert stream.trailers["grpc-message"] == "the database is unavailable; retry later"
-    events = json.loads(body)
+    # The messages that arrived are whole (a JSON array of {"events": [...]}), in order.
+    events = [event for message in json.loads(body) for event in message["events"]]
     assert 0 < len(events) < total
     assert [int(e["sequence"]) for e in events] == list(range(len(events)))
 
@@ -158,4 +159,4 @@ def test_search_that_completes_ends_with_status_zero_trailers(rest_fresh: RestSt
         stream.close()
     assert stream.complete
     assert stream.trailers["grpc-status"] == "0"
-    assert [e["event_type"] for e in json.loads(body)] == ["one"]
+    assert [[e["event_type"] for e in message["events"]] for message in json.loads(body)] == [["one"]]

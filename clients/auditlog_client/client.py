@@ -98,10 +98,12 @@ class AuditClient:
                 return
 
     def search_events(self, **filters: str) -> Iterator[event_pb2.AuditEvent]:
-        """Streams every match in ascending sequence order."""
+        """Streams every match in ascending sequence order, one event at a time (the server sends
+        them several to a message)."""
         stream = self._stub.SearchEvents(pb.SearchEventsRequest(**filters))
         try:
-            yield from stream
+            for message in stream:
+                yield from message.events
         except grpc.RpcError as err:
             raise error_from_rpc(err) from None
 

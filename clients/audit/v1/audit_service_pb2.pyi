@@ -318,6 +318,37 @@ class SearchEventsRequest(_message.Message):
 Global___SearchEventsRequest: _TypeAlias = SearchEventsRequest  # noqa: Y015
 
 @_typing.final
+class SearchEventsResponse(_message.Message):
+    """One message of the `SearchEvents` stream. Events travel several to a message because a stream
+    message costs far more than an event in it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.AuditEvent]:
+        """The next matching events in ascending `sequence` order, continuing where the previous message
+        ended. Never empty. At most 1,000 events and at most 1 MiB serialised, so a message stays well
+        under gRPC's default 4 MiB receive limit; the one exception is an event itself larger than
+        1 MiB, which travels alone (`details` of at most 64 KiB of canonical JSON serialise to at most
+        about 360 KB). Do not rely on the number of events per message.
+        """
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_event_pb2.AuditEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchEventsResponse: _TypeAlias = SearchEventsResponse  # noqa: Y015
+
+@_typing.final
 class VerifyChainRequest(_message.Message):
     """Request for `VerifyChain`. Either `verify_all`, or a range given by `start_sequence` and/or
     `end_sequence`.

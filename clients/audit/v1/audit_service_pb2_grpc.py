@@ -60,7 +60,7 @@ class AuditServiceStub:
         self.SearchEvents = channel.unary_stream(
                 '/audit.v1.AuditService/SearchEvents',
                 request_serializer=audit_dot_v1_dot_audit__service__pb2.SearchEventsRequest.SerializeToString,
-                response_deserializer=audit_dot_v1_dot_event__pb2.AuditEvent.FromString,
+                response_deserializer=audit_dot_v1_dot_audit__service__pb2.SearchEventsResponse.FromString,
                 _registered_method=True)
         self.VerifyChain = channel.unary_unary(
                 '/audit.v1.AuditService/VerifyChain',
@@ -110,8 +110,10 @@ class AuditServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchEvents(self, request, context):
-        """Streams every event matching the filters in ascending sequence order, with bounded server
-        memory whatever the number of matches.
+        """Streams every event matching the filters in ascending sequence order, several events per
+        message (see `SearchEventsResponse`), with bounded server memory whatever the number of
+        matches. A failure partway (say, the database going away) ends the stream with an error
+        status after the messages already sent; the events in them stay valid.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -157,7 +159,7 @@ def add_AuditServiceServicer_to_server(servicer, server):
             'SearchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.SearchEvents,
                     request_deserializer=audit_dot_v1_dot_audit__service__pb2.SearchEventsRequest.FromString,
-                    response_serializer=audit_dot_v1_dot_event__pb2.AuditEvent.SerializeToString,
+                    response_serializer=audit_dot_v1_dot_audit__service__pb2.SearchEventsResponse.SerializeToString,
             ),
             'VerifyChain': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyChain,
@@ -306,7 +308,7 @@ class AuditService:
             target,
             '/audit.v1.AuditService/SearchEvents',
             audit_dot_v1_dot_audit__service__pb2.SearchEventsRequest.SerializeToString,
-            audit_dot_v1_dot_event__pb2.AuditEvent.FromString,
+            audit_dot_v1_dot_audit__service__pb2.SearchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,9 +48,11 @@ class AuditServiceStub:
     """Returns one event by its `id`. NOT_FOUND when no event has that id."""
     ListEvents: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.ListEventsRequest, _audit_service_pb2.ListEventsResponse]
     """Lists events matching the filters, newest first by default, one page at a time."""
-    SearchEvents: _grpc.UnaryStreamMultiCallable[_audit_service_pb2.SearchEventsRequest, _event_pb2.AuditEvent]
-    """Streams every event matching the filters in ascending sequence order, with bounded server
-    memory whatever the number of matches.
+    SearchEvents: _grpc.UnaryStreamMultiCallable[_audit_service_pb2.SearchEventsRequest, _audit_service_pb2.SearchEventsResponse]
+    """Streams every event matching the filters in ascending sequence order, several events per
+    message (see `SearchEventsResponse`), with bounded server memory whatever the number of
+    matches. A failure partway (say, the database going away) ends the stream with an error
+    status after the messages already sent; the events in them stay valid.
     """
     VerifyChain: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.VerifyChainRequest, _audit_service_pb2.VerifyChainResponse]
     """Recomputes hashes from the stored columns and checks the chain: the whole log or a range."""
@@ -76,9 +78,11 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """Returns one event by its `id`. NOT_FOUND when no event has that id."""
     ListEvents: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.ListEventsRequest, _audit_service_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Lists events matching the filters, newest first by default, one page at a time."""
-    SearchEvents: _aio.UnaryStreamMultiCallable[_audit_service_pb2.SearchEventsRequest, _event_pb2.AuditEvent]  # type: ignore[assignment]
-    """Streams every event matching the filters in ascending sequence order, with bounded server
-    memory whatever the number of matches.
+    SearchEvents: _aio.UnaryStreamMultiCallable[_audit_service_pb2.SearchEventsRequest, _audit_service_pb2.SearchEventsResponse]  # type: ignore[assignment]
+    """Streams every event matching the filters in ascending sequence order, several events per
+    message (see `SearchEventsResponse`), with bounded server memory whatever the number of
+    matches. A failure partway (say, the database going away) ends the stream with an error
+    status after the messages already sent; the events in them stay valid.
     """
     VerifyChain: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.VerifyChainRequest, _audit_service_pb2.VerifyChainResponse]  # type: ignore[assignment]
     """Recomputes hashes from the stored columns and checks the chain: the whole log or a range."""
@@ -131,9 +135,11 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _audit_service_pb2.SearchEventsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_event_pb2.AuditEvent], _abc.AsyncIterator[_event_pb2.AuditEvent]]:
-        """Streams every event matching the filters in ascending sequence order, with bounded server
-        memory whatever the number of matches.
+    ) -> _typing.Union[_abc.Iterator[_audit_service_pb2.SearchEventsResponse], _abc.AsyncIterator[_audit_service_pb2.SearchEventsResponse]]:
+        """Streams every event matching the filters in ascending sequence order, several events per
+        message (see `SearchEventsResponse`), with bounded server memory whatever the number of
+        matches. A failure partway (say, the database going away) ends the stream with an error
+        status after the messages already sent; the events in them stay valid.
         """
 
     @_abc_1.abstractmethod

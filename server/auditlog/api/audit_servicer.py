@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from datetime import datetime
 
 import grpc
@@ -13,6 +15,7 @@ from auditlog.api.convert import (
     event_and_details_from_proto,
     event_to_proto,
     fill_event_proto,
+    fill_event_proto_from_row,
     filter_from_proto,
 )
 from auditlog.api.status import rpc_method, rpc_stream
@@ -22,6 +25,7 @@ from auditlog.domain.verification import BreakKind, LogHead, VerificationResult,
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from auditlog.sequencer import Sequencer
 from auditlog.storage.events import EventStore
+from auditlog.storage.search import SearchRow, search_rows
 from auditlog.storage.verification import verification_snapshot
 
 BREAK_KINDS = {
@@ -33,6 +37,44 @@ BREAK_KINDS = {
     BreakKind.HEAD: pb.BREAK_KIND_HEAD,
 }
 _ORDERS = {"": True, "sequence desc": True, "sequence asc": False, "sequence": False}
+
+
+# Bounds of one SearchEvents message (documented on SearchEventsResponse): a gRPC stream message
+# costs the synchronous server about as much as 50 events, so events travel in batches.
+SEARCH_MESSAGE_EVENTS = 1_000
+SEARCH_MESSAGE_BYTES = 1 << 20
+# What an event adds to its message beyond its own size: the field tag and a length of up to 5 bytes.
+_EVENT_FRAMING_BYTES = 6
+
+
+def search_messages(rows: Iterable[SearchRow]) -> Iterator[pb.SearchEventsResponse]:
+    """The rows as SearchEvents messages, in order: each non-empty, with at most SEARCH_MESSAGE_EVENTS
+    events and at most SEARCH_MESSAGE_BYTES serialised, except that an event larger than that goes
+    alone. Each event is filled in place in the message that carries it."""
+    message = pb.SearchEventsResponse()
+    events = message.events
+    count = size = 0
+    for row in rows:
+        event = events.add()
+        fill_event_proto_from_row(event, row)
+        event_size = event.ByteSize() + _EVENT_FRAMING_BYTES
+        if size + event_size > SEARCH_MESSAGE_BYTES and count:
+            # This event would take the message past its byte bound: it starts the next one.
+            moved = events.pop()
+            yield message
+            message = pb.SearchEventsResponse()
+            events = message.events
+            events.append(moved)
+            count = size = 0
+        count += 1
+        size += event_size
+        if count == SEARCH_MESSAGE_EVENTS:
+            yield message
+            message = pb.SearchEventsResponse()
+            events = message.events
+            count = size = 0
+    if count:
+        yield message
 
 
 class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
@@ -158,12 +200,13 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     @rpc_stream
     def SearchEvents(
         self, request: pb.SearchEventsRequest, context: grpc.ServicerContext
-    ) -> Iterator[event_pb2.AuditEvent]:
+    ) -> Iterator[pb.SearchEventsResponse]:
         event_filter = filter_from_proto(request)
-        for record in self._store.iter_matching(event_filter):
-            if not context.is_active():
-                return
-            yield event_to_proto(record)
+        with closing(search_rows(self._store.pool, event_filter)) as batches:
+            for message in search_messages(itertools.chain.from_iterable(batches)):
+                if not context.is_active():
+                    return  # the caller went away: closing the rows closes the cursor
+                yield message
 
     @rpc_method
     def VerifyChain(

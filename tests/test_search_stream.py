@@ -1,0 +1,130 @@
+"""The SearchEvents stream carries several events per message, within documented bounds, and stops
+reading the log when its caller goes away."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import psycopg
+from google.protobuf import struct_pb2
+
+from audit.v1 import audit_service_pb2 as pb
+from audit.v1 import audit_service_pb2_grpc, event_pb2
+from auditlog.api.audit_servicer import SEARCH_MESSAGE_BYTES, SEARCH_MESSAGE_EVENTS, search_messages
+from auditlog.app import Service
+from auditlog_client import AuditClient
+from auditlog_client.client import event_input
+
+# A client that refuses anything above gRPC's default receive limit, as most clients do.
+DEFAULT_RECEIVE_LIMIT = 4 * 1024 * 1024
+
+
+def append_padded(target: str, count: int, pad: int, event_type: str = "stream.pad") -> None:
+    options = [("grpc.max_send_message_length", 64 << 20)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+        for start in range(0, count, 500):
+            events = []
+            for i in range(start, min(count, start + 500)):
+                details = struct_pb2.Struct()
+                details.update({"pad": "x" * pad, "i": i})
+                events.append(event_pb2.EventInput(event_type=event_type, action="fill", details=details))
+            stub.AppendEvents(pb.AppendEventsRequest(events=events), timeout=60)
+
+
+def messages_of(target: str, **filters: str) -> list[pb.SearchEventsResponse]:
+    options = [("grpc.max_receive_message_length", DEFAULT_RECEIVE_LIMIT)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+        return list(stub.SearchEvents(pb.SearchEventsRequest(**filters), timeout=60))
+
+
+def test_search_sends_up_to_1000_events_per_message_in_sequence_order(
+    client: AuditClient, target: str
+) -> None:
+    for start in range(0, 2_500, 1_000):
+        client.append_events(
+            [
+                event_input(event_type="stream.count", action="a")
+                for _ in range(start, min(start + 1_000, 2_500))
+            ]
+        )
+    messages = messages_of(target)
+    assert [len(m.events) for m in messages] == [SEARCH_MESSAGE_EVENTS, SEARCH_MESSAGE_EVENTS, 500]
+    assert [e.sequence for m in messages for e in m.events] == list(range(2_500))
+
+
+def test_search_messages_stay_within_1_mib_for_large_events(target: str) -> None:
+    # ~60 KB of details per event (the API allows 64 KiB): ~3.6 MB in all, 17 events a message.
+    append_padded(target, 60, pad=60_000)
+    messages = messages_of(target)
+    assert len(messages) >= 4
+    assert all(0 < m.ByteSize() <= SEARCH_MESSAGE_BYTES for m in messages)
+    assert [e.details["i"] for m in messages for e in m.events] == list(range(60))
+
+
+def test_an_event_larger_than_the_byte_bound_travels_alone() -> None:
+    # Only a row written behind the service's back can be this large (details are at most 64 KiB).
+    def row(sequence: int, pad: int) -> tuple[object, ...]:
+        details = json.dumps({"pad": "y" * pad})
+        return (
+            f"{sequence:08d}",
+            sequence,
+            "t",
+            "",
+            "a",
+            "",
+            "",
+            details,
+            "",
+            "",
+            "",
+            "",
+            "",
+            None,
+            0,
+            "",
+            "",
+            "",
+        )
+
+    rows = [row(0, 10), row(1, 2 * SEARCH_MESSAGE_BYTES), row(2, 10), row(3, 10)]
+    messages = list(search_messages(rows))
+    assert [[e.sequence for e in m.events] for m in messages] == [[0], [1], [2, 3]]
+
+
+def test_search_with_no_match_sends_no_message(target: str) -> None:
+    assert messages_of(target, event_type="nothing.matches") == []
+
+
+def open_search_backends(database_url: str) -> list[str]:
+    """States of the service's sessions whose last statement was the search, still in its
+    transaction (the cursor open)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT state FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query LIKE %s AND pid <> pg_backend_pid() AND state <> 'idle'",
+            ("%auditlog_search%",),
+        ).fetchall()
+    return [str(state) for (state,) in rows]
+
+
+def test_search_stops_reading_when_the_caller_cancels(
+    service: Service, target: str, database_url: str
+) -> None:
+    # ~18 MB of matches: far more than gRPC's flow-control windows, so the server is mid-stream,
+    # its cursor open, when the caller cancels.
+    append_padded(target, 3_000, pad=6_000)
+    with grpc.insecure_channel(target) as channel:
+        stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+        call = stub.SearchEvents(pb.SearchEventsRequest(), timeout=60)
+        first = next(call)
+        assert first.events[0].sequence == 0
+        assert open_search_backends(database_url)  # the search transaction is open
+        call.cancel()
+    deadline = time.monotonic() + 15
+    while open_search_backends(database_url):
+        assert time.monotonic() < deadline, "the search transaction stayed open after the cancel"
+        time.sleep(0.1)
