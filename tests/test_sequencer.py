@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,7 +15,7 @@ from auditlog.domain.event import NewEvent
 from auditlog.errors import UnavailableError
 from auditlog.sequencer import Sequencer
 from auditlog.storage.database import create_pool
-from auditlog.storage.events import EventStore
+from auditlog.storage.events import AppendConnection, EventStore
 from auditlog.storage.migrations import apply_migrations
 
 
@@ -91,6 +93,67 @@ def test_a_batch_mixing_callers_retries_and_new_events_writes_each_new_event_onc
         with psycopg.connect(database_url) as conn:
             rows = conn.execute("SELECT request_id FROM audit_events ORDER BY sequence").fetchall()
         assert [r[0] for r in rows] == ["r-1", "r-2", ""]
+    finally:
+        sequencer.stop()
+        pool.close()
+
+
+def test_a_head_moved_by_another_process_is_noticed_and_nothing_is_written_twice(database_url: str) -> None:
+    """Each sequencer writes a small batch in one round trip on the head it last committed; when
+    another process moved the head meanwhile, that write changes nothing and the batch is written
+    again under the head lock, after the other process's events."""
+    apply_migrations(database_url)
+    pools = [create_pool(database_url, max_size=2) for _ in range(2)]
+    first, second = (Sequencer(EventStore(pool)) for pool in pools)
+    first.start()
+    second.start()
+    try:
+        actions = ["a1", "b1", "a2", "a3", "b2", "a4"]
+        recorded = [
+            (first if action.startswith("a") else second).append([NewEvent(event_type="x.y", action=action)])[
+                0
+            ]
+            for action in actions
+        ]
+        assert [r.sequence for r in recorded] == list(range(len(actions)))
+        for before, after in itertools.pairwise(recorded):
+            assert after.prev_hash == before.chain_hash
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute("SELECT action FROM audit_events ORDER BY sequence").fetchall()
+        assert [r[0] for r in rows] == actions
+        head = EventStore(pools[0]).head()
+        assert (head.sequence, head.chain_hash) == (5, recorded[-1].chain_hash)
+    finally:
+        first.stop()
+        second.stop()
+        for pool in pools:
+            pool.close()
+
+
+def test_a_batch_committed_before_its_connection_failed_is_answered_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-round-trip write sends COMMIT with the rest; if the connection then fails, whether
+    the batch committed is looked up by its first id: committed, the callers get their events and
+    nothing is written again."""
+    apply_migrations(database_url)
+    pool = create_pool(database_url, max_size=4)
+    sequencer = Sequencer(EventStore(pool))
+    sequencer.start()
+    real = AppendConnection.append_at_once
+
+    def commit_then_fail(self: AppendConnection, *args: Any, **kwargs: Any) -> bool:
+        real(self, *args, **kwargs)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    try:
+        sequencer.append([NewEvent(event_type="a.b", action="warm")])  # the head is now known
+        monkeypatch.setattr(AppendConnection, "append_at_once", commit_then_fail)
+        (event,) = sequencer.append([NewEvent(event_type="a.b", action="once")])
+        assert event.sequence == 1
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute("SELECT action FROM audit_events ORDER BY sequence").fetchall()
+        assert [r[0] for r in rows] == ["warm", "once"]
     finally:
         sequencer.stop()
         pool.close()

@@ -33,6 +33,9 @@ from auditlog.errors import ShuttingDownError, UnavailableError
 from auditlog.storage.events import AppendConnection, DuplicateRequestIdError, EventStore, HeadState, hour_of
 
 _log = logging.getLogger(__name__)
+# Batches up to this many events (concurrent CreateEvent calls, small AppendEvents) are written in
+# one round trip with INSERT ... unnest; larger ones by COPY, whose round trips they amortise.
+ONE_TRIP_MAX_EVENTS = 64
 Clock = Callable[[], datetime]
 
 
@@ -71,6 +74,9 @@ class Sequencer:
     ) -> None:
         self._store = store
         self._writer = AppendConnection(store.pool)
+        # The head as this process last committed it: a small batch is written in one round trip
+        # on the assumption that it is still the head (see AppendConnection.append_at_once).
+        self._head: HeadState | None = None
         self._clock = clock
         self._max_batch = max_batch_events
         self._max_wait = max_wait_seconds
@@ -185,68 +191,123 @@ class Sequencer:
         Idempotent retries are rare, so the batch is first written without looking request_ids up:
         the unique request_id index refuses a retry of a recorded event, and then (only then) the
         batch is rolled back and redone with the lookup, which returns the original records."""
-        if any(p.event.request_id for events in requests for p in events):
+        try:
             try:
-                return self._append_batch(requests, lookup=False)
+                return self._write(requests, lookup=False)
             except DuplicateRequestIdError:
-                pass
-        return self._append_batch(requests, lookup=True)
+                return self._write(requests, lookup=True)
+        except BaseException:
+            self._head = None  # whatever the head is now, the next batch reads it under the lock
+            raise
 
-    def _append_batch(
-        self, requests: Sequence[Sequence[PreparedEvent]], *, lookup: bool
-    ) -> list[list[EventRecord]]:
+    def _write(self, requests: Sequence[Sequence[PreparedEvent]], *, lookup: bool) -> list[list[EventRecord]]:
+        expected = self._head
+        if not lookup and expected is not None and sum(map(len, requests)) <= ONE_TRIP_MAX_EVENTS:
+            batch = _Batch(requests, expected, {}, self._recorded_at(expected))
+            records = list(batch.build())
+            try:
+                written = self._writer.append_at_once(
+                    expected,
+                    records,
+                    batch.head,
+                    high_risk_added=batch.high_risk(),
+                    user_hour=self._user_hour(batch),
+                )
+            except psycopg.OperationalError:
+                # The connection failed with COMMIT sent or not (say, PostgreSQL dropped it since
+                # the last batch): the batch is all or nothing, so its first id tells which. Not
+                # committed: written under the lock below, on a fresh connection.
+                written = self._store.get(records[0].id) is not None
+                if written:
+                    _log.info("append batch committed although its connection failed")
+            if written:
+                self._committed(batch)
+                return batch.results
+            # Another process moved the head since this one last wrote: nothing was written.
+            self._head = None
         with self._writer.transaction() as (tx, head):
             known: dict[str, EventRecord] = {}
             if lookup:
                 known = tx.find_by_request_ids(
                     sorted({p.event.request_id for events in requests for p in events if p.event.request_id})
                 )
-            # recorded_at never decreases along the sequence, whatever the clocks of other processes.
-            now = _as_utc(self._clock())
-            recorded_at = now if head.recorded_at is None or now > head.recorded_at else head.recorded_at
-            sequence, prev = head.sequence, head.chain_hash
-            builder = RecordBuilder(recorded_at)
-            new_records: list[EventRecord] = []
-            results: list[list[EventRecord]] = [[] for _ in requests]
-
-            def build() -> Iterator[EventRecord]:
-                """Builds the batch's new records in order (filling results), yielding each."""
-                nonlocal sequence, prev
-                for events, records in zip(requests, results, strict=True):
-                    for prepared in events:
-                        request_id = prepared.event.request_id
-                        existing = known.get(request_id) if request_id else None
-                        if existing is None:
-                            sequence += 1
-                            existing = builder.build(prepared, sequence=sequence, prev=prev)
-                            prev = existing.chain_hash
-                            new_records.append(existing)
-                            if request_id:
-                                known[request_id] = existing
-                            records.append(existing)
-                            yield existing
-                        else:
-                            records.append(existing)
-
+            batch = _Batch(requests, head, known, self._recorded_at(head))
             if all(p.event.request_id and p.event.request_id in known for events in requests for p in events):
                 # Retries only: nothing to write (the loop just collects the original records).
-                for _ in build():
+                for _ in batch.build():
                     pass
                 tx.end_unchanged()
-                return results
+                self._head = head
+                return batch.results
             # The records are built while COPY sends them, so PostgreSQL stores one chunk while
             # Python builds the next; nothing is visible to anyone before the commit below.
-            tx.insert(build())
-            hour = hour_of(recorded_at)
-            seen = self._users_seen if hour == self._users_hour else set()
-            users = sorted({record.user_id for record in new_records if record.user_id} - seen)
-            high_risk = sum(1 for record in new_records if record.risk_level in HIGH_RISK_LEVELS)
-            tx.finish(
-                HeadState(sequence, prev, recorded_at),
-                high_risk_added=high_risk,
-                user_hour=(hour, users) if users else None,
-            )
+            tx.insert(batch.build())
+            tx.finish(batch.head, high_risk_added=batch.high_risk(), user_hour=self._user_hour(batch))
+        self._committed(batch)
+        return batch.results
+
+    def _recorded_at(self, head: HeadState) -> datetime:
+        # recorded_at never decreases along the sequence, whatever the clocks of other processes.
+        now = _as_utc(self._clock())
+        return now if head.recorded_at is None or now > head.recorded_at else head.recorded_at
+
+    def _user_hour(self, batch: _Batch) -> tuple[datetime, list[str]] | None:
+        """The batch's users not yet written to user_hours for its hour by this process."""
+        hour = hour_of(batch.recorded_at)
+        seen = self._users_seen if hour == self._users_hour else set()
+        users = sorted({record.user_id for record in batch.new_records if record.user_id} - seen)
+        return (hour, users) if users else None
+
+    def _committed(self, batch: _Batch) -> None:
+        self._head = batch.head
+        hour = hour_of(batch.recorded_at)
         if hour != self._users_hour:
             self._users_hour, self._users_seen = hour, set()
-        self._users_seen.update(users)
-        return results
+        self._users_seen.update(record.user_id for record in batch.new_records if record.user_id)
+
+
+class _Batch:
+    """The records of one batch placed after head: new events get the next sequences and hashes,
+    retries of known request_ids their original records."""
+
+    def __init__(
+        self,
+        requests: Sequence[Sequence[PreparedEvent]],
+        head: HeadState,
+        known: dict[str, EventRecord],
+        recorded_at: datetime,
+    ) -> None:
+        self._requests = requests
+        self._known = known
+        self._builder = RecordBuilder(recorded_at)
+        self.recorded_at = recorded_at
+        self.sequence, self.prev = head.sequence, head.chain_hash
+        self.new_records: list[EventRecord] = []
+        self.results: list[list[EventRecord]] = [[] for _ in requests]
+
+    @property
+    def head(self) -> HeadState:
+        """The head once the batch is written."""
+        return HeadState(self.sequence, self.prev, self.recorded_at)
+
+    def high_risk(self) -> int:
+        return sum(1 for record in self.new_records if record.risk_level in HIGH_RISK_LEVELS)
+
+    def build(self) -> Iterator[EventRecord]:
+        """Builds the new records in order (filling results), yielding each."""
+        known, builder = self._known, self._builder
+        for events, records in zip(self._requests, self.results, strict=True):
+            for prepared in events:
+                request_id = prepared.event.request_id
+                existing = known.get(request_id) if request_id else None
+                if existing is None:
+                    self.sequence += 1
+                    existing = builder.build(prepared, sequence=self.sequence, prev=self.prev)
+                    self.prev = existing.chain_hash
+                    self.new_records.append(existing)
+                    if request_id:
+                        known[request_id] = existing
+                    records.append(existing)
+                    yield existing
+                else:
+                    records.append(existing)

@@ -51,6 +51,11 @@ def _json_text_encoder() -> Callable[[Any], str]:
 _details_json = _json_text_encoder()
 
 
+def details_text(details: dict[str, Any]) -> str:
+    """The JSON text PostgreSQL is given for details (by COPY, or as jsonb[] elements)."""
+    return _details_json(details)
+
+
 def _copy_escape(value: str) -> str:
     return _COPY_SPECIAL.sub(lambda match: _COPY_ESCAPES[match.group(0)], value)
 

@@ -68,6 +68,21 @@ def configure_service_session(conn: psycopg.Connection[Any]) -> None:
     conn.commit()
 
 
+def connect_like(pool: ConnectionPool) -> psycopg.Connection[Any]:
+    """A connection made as the pool makes its own (same URL, options and service-role session), but
+    not one of the pool's: for a holder that keeps it (the sequencer), so the pool's readers keep
+    every connection the pool has, and the pool's reconnection after an outage is not shared."""
+    conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+    kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
+    conn = psycopg.connect(conninfo, **(kwargs or {}))
+    try:
+        configure_service_session(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def create_pool(url: str, *, min_size: int = 2, max_size: int = 16, timeout: float = 10.0) -> ConnectionPool:
     """The service's pool: sessions under the service role, checked on checkout."""
     pool = ConnectionPool(

@@ -18,7 +18,8 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.verification import BreakKind, VerificationResult
-from auditlog.storage.copy_text import copy_line, copy_timestamp
+from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
+from auditlog.storage.database import connect_like
 
 COLUMNS = (
     "id",
@@ -47,6 +48,31 @@ _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(m
 # scan the whole table (270 ms at 1,000,000 events).
 _BY_REQUEST_IDS = _SELECT + sql.SQL(" WHERE request_id = ANY(%s) AND request_id <> ''")
 _REQUEST_ID_INDEX = "audit_events_request_id"
+# The sequencer's one-round-trip write (AppendConnection.append_at_once): the rows as one array per
+# column, inserted only while the locked head is the one they were built on.
+_COLUMN_TYPES = {
+    "id": "uuid",
+    "sequence": "bigint",
+    "details": "jsonb",
+    "occurred_at": "timestamptz",
+    "recorded_at": "timestamptz",
+    "leaf_hash": "bytea",
+    "prev_hash": "bytea",
+    "chain_hash": "bytea",
+}
+_DETAILS_INDEX = COLUMNS.index("details")
+_HEAD_IS = "EXISTS (SELECT 1 FROM log_head WHERE id = 1 AND sequence = %s AND chain_hash = %s)"
+_INSERT_IF_HEAD = sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS).format(
+    sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+    sql.SQL(", ").join(
+        sql.SQL("%s::{}[]").format(sql.SQL(_COLUMN_TYPES.get(column, "text"))) for column in COLUMNS
+    ),
+)
+_USER_HOURS_IF_HEAD = (
+    "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[]) WHERE "
+    + _HEAD_IS
+    + " ON CONFLICT DO NOTHING"
+)
 _FILTER_COLUMNS = TEXT_FILTER_FIELDS
 # Rows per COPY write while appending (about 30 KB, psycopg's own COPY buffer size).
 COPY_CHUNK_ROWS = 64
@@ -275,9 +301,10 @@ class AppendTransaction:
 
 
 class AppendConnection:
-    """The sequencer's connection, held from one batch to the next: a pool checkout checks the
+    """The sequencer's own connection, held from one batch to the next: a pool checkout checks the
     connection with a round trip of its own, and one batch after another is the sequencer's whole
-    life. A connection that fails is discarded; the next batch takes a fresh one from the pool."""
+    life. It is made like the pool's connections but is not one of them (see connect_like). A
+    connection that fails is closed; the next batch makes a new one."""
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
@@ -310,21 +337,66 @@ class AppendConnection:
             self._rollback(conn)
             raise RuntimeError("an append transaction ended without finish()")
 
+    def append_at_once(
+        self,
+        expected: HeadState,
+        records: Sequence[EventRecord],
+        head: HeadState,
+        *,
+        high_risk_added: int,
+        user_hour: tuple[datetime, Sequence[str]] | None,
+    ) -> bool:
+        """Writes records, built to follow expected, and moves the head to head, in one round trip
+        (BEGIN, head lock, INSERT, user_hours, head update, COMMIT). Every write is conditional on
+        the locked head still being expected, so when another process moved it since, nothing is
+        written and the answer is False. Raises DuplicateRequestIdError as insert does; on a
+        connection failure the connection is discarded and the error raised: whether the batch
+        committed is then unknown to this method (the caller looks an id up)."""
+        conn = self._checkout()
+        columns: list[list[Any]] = [[] for _ in COLUMNS]
+        for record in records:
+            for values, value in zip(columns, row_from_record(record), strict=True):
+                values.append(value)
+        columns[_DETAILS_INDEX] = [details_text(record.details) for record in records]
+        same_head = (expected.sequence, expected.chain_hash)
+        try:
+            with conn.pipeline():
+                conn.execute("SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE")
+                conn.execute(_INSERT_IF_HEAD, (*columns, *same_head))
+                if user_hour is not None:
+                    conn.execute(_USER_HOURS_IF_HEAD, (user_hour[0], list(user_hour[1]), *same_head))
+                moved = conn.execute(
+                    "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s,"
+                    " high_risk_events = high_risk_events + %s WHERE id = 1 AND sequence = %s AND chain_hash = %s",
+                    (head.sequence, head.chain_hash, head.recorded_at, high_risk_added, *same_head),
+                )
+                conn.commit()
+        except psycopg.OperationalError:
+            self._discard(conn)
+            raise
+        except psycopg.errors.UniqueViolation as err:
+            self._rollback(conn)
+            if err.diag.constraint_name == _REQUEST_ID_INDEX:
+                raise DuplicateRequestIdError from None
+            raise
+        except BaseException:
+            self._rollback(conn)
+            raise
+        return moved.rowcount == 1
+
     def close(self) -> None:
-        """Returns the connection to the pool (at shutdown)."""
+        """Closes the connection (at shutdown)."""
         if self._conn is not None:
-            conn, self._conn = self._conn, None
-            self._pool.putconn(conn)
+            self._discard(self._conn)
 
     def _checkout(self) -> psycopg.Connection[Any]:
         if self._conn is None:
-            self._conn = self._pool.getconn()
+            self._conn = connect_like(self._pool)
         return self._conn
 
     def _discard(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = None
-        # The pool closes and replaces a connection returned broken or in a transaction.
-        self._pool.putconn(conn)
+        conn.close()
 
     def _rollback(self, conn: psycopg.Connection[Any]) -> None:
         try:
