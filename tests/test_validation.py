@@ -102,6 +102,18 @@ def test_every_problem_is_reported_at_once(client: AuditClient) -> None:
 def test_ip_addresses_are_stored_normalised(client: AuditClient) -> None:
     assert client.create_event(**VALID, ip_address="2001:DB8:0:0:0:0:0:1").ip_address == "2001:db8::1"
     assert client.create_event(**VALID, ip_address=" 10.0.0.1 ").ip_address == "10.0.0.1"
+    assert client.create_event(**VALID, ip_address="fe80::1%eth0").ip_address == "fe80::1%eth0"
+
+
+@pytest.mark.parametrize("scope", ["x" * 100_000, "eth\x01", "eth0\n"])
+def test_ipv6_scope_ids_are_bounded_like_other_text(client: AuditClient, scope: str) -> None:
+    """ipaddress takes any text after '%' as a scope id; an event must not grow unbounded through it."""
+    with pytest.raises(InvalidArgument) as info:
+        client.create_event(**VALID, ip_address="fe80::1%" + scope)
+    assert [(v.field, v.description.split(", ", 1)[1]) for v in info.value.violations] == [
+        ("event.ip_address", "want an IPv4 or IPv6 address of at most 64 characters")
+    ]
+    assert client.get_stats().total_events == 0
 
 
 def test_page_size_bounds(client: AuditClient) -> None:

@@ -35,6 +35,8 @@ TEXT_LIMITS: dict[str, int] = {
     "request_id": 128,
 }
 _TEXT_LIMIT_VALUES = tuple(TEXT_LIMITS.values())
+# The longest IPv6 text (45 characters, IPv4-mapped) with room for a scope id such as an interface name.
+MAX_IP_TEXT = 64
 REQUIRED_FIELDS = ("event_type", "action")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -134,9 +136,14 @@ def normalise_ip(field: str, value: str, violations: list[FieldViolation]) -> st
     """The normalised text form of an IPv4 or IPv6 address, or "" when unset."""
     if value == "":
         return ""
-    normalised = _normalised_ip(value)
+    # An IPv6 scope id ("fe80::1%eth0") is free text to ipaddress; bounded here like every text field.
+    normalised = None if len(value) > MAX_IP_TEXT or _CONTROL.search(value) else _normalised_ip(value)
     if normalised is None:
-        violations.append(FieldViolation(field, f"got {_show(value)}, want an IPv4 or IPv6 address"))
+        violations.append(
+            FieldViolation(
+                field, f"got {_show(value)}, want an IPv4 or IPv6 address of at most {MAX_IP_TEXT} characters"
+            )
+        )
         return value
     return normalised
 
