@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from bench.clients import CREATE_METHOD, WorkerResult, append_load, unary_load
 from bench.echo import COUNT_METADATA, ECHO_METHOD, ECHO_STREAM_METHOD
 from bench.measure import (
     CpuMeter,
+    CpuWindow,
     peak_rss_mib,
     percentile,
     postmaster_pid,
@@ -55,6 +56,7 @@ class Sizes:
     events: int  # the log's final size
     midpoint: int  # where VerifyChain and memory are first measured
     seconds: float  # each CreateEvent / no-op run
+    rounds: int  # CreateEvent / no-op runs per concurrency, in turns
     concurrency: tuple[int, ...]
     loaders: int  # AppendEvents client processes
     copy_rows: int  # rows in the raw COPY comparison
@@ -69,6 +71,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         events=events,
         midpoint=max(BATCH, events // 10),
         seconds=seconds,
+        rounds=args.rounds or (1 if args.quick else 2),
         concurrency=concurrency,
         loaders=args.loaders,
         copy_rows=min(events, 200_000),
@@ -117,38 +120,56 @@ def server_process(database_url: str, workdir: Path) -> Iterator[tuple[int, int]
             process.wait(timeout=10)
 
 
-def _summary(results: list[WorkerResult], seconds: float) -> tuple[float, float, float]:
-    latencies = [x for r in results for x in r.latencies]
-    events = sum(r.events for r in results)
-    window = max(r.seconds for r in results) if results else seconds
-    return events / window, percentile(latencies, 50), percentile(latencies, 99)
+@dataclass
+class _Load:
+    """Calls, CPU and latencies of one method, summed over the rounds of bench_create."""
+
+    calls: int = 0
+    window: float = 0.0
+    server_cpu: float = 0.0
+    database_cpu: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, results: list[WorkerResult], cpu: CpuWindow) -> None:
+        self.calls += sum(r.events for r in results)
+        self.window += max(r.seconds for r in results)
+        self.server_cpu += cpu.server
+        self.database_cpu += cpu.database
+        self.latencies.extend(x for r in results for x in r.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.window
+
+    def latency(self) -> str:
+        return f"p50 {ms(percentile(self.latencies, 50))}, p99 {ms(percentile(self.latencies, 99))}"
 
 
 def bench_create(target: str, meter: CpuMeter, sizes: Sizes, log: Log) -> list[Row]:
+    """CreateEvent beside the no-op RPC at each concurrency: sizes.rounds runs of each, taken in
+    turns (no-op, CreateEvent, no-op, ...), so that a slow spell of the machine weighs on both."""
     rows = []
     for clients in sizes.concurrency:
-        with meter.window() as noop_cpu:
-            noop_results, noop_wall = unary_load(
-                target, ECHO_METHOD, clients, sizes.seconds, f"echo{clients}"
-            )
-        with meter.window() as create_cpu:
-            create_results, create_wall = unary_load(
-                target, CREATE_METHOD, clients, sizes.seconds, f"create{clients}"
-            )
-        noop, create = _summary(noop_results, noop_wall), _summary(create_results, create_wall)
-        ratio = create[0] / noop[0]
-        noop_calls, create_calls = sum(r.calls for r in noop_results), sum(r.calls for r in create_results)
+        noop, create = _Load(), _Load()
+        for round_ in range(sizes.rounds):
+            for load, method, tag in ((noop, ECHO_METHOD, "echo"), (create, CREATE_METHOD, "create")):
+                with meter.window() as cpu:
+                    results, _ = unary_load(
+                        target, method, clients, sizes.seconds, f"{tag}{clients}-{round_}"
+                    )
+                load.add(results, cpu)
+        ratio = create.rate / noop.rate
         log(
-            f"CreateEvent x{clients}: {create[0]:,.0f}/s vs no-op {noop[0]:,.0f}/s;"
-            f" CPU per call, server {create_cpu.server / create_calls * 1e6:,.0f} us"
-            f" (no-op {noop_cpu.server / noop_calls * 1e6:,.0f}),"
-            f" PostgreSQL {create_cpu.database / create_calls * 1e6:,.0f} us"
+            f"CreateEvent x{clients}: {create.rate:,.0f}/s vs no-op {noop.rate:,.0f}/s;"
+            f" CPU per call, server {create.server_cpu / create.calls * 1e6:,.0f} us"
+            f" (no-op {noop.server_cpu / noop.calls * 1e6:,.0f}),"
+            f" PostgreSQL {create.database_cpu / create.calls * 1e6:,.0f} us"
         )
         rows.append(
             Row(
                 f"CreateEvent, {clients} client{'s' if clients > 1 else ''}",
-                f"{rate(create[0])}; p50 {ms(create[1])}, p99 {ms(create[2])}",
-                f"no-op RPC {rate(noop[0], 'calls/s')}; p50 {ms(noop[1])}, p99 {ms(noop[2])}",
+                f"{rate(create.rate)}; {create.latency()}",
+                f"no-op RPC {rate(noop.rate, 'calls/s')}; {noop.latency()}",
                 f"{ratio:.0%}",
                 "≥ 60% of no-op" if clients == TARGET_CLIENTS else "",
                 ratio >= 0.60 if clients == TARGET_CLIENTS else None,
@@ -424,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, help="final log size (default 1,000,000; --quick: 20,000)")
     parser.add_argument(
         "--seconds", type=float, help="length of each CreateEvent run (default 5; --quick: 1)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="CreateEvent and no-op runs per concurrency, in turns (default 2; --quick: 1)",
     )
     parser.add_argument("--loaders", type=int, default=4, help="AppendEvents client processes (default 4)")
     parser.add_argument(
