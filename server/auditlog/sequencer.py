@@ -173,7 +173,9 @@ class Sequencer:
             results = self.append_batch([item.events for item in batch])
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
             _log.warning("append batch failed: database unavailable: %s", err.__class__.__name__)
-            failure: Exception = UnavailableError("the database is unavailable; the events were not recorded")
+            failure: Exception = UnavailableError(
+                "the database is unavailable; retry with the same request_id (a retry never records an event twice)"
+            )
             for item in batch:
                 item.future.set_exception(failure)
             return
@@ -203,6 +205,7 @@ class Sequencer:
     def _write(self, requests: Sequence[Sequence[PreparedEvent]], *, lookup: bool) -> list[list[EventRecord]]:
         expected = self._head
         if not lookup and expected is not None and sum(map(len, requests)) <= ONE_TRIP_MAX_EVENTS:
+            self._writer.connect()  # unreachable: fails here, with nothing sent
             batch = _Batch(requests, expected, {}, self._recorded_at(expected))
             records = list(batch.build())
             try:

@@ -384,6 +384,11 @@ class AppendConnection:
             raise
         return moved.rowcount == 1
 
+    def connect(self) -> None:
+        """Makes the connection now if there is none (raising OperationalError when PostgreSQL
+        cannot be reached), so that a later failure is one of a connection that existed."""
+        self._checkout()
+
     def close(self) -> None:
         """Closes the connection (at shutdown)."""
         if self._conn is not None:
