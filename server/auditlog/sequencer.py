@@ -8,6 +8,10 @@ and leaves nothing behind (the transaction rolls back).
 
 The wait is adaptive: a batch waits for more callers only while it is smaller than the one before
 (see `_run`), so a lone caller pays no batching delay and concurrent callers share transactions.
+
+A batch of up to ONE_TRIP_MAX_EVENTS is written in one round trip on the head this process last
+committed, every write conditional on that head still being the head; otherwise (or when another
+process moved the head) under the head lock as above. See `append_batch` and `_write`.
 """
 
 from __future__ import annotations

@@ -82,10 +82,6 @@ def _details_and_exactness(details: struct_pb2.Struct) -> tuple[dict[str, Any], 
         return converted, False
 
 
-def new_event_from_proto(message: event_pb2.EventInput, prefix: str = "event") -> NewEvent:
-    return event_and_details_from_proto(message, prefix)[0]
-
-
 def event_and_details_from_proto(
     message: event_pb2.EventInput, prefix: str = "event"
 ) -> tuple[NewEvent, struct_pb2.Struct | None]:
@@ -282,5 +278,4 @@ __all__ = [
     "fill_event_proto_from_row",
     "filter_from_proto",
     "filter_to_proto",
-    "new_event_from_proto",
 ]
