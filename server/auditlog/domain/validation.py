@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
+import operator
 import re
 import uuid
 from collections.abc import Mapping
@@ -173,9 +174,7 @@ def validate_new_event(
     texts = [fields.get(name, "") for name in TEXT_LIMITS]
     # One scan of all the text fields in the usual case that every one is fine; field by field (for
     # the messages) otherwise.
-    if _CONTROL.search("".join(texts)) or any(
-        len(text) > limit for text, limit in zip(texts, _TEXT_LIMIT_VALUES, strict=True)
-    ):
+    if _CONTROL.search("".join(texts)) or any(map(operator.gt, map(len, texts), _TEXT_LIMIT_VALUES)):
         for name, limit in TEXT_LIMITS.items():
             check_text(f"{prefix}.{name}", fields.get(name, ""), limit, violations)
     risk_level = fields.get("risk_level", "")
