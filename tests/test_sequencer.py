@@ -13,7 +13,7 @@ import pytest
 from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import NewEvent
 from auditlog.errors import UnavailableError
-from auditlog.sequencer import Sequencer
+from auditlog.sequencer import ONE_TRIP_MAX_EVENTS, Sequencer
 from auditlog.storage.database import create_pool
 from auditlog.storage.events import AppendConnection, EventStore
 from auditlog.storage.migrations import apply_migrations
@@ -154,6 +154,34 @@ def test_a_batch_committed_before_its_connection_failed_is_answered_once(
         with psycopg.connect(database_url) as conn:
             rows = conn.execute("SELECT action FROM audit_events ORDER BY sequence").fetchall()
         assert [r[0] for r in rows] == ["warm", "once"]
+    finally:
+        sequencer.stop()
+        pool.close()
+
+
+def test_a_large_batch_with_a_retry_among_new_events_is_copied_once(database_url: str) -> None:
+    """Batches past ONE_TRIP_MAX_EVENTS go by COPY; a retry of a recorded event inside one makes the
+    unique index refuse the COPY, and the batch is redone with the lookup."""
+    apply_migrations(database_url)
+    pool = create_pool(database_url, max_size=4)
+    sequencer = Sequencer(EventStore(pool))
+    sequencer.start()
+    try:
+        (original,) = sequencer.append([NewEvent(event_type="a.b", action="first", request_id="dup")])
+        batch = [
+            NewEvent(event_type="a.b", action=f"n{i}", request_id=f"r-{i}")
+            for i in range(ONE_TRIP_MAX_EVENTS + 36)
+        ]
+        batch[50] = NewEvent(event_type="a.b", action="retried", request_id="dup")
+        recorded = sequencer.append(batch)
+        assert recorded[50] == original
+        new = [r for i, r in enumerate(recorded) if i != 50]
+        assert [r.sequence for r in new] == list(range(1, len(batch)))
+        for before, after in itertools.pairwise([original, *new]):
+            assert after.prev_hash == before.chain_hash
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT count(*), count(DISTINCT request_id) FROM audit_events").fetchone()
+        assert row == (len(batch), len(batch))
     finally:
         sequencer.stop()
         pool.close()
