@@ -90,6 +90,9 @@ def serve_env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]
         GRPC_PORT="0",
         HTTP_PORT="0",
         CORS_ORIGINS='["http://localhost:3000"]',
+        # Envoy's config folder: the tests that SIGKILL `auditlog serve` leave it behind (a killed
+        # process cleans nothing up), so it goes where pytest cleans.
+        TMPDIR=str(tmp_path),
     )
     env.update(extra)
     return env
