@@ -312,8 +312,8 @@ class AppendConnection:
 
     @contextmanager
     def transaction(self) -> Iterator[tuple[AppendTransaction, HeadState]]:
-        """A transaction holding the head lock, and the head. The body must end it with finish();
-        an exception rolls it back. A held connection found dead at the first round trip (say,
+        """A transaction holding the head lock, and the head. The body must end it with finish()
+        (or end_unchanged() when it wrote nothing); an exception rolls it back. A held connection found dead at the first round trip (say,
         PostgreSQL restarted since the last batch) is replaced once: nothing was sent that could
         have been committed."""
         reused = self._conn is not None
