@@ -1,10 +1,14 @@
-"""The sequencer against real PostgreSQL: an append that cannot finish in time says so honestly."""
+"""The sequencer against real PostgreSQL: an append that cannot finish in time says so honestly,
+and the write path's shortcuts (held connection, one-round-trip writes, idempotency by the unique
+index) never lose or duplicate an event."""
 
 from __future__ import annotations
 
 import itertools
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -19,95 +23,99 @@ from auditlog.storage.events import AppendConnection, EventStore
 from auditlog.storage.migrations import apply_migrations
 
 
-def test_append_blocked_past_its_timeout_is_unavailable_and_may_still_land(database_url: str) -> None:
-    apply_migrations(database_url)
-    pool = create_pool(database_url, max_size=4)
-    sequencer = Sequencer(EventStore(pool))
+@contextmanager
+def running(database_url: str, max_size: int = 4) -> Iterator[tuple[Sequencer, EventStore]]:
+    """A started sequencer on its own pool (as one server process has), stopped and closed after."""
+    pool = create_pool(database_url, max_size=max_size)
+    store = EventStore(pool)
+    sequencer = Sequencer(store)
     sequencer.start()
     try:
-        with psycopg.connect(database_url) as blocker:
-            # Another writer holds the head lock, so the sequencer's transaction waits behind it.
-            blocker.execute("SELECT sequence FROM log_head WHERE id = 1 FOR UPDATE")
-            with pytest.raises(
-                UnavailableError, match="may still be recorded; retry with the same request_id"
-            ):
-                sequencer.append([NewEvent(event_type="a.b", action="x", request_id="slow-1")], timeout=0.5)
-            blocker.rollback()
-        deadline = time.monotonic() + 10
-        while EventStore(pool).head().sequence < 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        # The append did land once the lock was free; a retry with its request_id returns it.
-        (retry,) = sequencer.append([NewEvent(event_type="a.b", action="x", request_id="slow-1")])
-        assert retry.sequence == 0
-        assert EventStore(pool).head().sequence == 0
+        yield sequencer, store
     finally:
         sequencer.stop()
         pool.close()
 
 
-def test_the_held_connection_is_replaced_when_postgres_dropped_it(database_url: str) -> None:
+@pytest.fixture
+def migrated(database_url: str) -> str:
+    apply_migrations(database_url)
+    return database_url
+
+
+@pytest.fixture
+def sequencer_and_store(migrated: str) -> Iterator[tuple[Sequencer, EventStore]]:
+    with running(migrated) as started:
+        yield started
+
+
+def test_append_blocked_past_its_timeout_is_unavailable_and_may_still_land(
+    database_url: str, sequencer_and_store: tuple[Sequencer, EventStore]
+) -> None:
+    sequencer, store = sequencer_and_store
+    with psycopg.connect(database_url) as blocker:
+        # Another writer holds the head lock, so the sequencer's transaction waits behind it.
+        blocker.execute("SELECT sequence FROM log_head WHERE id = 1 FOR UPDATE")
+        with pytest.raises(UnavailableError, match="may still be recorded; retry with the same request_id"):
+            sequencer.append([NewEvent(event_type="a.b", action="x", request_id="slow-1")], timeout=0.5)
+        blocker.rollback()
+    deadline = time.monotonic() + 10
+    while store.head().sequence < 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The append did land once the lock was free; a retry with its request_id returns it.
+    (retry,) = sequencer.append([NewEvent(event_type="a.b", action="x", request_id="slow-1")])
+    assert retry.sequence == 0
+    assert store.head().sequence == 0
+
+
+def test_the_held_connection_is_replaced_when_postgres_dropped_it(
+    database_url: str, sequencer_and_store: tuple[Sequencer, EventStore]
+) -> None:
     """The sequencer keeps its connection between batches; one that died meanwhile (a restart, an
     idle timeout, an operator's pg_terminate_backend) costs the next append nothing visible."""
-    apply_migrations(database_url)
-    pool = create_pool(database_url, max_size=4)
-    sequencer = Sequencer(EventStore(pool))
-    sequencer.start()
-    try:
-        (first,) = sequencer.append([NewEvent(event_type="a.b", action="before")])
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = 'auditlog' AND pid <> pg_backend_pid()"
-            ).fetchone()
-        assert killed is not None and killed[0] >= 1
-        (second,) = sequencer.append([NewEvent(event_type="a.b", action="after")], timeout=10)
-        assert (first.sequence, second.sequence) == (0, 1)
-        assert second.prev_hash == first.chain_hash
-    finally:
-        sequencer.stop()
-        pool.close()
+    sequencer, _ = sequencer_and_store
+    (first,) = sequencer.append([NewEvent(event_type="a.b", action="before")])
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'auditlog' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed is not None and killed[0] >= 1
+    (second,) = sequencer.append([NewEvent(event_type="a.b", action="after")], timeout=10)
+    assert (first.sequence, second.sequence) == (0, 1)
+    assert second.prev_hash == first.chain_hash
 
 
-def test_a_batch_mixing_callers_retries_and_new_events_writes_each_new_event_once(database_url: str) -> None:
+def test_a_batch_mixing_callers_retries_and_new_events_writes_each_new_event_once(
+    database_url: str, sequencer_and_store: tuple[Sequencer, EventStore]
+) -> None:
     """Group commit puts several callers in one transaction; a retry of a recorded event among them
     (refused by the unique request_id index, then looked up) changes nothing for the others."""
-    apply_migrations(database_url)
-    pool = create_pool(database_url, max_size=4)
-    sequencer = Sequencer(EventStore(pool))
-    sequencer.start()
-    try:
-        (original,) = sequencer.append([NewEvent(event_type="a.b", action="first", request_id="r-1")])
-        new = [
-            NewEvent(event_type="a.b", action="new", request_id="r-2"),
-            NewEvent(event_type="a.b", action="x"),
-        ]
-        retry = [NewEvent(event_type="a.b", action="first", request_id="r-1")]
-        first_caller, second_caller = sequencer.append_batch(
-            [[prepare_event(e, uuid.uuid4()) for e in new], [prepare_event(e, uuid.uuid4()) for e in retry]]
-        )
-        assert [r.sequence for r in first_caller] == [1, 2]
-        assert first_caller[0].prev_hash == original.chain_hash
-        assert second_caller == [original]
-        head = EventStore(pool).head()
-        assert (head.sequence, head.chain_hash) == (2, first_caller[1].chain_hash)
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute("SELECT request_id FROM audit_events ORDER BY sequence").fetchall()
-        assert [r[0] for r in rows] == ["r-1", "r-2", ""]
-    finally:
-        sequencer.stop()
-        pool.close()
+    sequencer, store = sequencer_and_store
+    (original,) = sequencer.append([NewEvent(event_type="a.b", action="first", request_id="r-1")])
+    new = [
+        NewEvent(event_type="a.b", action="new", request_id="r-2"),
+        NewEvent(event_type="a.b", action="x"),
+    ]
+    retry = [NewEvent(event_type="a.b", action="first", request_id="r-1")]
+    first_caller, second_caller = sequencer.append_batch(
+        [[prepare_event(e, uuid.uuid4()) for e in new], [prepare_event(e, uuid.uuid4()) for e in retry]]
+    )
+    assert [r.sequence for r in first_caller] == [1, 2]
+    assert first_caller[0].prev_hash == original.chain_hash
+    assert second_caller == [original]
+    head = store.head()
+    assert (head.sequence, head.chain_hash) == (2, first_caller[1].chain_hash)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT request_id FROM audit_events ORDER BY sequence").fetchall()
+    assert [r[0] for r in rows] == ["r-1", "r-2", ""]
 
 
-def test_a_head_moved_by_another_process_is_noticed_and_nothing_is_written_twice(database_url: str) -> None:
+def test_a_head_moved_by_another_process_is_noticed_and_nothing_is_written_twice(migrated: str) -> None:
     """Each sequencer writes a small batch in one round trip on the head it last committed; when
     another process moved the head meanwhile, that write changes nothing and the batch is written
     again under the head lock, after the other process's events."""
-    apply_migrations(database_url)
-    pools = [create_pool(database_url, max_size=2) for _ in range(2)]
-    first, second = (Sequencer(EventStore(pool)) for pool in pools)
-    first.start()
-    second.start()
-    try:
+    with running(migrated, max_size=2) as (first, store), running(migrated, max_size=2) as (second, _):
         actions = ["a1", "b1", "a2", "a3", "b2", "a4"]
         recorded = [
             (first if action.startswith("a") else second).append([NewEvent(event_type="x.y", action=action)])[
@@ -118,70 +126,53 @@ def test_a_head_moved_by_another_process_is_noticed_and_nothing_is_written_twice
         assert [r.sequence for r in recorded] == list(range(len(actions)))
         for before, after in itertools.pairwise(recorded):
             assert after.prev_hash == before.chain_hash
-        with psycopg.connect(database_url) as conn:
+        with psycopg.connect(migrated) as conn:
             rows = conn.execute("SELECT action FROM audit_events ORDER BY sequence").fetchall()
         assert [r[0] for r in rows] == actions
-        head = EventStore(pools[0]).head()
+        head = store.head()
         assert (head.sequence, head.chain_hash) == (5, recorded[-1].chain_hash)
-    finally:
-        first.stop()
-        second.stop()
-        for pool in pools:
-            pool.close()
 
 
 def test_a_batch_committed_before_its_connection_failed_is_answered_once(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, sequencer_and_store: tuple[Sequencer, EventStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The one-round-trip write sends COMMIT with the rest; if the connection then fails, whether
     the batch committed is looked up by its first id: committed, the callers get their events and
     nothing is written again."""
-    apply_migrations(database_url)
-    pool = create_pool(database_url, max_size=4)
-    sequencer = Sequencer(EventStore(pool))
-    sequencer.start()
+    sequencer, _ = sequencer_and_store
     real = AppendConnection.append_at_once
 
     def commit_then_fail(self: AppendConnection, *args: Any, **kwargs: Any) -> bool:
         real(self, *args, **kwargs)
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
-    try:
-        sequencer.append([NewEvent(event_type="a.b", action="warm")])  # the head is now known
-        monkeypatch.setattr(AppendConnection, "append_at_once", commit_then_fail)
-        (event,) = sequencer.append([NewEvent(event_type="a.b", action="once")])
-        assert event.sequence == 1
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute("SELECT action FROM audit_events ORDER BY sequence").fetchall()
-        assert [r[0] for r in rows] == ["warm", "once"]
-    finally:
-        sequencer.stop()
-        pool.close()
+    sequencer.append([NewEvent(event_type="a.b", action="warm")])  # the head is now known
+    monkeypatch.setattr(AppendConnection, "append_at_once", commit_then_fail)
+    (event,) = sequencer.append([NewEvent(event_type="a.b", action="once")])
+    assert event.sequence == 1
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT action FROM audit_events ORDER BY sequence").fetchall()
+    assert [r[0] for r in rows] == ["warm", "once"]
 
 
-def test_a_large_batch_with_a_retry_among_new_events_is_copied_once(database_url: str) -> None:
+def test_a_large_batch_with_a_retry_among_new_events_is_copied_once(
+    database_url: str, sequencer_and_store: tuple[Sequencer, EventStore]
+) -> None:
     """Batches past ONE_TRIP_MAX_EVENTS go by COPY; a retry of a recorded event inside one makes the
     unique index refuse the COPY, and the batch is redone with the lookup."""
-    apply_migrations(database_url)
-    pool = create_pool(database_url, max_size=4)
-    sequencer = Sequencer(EventStore(pool))
-    sequencer.start()
-    try:
-        (original,) = sequencer.append([NewEvent(event_type="a.b", action="first", request_id="dup")])
-        batch = [
-            NewEvent(event_type="a.b", action=f"n{i}", request_id=f"r-{i}")
-            for i in range(ONE_TRIP_MAX_EVENTS + 36)
-        ]
-        batch[50] = NewEvent(event_type="a.b", action="retried", request_id="dup")
-        recorded = sequencer.append(batch)
-        assert recorded[50] == original
-        new = [r for i, r in enumerate(recorded) if i != 50]
-        assert [r.sequence for r in new] == list(range(1, len(batch)))
-        for before, after in itertools.pairwise([original, *new]):
-            assert after.prev_hash == before.chain_hash
-        with psycopg.connect(database_url) as conn:
-            row = conn.execute("SELECT count(*), count(DISTINCT request_id) FROM audit_events").fetchone()
-        assert row == (len(batch), len(batch))
-    finally:
-        sequencer.stop()
-        pool.close()
+    sequencer, _ = sequencer_and_store
+    (original,) = sequencer.append([NewEvent(event_type="a.b", action="first", request_id="dup")])
+    batch = [
+        NewEvent(event_type="a.b", action=f"n{i}", request_id=f"r-{i}")
+        for i in range(ONE_TRIP_MAX_EVENTS + 36)
+    ]
+    batch[50] = NewEvent(event_type="a.b", action="retried", request_id="dup")
+    recorded = sequencer.append(batch)
+    assert recorded[50] == original
+    new = [r for i, r in enumerate(recorded) if i != 50]
+    assert [r.sequence for r in new] == list(range(1, len(batch)))
+    for before, after in itertools.pairwise([original, *new]):
+        assert after.prev_hash == before.chain_hash
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*), count(DISTINCT request_id) FROM audit_events").fetchone()
+    assert row == (len(batch), len(batch))
