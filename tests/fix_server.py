@@ -7,8 +7,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 
-from audit.v1 import audit_service_pb2_grpc
+from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, event_pb2
 from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog_client import AuditClient
@@ -45,3 +46,17 @@ def channel(target: str) -> Iterator[grpc.Channel]:
 @pytest.fixture
 def stub(channel: grpc.Channel) -> audit_service_pb2_grpc.AuditServiceStub:
     return audit_service_pb2_grpc.AuditServiceStub(channel)
+
+
+def append_padded(target: str, count: int, pad: int, event_type: str = "stream.pad") -> None:
+    """count events of about pad bytes each, 500 to an AppendEvents call, straight over gRPC (setup)."""
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        audit = audit_service_pb2_grpc.AuditServiceStub(channel)
+        for start in range(0, count, 500):
+            events = []
+            for i in range(start, min(count, start + 500)):
+                details = struct_pb2.Struct()
+                details.update({"pad": "x" * pad, "i": i})
+                events.append(event_pb2.EventInput(event_type=event_type, action="fill", details=details))
+            audit.AppendEvents(audit_service_pb2.AppendEventsRequest(events=events), timeout=60)

@@ -15,12 +15,11 @@ from contextlib import contextmanager
 
 import grpc
 import psycopg
-from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
-from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, event_pb2
 from tests.fix_gateway import ChunkedStream, RestStack
+from tests.fix_server import append_padded
 
 
 def _dbname(url: str) -> str:
@@ -95,16 +94,7 @@ def test_gateway_answers_503_json_when_the_grpc_server_is_gone(rest_fresh: RestS
 
 def fill(rest: RestStack, count: int, pad: int) -> None:
     """Large events straight over gRPC (setup, not under test)."""
-    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-    with grpc.insecure_channel(f"127.0.0.1:{rest.service.port}", options=options) as channel:
-        stub = audit_service_pb2_grpc.AuditServiceStub(channel)
-        for start in range(0, count, 500):
-            events = []
-            for i in range(start, min(count, start + 500)):
-                details = struct_pb2.Struct()
-                details.update({"pad": "x" * pad, "i": i})
-                events.append(event_pb2.EventInput(event_type="bulk.stream", action="fill", details=details))
-            stub.AppendEvents(audit_service_pb2.AppendEventsRequest(events=events), timeout=60)
+    append_padded(f"127.0.0.1:{rest.service.port}", count, pad, event_type="bulk.stream")
 
 
 def search_backends(database_url: str) -> list[tuple[int, str]]:

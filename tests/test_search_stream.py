@@ -8,30 +8,17 @@ import time
 
 import grpc
 import psycopg
-from google.protobuf import struct_pb2
 
 from audit.v1 import audit_service_pb2 as pb
-from audit.v1 import audit_service_pb2_grpc, event_pb2
+from audit.v1 import audit_service_pb2_grpc
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_BYTES, SEARCH_MESSAGE_EVENTS, search_messages
 from auditlog.app import Service
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
+from tests.fix_server import append_padded
 
 # A client that refuses anything above gRPC's default receive limit, as most clients do.
 DEFAULT_RECEIVE_LIMIT = 4 * 1024 * 1024
-
-
-def append_padded(target: str, count: int, pad: int, event_type: str = "stream.pad") -> None:
-    options = [("grpc.max_send_message_length", 64 << 20)]
-    with grpc.insecure_channel(target, options=options) as channel:
-        stub = audit_service_pb2_grpc.AuditServiceStub(channel)
-        for start in range(0, count, 500):
-            events = []
-            for i in range(start, min(count, start + 500)):
-                details = struct_pb2.Struct()
-                details.update({"pad": "x" * pad, "i": i})
-                events.append(event_pb2.EventInput(event_type=event_type, action="fill", details=details))
-            stub.AppendEvents(pb.AppendEventsRequest(events=events), timeout=60)
 
 
 def messages_of(target: str, **filters: str) -> list[pb.SearchEventsResponse]:
