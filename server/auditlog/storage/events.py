@@ -60,7 +60,6 @@ _COLUMN_TYPES = {
     "prev_hash": "bytea",
     "chain_hash": "bytea",
 }
-_DETAILS_INDEX = COLUMNS.index("details")
 _HEAD_IS = "EXISTS (SELECT 1 FROM log_head WHERE id = 1 AND sequence = %s AND chain_hash = %s)"
 _INSERT_IF_HEAD = sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS).format(
     sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
@@ -353,11 +352,13 @@ class AppendConnection:
         connection failure the connection is discarded and the error raised: whether the batch
         committed is then unknown to this method (the caller looks an id up)."""
         conn = self._checkout()
-        columns: list[list[Any]] = [[] for _ in COLUMNS]
-        for record in records:
-            for values, value in zip(columns, row_from_record(record), strict=True):
-                values.append(value)
-        columns[_DETAILS_INDEX] = [details_text(record.details) for record in records]
+        # One array per column (COLUMNS are EventRecord's attribute names); details as JSON text.
+        columns = [
+            [details_text(r.details) for r in records]
+            if column == "details"
+            else [getattr(r, column) for r in records]
+            for column in COLUMNS
+        ]
         same_head = (expected.sequence, expected.chain_hash)
         try:
             with conn.pipeline():
