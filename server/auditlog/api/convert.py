@@ -17,9 +17,11 @@ from auditlog.domain.filters import FILTER_FIELDS, EventFilter
 from auditlog.domain.validation import validate_filter, validate_new_event
 from auditlog.storage.database import json_loads
 
-# The string fields of EventInput: every NewEvent field but details (a Struct); occurred_at arrives
-# as text and is parsed by validation.
-EVENT_INPUT_FIELDS = tuple(f.name for f in dataclasses.fields(NewEvent) if f.name != "details")
+# The string fields of EventInput: every NewEvent field but details (a Struct) and the text
+# validation makes of it; occurred_at arrives as text and is parsed by validation.
+EVENT_INPUT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(NewEvent) if f.name not in ("details", "details_json")
+)
 
 
 def _numbers_as_doubles(value: Any) -> Any:

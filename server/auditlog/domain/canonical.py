@@ -280,21 +280,23 @@ def canonical_segments(
     session_id: str,
     request_id: str,
     occurred_at: datetime | None,
+    details_json: str | None = None,
 ) -> tuple[bytes, bytes, bytes, bytes] | None:
     """The canonical bytes of an event without the values its position gives it, as four segments
     (a, b, c, d) such that a + str(id) + b + format_timestamp(recorded_at) + c + str(sequence) + d
     (all UTF-8) is canonical_bytes of the event at that position, byte for byte (see
     canonical_bytes_from_segments). None where the fast path would leave the event to rfc8785 (or
     fail): canonical_bytes decides then. Lets a request thread do the per-event work before the
-    single sequencer thread assigns positions."""
-    details_out: list[str] = []
+    single sequencer thread assigns positions. details_json, when given, must be jcs_text(details)
+    (validation made it): it is used instead of serialising details again."""
     try:
-        write_value(details, details_out)
+        if details_json is None:
+            details_out: list[str] = []
+            write_value(details, details_out)
+            details_json = "".join(details_out)
         first, second, third, fourth = _SEGMENT_TEMPLATES
         return (
-            (
-                first % (encode_basestring(action), "".join(details_out), encode_basestring(event_type))
-            ).encode(),
+            (first % (encode_basestring(action), details_json, encode_basestring(event_type))).encode(),
             (
                 second
                 % (

@@ -14,7 +14,7 @@ from auditlog.domain.canonical import (
     format_timestamp,
     leaf_hash,
 )
-from auditlog.domain.event import EventRecord, NewEvent
+from auditlog.domain.event import EventRecord, NewEvent, assemble
 
 
 def _leaf(
@@ -54,25 +54,29 @@ def _record(
     event: NewEvent, *, event_id: uuid.UUID, sequence: int, recorded_at: datetime, leaf: bytes, prev: bytes
 ) -> EventRecord:
     """The record of event placed at sequence whose leaf hash is leaf, chained after prev."""
-    return EventRecord(
-        id=event_id,
-        sequence=sequence,
-        event_type=event.event_type,
-        user_id=event.user_id,
-        action=event.action,
-        resource_type=event.resource_type,
-        resource_id=event.resource_id,
-        details=event.details,
-        risk_level=event.risk_level,
-        ip_address=event.ip_address,
-        user_agent=event.user_agent,
-        session_id=event.session_id,
-        request_id=event.request_id,
-        occurred_at=event.occurred_at,
-        recorded_at=recorded_at,
-        leaf_hash=leaf,
-        prev_hash=prev,
-        chain_hash=chain_hash(prev, leaf),
+    return assemble(
+        EventRecord,
+        {
+            "id": event_id,
+            "sequence": sequence,
+            "event_type": event.event_type,
+            "user_id": event.user_id,
+            "action": event.action,
+            "resource_type": event.resource_type,
+            "resource_id": event.resource_id,
+            "details": event.details,
+            "risk_level": event.risk_level,
+            "ip_address": event.ip_address,
+            "user_agent": event.user_agent,
+            "session_id": event.session_id,
+            "request_id": event.request_id,
+            "occurred_at": event.occurred_at,
+            "recorded_at": recorded_at,
+            "leaf_hash": leaf,
+            "prev_hash": prev,
+            "chain_hash": chain_hash(prev, leaf),
+            "details_json": event.details_json,
+        },
     )
 
 
@@ -108,6 +112,7 @@ def prepare_event(event: NewEvent, event_id: uuid.UUID) -> PreparedEvent:
             session_id=event.session_id,
             request_id=event.request_id,
             occurred_at=event.occurred_at,
+            details_json=event.details_json,
         ),
     )
 

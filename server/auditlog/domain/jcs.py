@@ -87,3 +87,16 @@ def jcs_dumps(value: Any) -> bytes:
         return "".join(out).encode("utf-8")
     except (NotFastPathError, UnicodeEncodeError):
         return bytes(rfc8785.dumps(value))
+
+
+def jcs_text(value: Any) -> str:
+    """jcs_dumps(value) as text (the UTF-8 it encodes): what the log stores and hashes for details."""
+    out: list[str] = []
+    try:
+        write_value(value, out)
+        text = "".join(out)
+        if not text.isascii():
+            text.encode("utf-8")  # a lone surrogate: rfc8785 decides, as in jcs_dumps
+        return text
+    except (NotFastPathError, UnicodeEncodeError):
+        return bytes(rfc8785.dumps(value)).decode("utf-8")

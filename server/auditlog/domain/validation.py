@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from auditlog.domain.event import RISK_LEVELS, NewEvent
+from auditlog.domain.event import RISK_LEVELS, NewEvent, assemble
 from auditlog.domain.filters import EventFilter
-from auditlog.domain.jcs import jcs_dumps
+from auditlog.domain.jcs import jcs_text
 from auditlog.errors import FieldViolation, InvalidArgumentError
 
 MAX_DETAILS_BYTES = 65_536
@@ -110,27 +110,38 @@ def _check_json_value(value: Any, path: str, violations: list[FieldViolation]) -
             _check_json_value(item, f"{path}[{index}]", violations)
 
 
-def check_details(field: str, details: Mapping[str, Any], violations: list[FieldViolation]) -> dict[str, Any]:
-    """Checks the details object: JSON-safe values and at most MAX_DETAILS_BYTES canonical bytes."""
-    # Fast path for the usual clean object: its canonical bytes, needed for the size anyway, show a
+def check_details(
+    field: str, details: Mapping[str, Any], violations: list[FieldViolation]
+) -> tuple[dict[str, Any], str]:
+    """Checks the details object: JSON-safe values and at most MAX_DETAILS_BYTES canonical bytes.
+    Returns the object and its canonical (RFC 8785) text, which the log hashes and stores (the text
+    is meaningless when a violation was added)."""
+    checked = dict(details)
+    # Fast path for the usual clean object: its canonical text, needed for the size anyway, shows a
     # NUL (escaped as \u0000; a backslash in text may look like one and then takes the full walk) and
     # serialisation fails on a non-finite number; anything unclear takes the walk below, which names
     # the path of every problem.
     try:
-        canonical: bytes | None = jcs_dumps(dict(details))
+        canonical: str | None = jcs_text(checked)
     except ValueError:
         canonical = None
-    if canonical is not None and b"\\u0000" not in canonical and len(canonical) <= MAX_DETAILS_BYTES:
-        return dict(details)
+    if canonical is not None and "\\u0000" not in canonical and _utf8_size(canonical) <= MAX_DETAILS_BYTES:
+        return checked, canonical
     before = len(violations)
-    _check_json_value(dict(details), field, violations)
+    _check_json_value(checked, field, violations)
     if len(violations) == before:
-        size = len(jcs_dumps(dict(details)))
+        canonical = jcs_text(checked)
+        size = _utf8_size(canonical)
         if size > MAX_DETAILS_BYTES:
             violations.append(
                 FieldViolation(field, f"got {size} bytes of canonical JSON, want at most {MAX_DETAILS_BYTES}")
             )
-    return dict(details)
+        return checked, canonical
+    return checked, ""
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def normalise_ip(field: str, value: str, violations: list[FieldViolation]) -> str:
@@ -180,7 +191,7 @@ def validate_new_event(
     risk_level = fields.get("risk_level", "")
     check_risk_level(f"{prefix}.risk_level", risk_level, violations)
     ip = normalise_ip(f"{prefix}.ip_address", fields.get("ip_address", ""), violations)
-    checked_details = check_details(f"{prefix}.details", details, violations)
+    checked_details, details_json = check_details(f"{prefix}.details", details, violations)
     occurred_at: datetime | None = None
     if fields.get("occurred_at", ""):
         try:
@@ -189,19 +200,23 @@ def validate_new_event(
             violations.extend(err.violations)
     if violations:
         raise InvalidArgumentError(violations)
-    return NewEvent(
-        event_type=fields["event_type"],
-        action=fields["action"],
-        user_id=fields.get("user_id", ""),
-        resource_type=fields.get("resource_type", ""),
-        resource_id=fields.get("resource_id", ""),
-        details=checked_details,
-        risk_level=risk_level,
-        ip_address=ip,
-        user_agent=fields.get("user_agent", ""),
-        session_id=fields.get("session_id", ""),
-        request_id=fields.get("request_id", ""),
-        occurred_at=occurred_at,
+    return assemble(
+        NewEvent,
+        {
+            "event_type": fields["event_type"],
+            "action": fields["action"],
+            "user_id": fields.get("user_id", ""),
+            "resource_type": fields.get("resource_type", ""),
+            "resource_id": fields.get("resource_id", ""),
+            "details": checked_details,
+            "risk_level": risk_level,
+            "ip_address": ip,
+            "user_agent": fields.get("user_agent", ""),
+            "session_id": fields.get("session_id", ""),
+            "request_id": fields.get("request_id", ""),
+            "occurred_at": occurred_at,
+            "details_json": details_json,
+        },
     )
 
 

@@ -6,13 +6,11 @@ tests/test_copy_rows.py holds these lines to what write_row stores, on real Post
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from auditlog.domain.event import EventRecord
+from auditlog.domain.jcs import jcs_text
 
 # COPY text format (PostgreSQL docs, "COPY", "Text Format"): columns separated by tabs, rows ended by
 # newlines, NULL as \N, and in values a backslash, the control characters below, the delimiter and the
@@ -22,38 +20,12 @@ _COPY_SPECIAL = re.compile("[\b\t\n\v\f\r\\\\]")
 _COPY_SPECIAL_BUT_TAB = re.compile("[\b\n\v\f\r\\\\]")
 
 
-def _json_text_encoder() -> Callable[[Any], str]:
-    """json.dumps with its defaults (what psycopg's Jsonb writes), without the encoder json.dumps
-    builds per call: the C encoder made once, without the circular-reference check (values read
-    from a request cannot refer to themselves). Half the time of json.dumps on a small object."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator in this Python
-        return json.JSONEncoder().encode
-    defaults = json.JSONEncoder()
-    encoder = make(
-        None,  # markers: no circular-reference check
-        defaults.default,
-        json.encoder.encode_basestring_ascii,
-        None,  # indent
-        defaults.key_separator,
-        defaults.item_separator,
-        False,  # sort_keys
-        False,  # skipkeys
-        True,  # allow_nan
-    )
-
-    def encode(value: Any) -> str:
-        return "".join(encoder(value, 0))
-
-    return encode
-
-
-_details_json = _json_text_encoder()
-
-
-def details_text(details: dict[str, Any]) -> str:
-    """The JSON text PostgreSQL is given for details (by COPY, or as jsonb[] elements)."""
-    return _details_json(details)
+def details_text(record: EventRecord) -> str:
+    """The JSON text PostgreSQL is given for record's details (by COPY, or as a jsonb[] element):
+    their canonical (RFC 8785) text, the very text the leaf hash covers, made once per event by
+    validation (jsonb keeps the values, not the text; whole numbers are stored without ".0")."""
+    text = record.details_json
+    return jcs_text(record.details) if text is None else text
 
 
 def _copy_escape(value: str) -> str:
@@ -75,7 +47,7 @@ def copy_line(record: EventRecord, recorded_at: str) -> str:
         record.action,
         record.resource_type,
         record.resource_id,
-        _details_json(record.details),
+        details_text(record),
         record.risk_level,
         record.ip_address,
         record.user_agent,

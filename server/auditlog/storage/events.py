@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
+from auditlog.domain.jcs import jcs_text
 from auditlog.domain.verification import BreakKind, VerificationResult
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
 from auditlog.storage.database import connect_like
@@ -133,7 +134,7 @@ def row_from_record(record: EventRecord) -> tuple[Any, ...]:
         record.action,
         record.resource_type,
         record.resource_id,
-        Jsonb(record.details),
+        Jsonb(record.details, dumps=jcs_text),
         record.risk_level,
         record.ip_address,
         record.user_agent,
@@ -354,7 +355,7 @@ class AppendConnection:
         conn = self._checkout()
         # One array per column (COLUMNS are EventRecord's attribute names); details as JSON text.
         columns = [
-            [details_text(r.details) for r in records]
+            [details_text(r) for r in records]
             if column == "details"
             else [getattr(r, column) for r in records]
             for column in COLUMNS
