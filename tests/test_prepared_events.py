@@ -4,6 +4,7 @@ any event (hypothesis)."""
 
 from __future__ import annotations
 
+import pickle
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from auditlog.domain.chain import RecordBuilder, build_record, prepare_event
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.jcs import jcs_text
 from auditlog.domain.validation import validate_new_event
+from auditlog.sequencer import random_uuids
 from tests.test_canonical_fast import EVENTS, JSON, TIMES, fast
 
 SAFE = 2**53 - 1
@@ -153,3 +155,21 @@ def test_validation_and_the_record_builder_make_what_init_makes() -> None:
     )
     by_init = EventRecord(**{name: getattr(record, name) for name in EventRecord.__dataclass_fields__})
     assert vars(record) == vars(by_init)
+
+
+def test_new_event_ids_are_version_4_uuids_that_behave_as_uuid_does() -> None:
+    ids = list(random_uuids(2_000))
+    assert len(set(ids)) == len(ids)
+    for event_id in ids[:50]:
+        plain = uuid.UUID(str(event_id))
+        assert (event_id.version, event_id.variant) == (4, uuid.RFC_4122)
+        assert str(event_id) == str(plain) == str(uuid.UUID(int=event_id.int))
+        assert event_id == plain and hash(event_id) == hash(plain)
+        assert event_id.hex == plain.hex and event_id.bytes == plain.bytes
+        copied = pickle.loads(pickle.dumps(event_id))
+        assert type(copied) is uuid.UUID and copied == plain
+    # The version and variant bits are the only fixed ones: every other bit varies.
+    varying = 0
+    for event_id in ids:
+        varying |= event_id.int ^ ids[0].int
+    assert bin(varying).count("1") == 122

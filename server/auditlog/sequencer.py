@@ -34,6 +34,7 @@ import psycopg_pool
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent
 from auditlog.errors import ShuttingDownError, UnavailableError
+from auditlog.storage.copy_text import copy_fields
 from auditlog.storage.events import AppendConnection, DuplicateRequestIdError, EventStore, HeadState, hour_of
 
 _log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def utc_now() -> datetime:
 @dataclass
 class _Pending:
     events: Sequence[PreparedEvent]
+    # The events' copy_fields texts when they will surely go by COPY (made in the caller's thread).
+    copy_texts: Sequence[str] | None = None
     future: Future[list[EventRecord]] = field(default_factory=Future)
 
 
@@ -58,11 +61,40 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def random_uuids(count: int) -> Iterator[uuid.UUID]:
-    """count version-4 UUIDs from one read of the system's random source (uuid4 reads it per UUID)."""
+class EventId(uuid.UUID):
+    """The version-4 UUID of a new event, keeping its text: the text is written three times per
+    event (canonical bytes, COPY line, answer), and uuid.UUID formats it afresh each time. Equal to,
+    hashed like and stored like the uuid.UUID of the same value; pickled as one."""
+
+    __slots__ = ("_text",)
+    _text: str
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __reduce__(self) -> tuple[type[uuid.UUID], tuple[str]]:
+        return uuid.UUID, (self._text,)
+
+
+# The version (4) and variant (RFC 4122) bits of a version-4 UUID, as uuid.UUID(version=4) sets them.
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+_new_object = object.__new__
+_set_attribute = object.__setattr__  # uuid.UUID refuses plain assignment
+
+
+def random_uuids(count: int) -> Iterator[EventId]:
+    """count version-4 UUIDs from one read of the system's random source (uuid4 reads it per UUID),
+    made without uuid.UUID's argument checks (a third of the time)."""
     raw = os.urandom(16 * count)
     for offset in range(0, len(raw), 16):
-        yield uuid.UUID(bytes=raw[offset : offset + 16], version=4)
+        value = (int.from_bytes(raw[offset : offset + 16]) & _V4_CLEAR) | _V4_SET
+        text = f"{value:032x}"
+        event_id = _new_object(EventId)
+        _set_attribute(event_id, "int", value)
+        _set_attribute(event_id, "is_safe", uuid.SafeUUID.unknown)
+        _set_attribute(event_id, "_text", f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
+        yield event_id
 
 
 class Sequencer:
@@ -111,7 +143,9 @@ class Sequencer:
         # Ids and the position-free part of the canonical bytes are made here, in the caller's
         # thread, while the sequencer thread writes earlier batches.
         pending = _Pending(
-            [prepare_event(e, i) for e, i in zip(events, random_uuids(len(events)), strict=True)]
+            [prepare_event(e, i) for e, i in zip(events, random_uuids(len(events)), strict=True)],
+            # Larger than one-trip batches: certain to be written by COPY, so its text is made here.
+            [copy_fields(e) for e in events] if len(events) > ONE_TRIP_MAX_EVENTS else None,
         )
         with self._lock:
             if not self._accepting:
@@ -174,7 +208,7 @@ class Sequencer:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            results = self.append_batch([item.events for item in batch])
+            results = self.append_batch([item.events for item in batch], [item.copy_texts for item in batch])
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
             _log.warning("append batch failed: database unavailable: %s", err.__class__.__name__)
             failure: Exception = UnavailableError(
@@ -191,7 +225,11 @@ class Sequencer:
         for item, records in zip(batch, results, strict=True):
             item.future.set_result(records)
 
-    def append_batch(self, requests: Sequence[Sequence[PreparedEvent]]) -> list[list[EventRecord]]:
+    def append_batch(
+        self,
+        requests: Sequence[Sequence[PreparedEvent]],
+        copy_texts: Sequence[Sequence[str] | None] | None = None,
+    ) -> list[list[EventRecord]]:
         """One transaction for several callers' events; returns each caller's records.
 
         Idempotent retries are rare, so the batch is first written without looking request_ids up:
@@ -199,19 +237,25 @@ class Sequencer:
         batch is rolled back and redone with the lookup, which returns the original records."""
         try:
             try:
-                return self._write(requests, lookup=False)
+                return self._write(requests, copy_texts, lookup=False)
             except DuplicateRequestIdError:
-                return self._write(requests, lookup=True)
+                return self._write(requests, copy_texts, lookup=True)
         except BaseException:
             self._head = None  # whatever the head is now, the next batch reads it under the lock
             raise
 
-    def _write(self, requests: Sequence[Sequence[PreparedEvent]], *, lookup: bool) -> list[list[EventRecord]]:
+    def _write(
+        self,
+        requests: Sequence[Sequence[PreparedEvent]],
+        copy_texts: Sequence[Sequence[str] | None] | None,
+        *,
+        lookup: bool,
+    ) -> list[list[EventRecord]]:
         expected = self._head
         if not lookup and expected is not None and sum(map(len, requests)) <= ONE_TRIP_MAX_EVENTS:
             self._writer.connect()  # unreachable: fails here, with nothing sent
             batch = _Batch(requests, expected, {}, self._recorded_at(expected))
-            records = list(batch.build())
+            records = [record for record, _ in batch.build()]
             try:
                 written = self._writer.append_at_once(
                     expected,
@@ -238,7 +282,7 @@ class Sequencer:
                 known = tx.find_by_request_ids(
                     sorted({p.event.request_id for events in requests for p in events if p.event.request_id})
                 )
-            batch = _Batch(requests, head, known, self._recorded_at(head))
+            batch = _Batch(requests, head, known, self._recorded_at(head), copy_texts)
             if all(p.event.request_id and p.event.request_id in known for events in requests for p in events):
                 # Retries only: nothing to write (the loop just collects the original records).
                 for _ in batch.build():
@@ -283,8 +327,10 @@ class _Batch:
         head: HeadState,
         known: dict[str, EventRecord],
         recorded_at: datetime,
+        copy_texts: Sequence[Sequence[str] | None] | None = None,
     ) -> None:
         self._requests = requests
+        self._copy_texts = copy_texts or [None] * len(requests)
         self._known = known
         self._builder = RecordBuilder(recorded_at)
         self.recorded_at = recorded_at
@@ -300,11 +346,12 @@ class _Batch:
     def high_risk(self) -> int:
         return sum(1 for record in self.new_records if record.risk_level in HIGH_RISK_LEVELS)
 
-    def build(self) -> Iterator[EventRecord]:
-        """Builds the new records in order (filling results), yielding each."""
+    def build(self) -> Iterator[tuple[EventRecord, str | None]]:
+        """Builds the new records in order (filling results), yielding each with its copy_fields
+        text when the caller made it (None otherwise)."""
         known, builder = self._known, self._builder
-        for events, records in zip(self._requests, self.results, strict=True):
-            for prepared in events:
+        for events, texts, records in zip(self._requests, self._copy_texts, self.results, strict=True):
+            for index, prepared in enumerate(events):
                 request_id = prepared.event.request_id
                 existing = known.get(request_id) if request_id else None
                 if existing is None:
@@ -315,6 +362,6 @@ class _Batch:
                     if request_id:
                         known[request_id] = existing
                     records.append(existing)
-                    yield existing
+                    yield existing, None if texts is None else texts[index]
                 else:
                     records.append(existing)

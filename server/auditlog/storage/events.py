@@ -252,19 +252,20 @@ class AppendTransaction:
         rows = self._conn.execute(_BY_REQUEST_IDS, (list(request_ids),), prepare=False).fetchall()
         return {record.request_id: record for record in map(record_from_row, rows)}
 
-    def insert(self, records: Iterable[EventRecord]) -> None:
-        """COPYs records in, sending them in chunks as the iterable yields them: given a generator
-        that builds the records, PostgreSQL stores one chunk while Python builds the next. Raises
+    def insert(self, records: Iterable[tuple[EventRecord, str | None]]) -> None:
+        """COPYs records in, each with its copy_fields text if already made (None: made here),
+        sending them in chunks as the iterable yields them: given a generator that builds the
+        records, PostgreSQL stores one chunk while Python builds the next. Raises
         DuplicateRequestIdError when a request_id is already recorded."""
         formatted: dict[datetime, str] = {}
         lines: list[str] = []
         try:
             with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
-                for record in records:
+                for record, fields in records:
                     recorded_at = formatted.get(record.recorded_at)
                     if recorded_at is None:
                         recorded_at = formatted[record.recorded_at] = copy_timestamp(record.recorded_at)
-                    lines.append(copy_line(record, recorded_at))
+                    lines.append(copy_line(record, recorded_at, fields))
                     if len(lines) == COPY_CHUNK_ROWS:
                         copy.write("".join(lines))
                         lines.clear()
