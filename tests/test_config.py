@@ -16,6 +16,7 @@ def test_defaults_need_no_variables() -> None:
     assert (config.grpc_port, config.http_port, config.environment) == (50051, 8000, "development")
     assert config.data_dir == Path("auditlog-data")
     assert config.cors_origins == ()
+    assert config.workers == 1
 
 
 def test_published_forms_are_accepted() -> None:
@@ -42,6 +43,9 @@ def test_published_forms_are_accepted() -> None:
         ("CORS_ORIGINS", "http://localhost:3000"),
         ("CORS_ORIGINS", "[1, 2]"),
         ("DATABASE_URL", "mysql://localhost/audit"),
+        ("AUDITLOG_WORKERS", "0"),
+        ("AUDITLOG_WORKERS", "65"),
+        ("AUDITLOG_WORKERS", "two"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -49,3 +53,7 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
         load_config({name: value})
     assert str(info.value).startswith(f"{name}: ")
     assert "\n" not in str(info.value)
+
+
+def test_workers_count_is_read() -> None:
+    assert load_config({"AUDITLOG_WORKERS": "4"}).workers == 4

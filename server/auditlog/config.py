@@ -37,6 +37,9 @@ class Config:
     public_base_url: str = "http://localhost:8000"
     export_workers: int = 2
     export_url_expiry: int = 3600
+    # gRPC server processes sharing GRPC_PORT (SO_REUSEPORT); 1 runs the server in `auditlog serve`
+    # itself. Each has its own connection pool, so connections to PostgreSQL multiply by it.
+    workers: int = 1
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -106,4 +109,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         export_workers=_bounded_int(env, "EXPORT_WORKERS", 2, 1, 16),
         # S3 presigned URLs live at most 7 days (SigV4).
         export_url_expiry=_bounded_int(env, "EXPORT_URL_EXPIRY_SECONDS", 3600, 1, 604_800),
+        workers=_bounded_int(env, "AUDITLOG_WORKERS", 1, 1, 64),
     )
