@@ -87,10 +87,27 @@ def create_service(
     health_interval: float = 1.0,
     export_settings: RunnerSettings | None = None,
     pool_timeout: float = 5.0,
+    so_reuseport: bool = False,
 ) -> Service:
-    """Builds and starts the gRPC server on config.grpc_port (0: a free port)."""
+    """Builds and starts the gRPC server on config.grpc_port (0: a free port).
+
+    so_reuseport: share the port with other processes that set it too (the worker processes of
+    `auditlog.workers`); off, binding a port in use fails."""
     url = database_url or resolve_database_url(config)
     apply_migrations(url)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        options=[
+            ("grpc.so_reuseport", int(so_reuseport)),
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        ],
+    )
+    # Bound before anything starts, so a port in use leaves no pool or threads behind.
+    address = f"{config.grpc_host}:{config.grpc_port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as err:  # grpcio's answer when no address could be bound
+        raise OSError(f"cannot listen on {address}: in use or not available") from err
     # pool_timeout bounds how long a call waits for a connection while PostgreSQL is down.
     pool = create_pool(url, max_size=max(8, max_workers // 2), timeout=pool_timeout)
     store = EventStore(pool)
@@ -98,10 +115,6 @@ def create_service(
     sequencer.start()
     shutting_down = threading.Event()
 
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
-    )
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(store, sequencer, clock), server)
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(exports, store, clock), server)
@@ -119,9 +132,6 @@ def create_service(
     monitor = DatabaseMonitor(store.ping, health_servicer, SERVICE_NAMES, interval=health_interval)
     monitor.start()
 
-    port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
-    if port == 0:
-        raise OSError(f"cannot listen on {config.grpc_host}:{config.grpc_port}")
     server.start()
     _log.info("gRPC listening on %s:%d", config.grpc_host, port)
     exports.runner.start()
