@@ -2,19 +2,18 @@
 
 Usage: python -m auditlog._envoy_launch PARENT_PID ENVOY [ARGS...]
 
-On Linux it asks the kernel (prctl PR_SET_PDEATHSIG) to send SIGTERM when the parent dies, then
-execs Envoy, which keeps that setting. This is done here, in a fresh process, rather than in a
-`preexec_fn`, which is unsafe in the multi-threaded gRPC server. Elsewhere it only execs Envoy.
+It arranges SIGTERM on the parent's death (see auditlog._parent_death), then execs Envoy, which keeps
+that setting. This is done here, in a fresh process, rather than in a `preexec_fn`, which is unsafe
+in the multi-threaded gRPC server.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
 
-_PR_SET_PDEATHSIG = 1
+from auditlog._parent_death import signal_on_parent_death
 
 
 def main(argv: list[str]) -> int:
@@ -22,13 +21,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m auditlog._envoy_launch PARENT_PID ENVOY [ARGS...]\n")
         return 2
     parent_pid, envoy, args = int(argv[0]), argv[1], argv[2:]
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            sys.stderr.write(f"auditlog: prctl failed: {os.strerror(ctypes.get_errno())}\n")
-            return 1
-        if os.getppid() != parent_pid:
-            return 1  # the parent died before the setting took effect
+    if not signal_on_parent_death(parent_pid, signal.SIGTERM):
+        return 1
     os.execv(envoy, [envoy, *args])  # noqa: S606 - a fixed binary with our own arguments
     return 1  # unreachable: execv replaces this process or raises
 
