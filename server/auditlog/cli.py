@@ -3,6 +3,10 @@
 Both stop cleanly on a signal (exit 0). If either stops on its own, the other is stopped too and the
 command exits 1 with a line saying which one, so a supervisor (Docker, systemd, Kubernetes) restarts
 the pair instead of leaving half a service running.
+
+With AUDITLOG_WORKERS=N > 1 the gRPC server runs in N worker processes on one port
+(auditlog.workers) and this process supervises them and Envoy by the same rule: a signal stops the
+workers (each gracefully), then Envoy, exit 0; any member stopping on its own stops the rest, exit 1.
 """
 
 from __future__ import annotations
@@ -14,12 +18,17 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from types import FrameType
 
-from auditlog.app import Service, create_service
-from auditlog.config import load_config
+import psycopg
+
+from auditlog.app import Service, create_service, resolve_database_url
+from auditlog.config import Config, load_config
 from auditlog.errors import ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
+from auditlog.storage.migrations import apply_migrations
+from auditlog.workers import WorkerError, WorkerSet, reserve_port, start_workers
 
 _log = logging.getLogger("auditlog")
 # How often the pair is checked for a member that stopped on its own.
@@ -51,6 +60,21 @@ def _watch(service: Service, gateway: Gateway, stop: threading.Event) -> str | N
     return None
 
 
+def _watch_workers(workers: WorkerSet, gateway: Gateway, stop: threading.Event) -> str | None:
+    """As _watch, for the worker processes and Envoy."""
+    while not stop.wait(_WATCH_INTERVAL):
+        code = gateway.poll()
+        if code is not None and not stop.is_set():
+            return f"Envoy (REST gateway) exited unexpectedly with code {code}; stopping the gRPC workers"
+        worker = workers.exited()
+        if worker is not None and not stop.is_set():
+            return (
+                f"gRPC {worker.name} (pid {worker.pid}) exited unexpectedly with code"
+                f" {worker.process.returncode}; stopping the other workers and Envoy"
+            )
+    return None
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         config = load_config()
@@ -65,6 +89,8 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if config.workers > 1:
+        return _serve_workers(config, stop, args.log_level)
     try:
         service = create_service(config)
     except OSError as err:
@@ -84,6 +110,48 @@ def serve(args: argparse.Namespace) -> int:
     service.stop()
     gateway.stop()
     _log.info("gateway stopped")
+    return 1 if failure is not None else 0
+
+
+def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int:
+    """serve() with config.workers gRPC server processes on one port."""
+    try:
+        reserved = reserve_port(config.grpc_host, config.grpc_port)
+    except OSError as err:
+        _say(f"cannot start: {err}")
+        return 1
+    with reserved:
+        try:
+            # Once here, not per worker: the embedded PostgreSQL starts once, migrations apply once.
+            database_url = resolve_database_url(config)
+            apply_migrations(database_url)
+            workers = start_workers(
+                replace(config, grpc_port=reserved.port),
+                config.workers,
+                database_url=database_url,
+                log_level=log_level,
+            )
+        except (WorkerError, OSError, psycopg.Error) as err:
+            _say(f"cannot start: {err}")
+            return 1
+        try:
+            gateway = start_gateway(GatewaySettings.for_service(config, reserved.port))
+        except (GatewayError, OSError) as err:
+            _say(f"cannot start the REST gateway (Envoy) on port {config.http_port}: {err}")
+            workers.stop()
+            return 1
+        _say(
+            f"gRPC on port {reserved.port}, REST on port {gateway.port} (Envoy pid {gateway.pid});"
+            f" {config.workers} gRPC worker processes, pids {', '.join(map(str, workers.pids))}"
+        )
+        failure = _watch_workers(workers, gateway, stop)
+        if failure is not None:
+            _say(failure)
+        # The workers drain first, while Envoy still relays the answers of in-flight calls.
+        workers.stop()
+        _log.info("gRPC workers stopped")
+        gateway.stop()
+        _log.info("gateway stopped")
     return 1 if failure is not None else 0
 
 
