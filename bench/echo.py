@@ -18,6 +18,7 @@ import grpc
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import event_pb2
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_EVENTS
+from auditlog.app import Service
 from bench.workload import create_request
 
 ECHO_METHOD = "/bench.Echo/CreateEvent"
@@ -80,3 +81,9 @@ def echo_handler() -> grpc.GenericRpcHandler:
     }
     generic: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler("bench.Echo", handlers)
     return generic
+
+
+def serve_echo(service: Service) -> None:
+    """Adds the no-op RPCs to a started service (generic handlers are looked up per call, so one
+    added after start serves at once). A module-level function: worker processes get it by name."""
+    service.server.add_generic_rpc_handlers((echo_handler(),))

@@ -55,18 +55,52 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """pid and the live processes it started: a server under test and its worker processes
+    (--workers), a PostgreSQL postmaster and its backends."""
+    pids = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = stat.read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if parent == str(pid):
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def tree_cpu_by_process(pid: int) -> dict[int, float]:
+    """CPU time so far of each process in pid's process tree."""
+    used = {}
+    for member in process_tree(pid):
+        try:
+            used[member] = process_cpu_seconds(member)
+        except OSError:
+            continue  # exited meanwhile
+    return used
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time so far of pid's process tree (processes that already exited are not counted: a
+    server's workers and the service's pooled backends live as long as the measurement)."""
+    return sum(tree_cpu_by_process(pid).values())
+
+
+def tree_peak_rss_mib(pid: int) -> float:
+    """The largest peak resident set in pid's process tree (with worker processes: that of the
+    worker that did the work) since start or the last reset_tree_peak_rss."""
+    return max(peak_rss_mib(member) for member in process_tree(pid))
+
+
+def reset_tree_peak_rss(pid: int) -> None:
+    for member in process_tree(pid):
+        reset_peak_rss(member)
+
+
 def postgres_cpu_seconds(postmaster_pid: int) -> float:
     """CPU time so far of one PostgreSQL cluster: its postmaster and the live processes it started
     (backends that already exited are not counted; the service's pool keeps its connections)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if stat.parent.name == str(postmaster_pid) or fields[1] == str(postmaster_pid):
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    return tree_cpu_seconds(postmaster_pid)
 
 
 def postmaster_pid(data_dir: Path) -> int:
@@ -81,8 +115,8 @@ class CpuWindow:
 
 
 class CpuMeter:
-    """CPU seconds used by the server process and by its PostgreSQL cluster during a `with window()`
-    block."""
+    """CPU seconds used by the server (its process and any worker processes it started) and by its
+    PostgreSQL cluster during a `with window()` block."""
 
     def __init__(self, server_pid: int, postmaster_pid: int) -> None:
         self._pid = server_pid
@@ -91,9 +125,9 @@ class CpuMeter:
     @contextmanager
     def window(self) -> Iterator[CpuWindow]:
         used = CpuWindow()
-        server, database = process_cpu_seconds(self._pid), postgres_cpu_seconds(self._postmaster)
+        server, database = tree_cpu_seconds(self._pid), postgres_cpu_seconds(self._postmaster)
         try:
             yield used
         finally:
-            used.server = process_cpu_seconds(self._pid) - server
+            used.server = tree_cpu_seconds(self._pid) - server
             used.database = postgres_cpu_seconds(self._postmaster) - database

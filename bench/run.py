@@ -35,12 +35,13 @@ from bench.echo import COUNT_METADATA, ECHO_METHOD, ECHO_STREAM_METHOD
 from bench.measure import (
     CpuMeter,
     CpuWindow,
-    peak_rss_mib,
     percentile,
     postmaster_pid,
-    process_cpu_seconds,
     repeat,
-    reset_peak_rss,
+    reset_tree_peak_rss,
+    tree_cpu_by_process,
+    tree_cpu_seconds,
+    tree_peak_rss_mib,
 )
 from bench.table import Row, ms, rate, render
 from bench.workload import BATCH, EVENT_TYPES
@@ -92,8 +93,9 @@ def embedded_database(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server_process(database_url: str, workdir: Path) -> Iterator[tuple[int, int]]:
-    """(pid, port) of the server under test, started in its own process."""
+def server_process(database_url: str, workdir: Path, workers: int = 1) -> Iterator[tuple[int, int]]:
+    """(pid, port) of the server under test, started in its own process (with workers > 1: the
+    process that started that many worker processes on the port; measure its process tree)."""
     command = [
         sys.executable,
         "-m",
@@ -102,6 +104,8 @@ def server_process(database_url: str, workdir: Path) -> Iterator[tuple[int, int]
         database_url,
         "--data-dir",
         str(workdir),
+        "--workers",
+        str(workers),
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -206,13 +210,13 @@ def raw_copy_rate(database_url: str, rows: int) -> float:
 
 def verify(stub: audit_service_pb2_grpc.AuditServiceStub, pid: int) -> tuple[float, float, int]:
     """(events/s, server peak RSS MiB during the call, events checked) of a whole-log VerifyChain."""
-    reset_peak_rss(pid)
+    reset_tree_peak_rss(pid)
     start = time.perf_counter()
     response = stub.VerifyChain(pb.VerifyChainRequest(verify_all=True), timeout=3_600)
     seconds = time.perf_counter() - start
     if not response.valid:
         raise RuntimeError(f"VerifyChain found a break: {response.message}")
-    return response.events_checked / seconds, peak_rss_mib(pid), response.events_checked
+    return response.events_checked / seconds, tree_peak_rss_mib(pid), response.events_checked
 
 
 def vacuum(database_url: str) -> float:
@@ -288,14 +292,14 @@ def bench_search(channel: grpc.Channel, pid: int, log: Log) -> Row:
     no-op stream of as many events in messages of the same size."""
     stub = audit_service_pb2_grpc.AuditServiceStub(channel)
     request = pb.SearchEventsRequest(event_type=EVENT_TYPES[0])
-    cpu_before = process_cpu_seconds(pid)
+    cpu_before = tree_cpu_seconds(pid)
     start = time.perf_counter()
     streamed = messages = 0
     for message in stub.SearchEvents(request, timeout=3_600):
         streamed += len(message.events)
         messages += 1
     search_rate = streamed / (time.perf_counter() - start)
-    cpu = (process_cpu_seconds(pid) - cpu_before) / max(streamed, 1) * 1e6
+    cpu = (tree_cpu_seconds(pid) - cpu_before) / max(streamed, 1) * 1e6
     log(
         f"SearchEvents: {streamed:,} events in {messages:,} messages, {search_rate:,.0f}/s, server CPU {cpu:.1f} us/event"
     )
@@ -331,12 +335,12 @@ class Log:
         print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def run(sizes: Sizes, only: str = "") -> str:
+def run(sizes: Sizes, only: str = "", workers: int = 1) -> str:
     log = Log()
     with (
         tempfile.TemporaryDirectory(prefix="auditlog-bench-") as tmp,
         embedded_database(Path(tmp)) as db_url,
-        server_process(db_url, Path(tmp)) as (pid, port),
+        server_process(db_url, Path(tmp), workers) as (pid, port),
     ):
         meter = CpuMeter(pid, postmaster_pid(Path(tmp) / "pgdata"))
         if only == "append":
@@ -365,12 +369,17 @@ def measure_append(target: str, pid: int, db_url: str, sizes: Sizes, log: Log) -
     """Only the AppendEvents row: load the log to sizes.events, then the raw COPY comparison."""
     log(f"server pid {pid} on {target}")
     batches = -(-sizes.events // BATCH)
-    cpu_before = process_cpu_seconds(pid)
+    cpu_before = tree_cpu_by_process(pid)
     results, wall = append_load(target, 0, batches, sizes.loaders, "load")
     events = sum(r.events for r in results)
+    used = [seconds - cpu_before.get(member, 0.0) for member, seconds in tree_cpu_by_process(pid).items()]
     # CPU per event moves less than the rate when other work shares the machine.
-    cpu = (process_cpu_seconds(pid) - cpu_before) / events * 1e6
-    log(f"loaded {events:,} events in {wall:.1f}s: {events / wall:,.0f}/s, server CPU {cpu:.1f} us/event")
+    cpu = sum(used) / events * 1e6
+    # With worker processes: how the load spread (each client connection stays on one worker).
+    split = f" (by process: {', '.join(f'{s:.1f}s' for s in used)})" if len(used) > 1 else ""
+    log(
+        f"loaded {events:,} events in {wall:.1f}s: {events / wall:,.0f}/s, server CPU {cpu:.1f} us/event{split}"
+    )
     copy_rate = raw_copy_rate(db_url, sizes.copy_rows)
     log(f"raw COPY {copy_rate:,.0f} rows/s")
     return render([append_row(sizes, events / wall, copy_rate)])
@@ -471,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency", default="1,8,32", help="CreateEvent client processes per run (default 1,8,32)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on one port, as AUDITLOG_WORKERS (default 1)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
     parser.add_argument(
         "--only",
@@ -486,9 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if sizes.events < 2 * BATCH:
         parser.error(f"--events: got {sizes.events}, want at least {2 * BATCH}")
+    if not 1 <= args.workers <= 64:
+        parser.error(f"--workers: got {args.workers}, want a whole number from 1 to 64")
     started = datetime.now(UTC)
-    table = run(sizes, args.only)
+    table = run(sizes, args.only, args.workers)
     print(f"auditlog benchmark, {started:%Y-%m-%d %H:%M} UTC, {machine()}")
+    print(f"server: {args.workers} worker process{'es' if args.workers > 1 else ''} (AUDITLOG_WORKERS)")
     print(f"command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print()
     print(table)

@@ -1,18 +1,23 @@
 """The server under test, in its own process: the product service plus the bench-only echo RPC.
 
+With --workers N > 1 this process starts N worker processes on one port as `auditlog serve` does
+with AUDITLOG_WORKERS=N (auditlog.workers), each serving the echo RPC too, and only supervises them.
 Prints `PORT <n>` on stdout once serving; stops gracefully when stdin closes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
 
 from auditlog.app import create_service
 from auditlog.config import Config
-from bench.echo import echo_handler
+from auditlog.storage.migrations import apply_migrations
+from auditlog.workers import reserve_port, start_workers
+from bench.echo import serve_echo
 
 
 def main() -> int:
@@ -20,17 +25,36 @@ def main() -> int:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--max-workers", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="server processes on one port (default 1)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = Config(
         database_url=args.database_url, data_dir=args.data_dir, grpc_host="127.0.0.1", grpc_port=0
     )
+    if args.workers > 1:
+        return serve_workers(config, args)
     service = create_service(config, database_url=args.database_url, max_workers=args.max_workers)
-    # Generic handlers are looked up per call, so adding one after start serves it at once.
-    service.server.add_generic_rpc_handlers((echo_handler(),))
+    serve_echo(service)
     print(f"PORT {service.port}", flush=True)
     sys.stdin.read()  # until the harness closes our stdin
     service.stop(grace=5)
+    return 0
+
+
+def serve_workers(config: Config, args: argparse.Namespace) -> int:
+    apply_migrations(args.database_url)  # once, as auditlog serve does, so the workers start fast
+    with reserve_port(config.grpc_host, config.grpc_port) as reserved:
+        workers = start_workers(
+            dataclasses.replace(config, grpc_port=reserved.port),
+            args.workers,
+            database_url=args.database_url,
+            log_level="warning",
+            max_workers=args.max_workers,
+            setup=(serve_echo,),
+        )
+        print(f"PORT {reserved.port}", flush=True)
+        sys.stdin.read()
+        workers.stop()
     return 0
 
 
