@@ -3,6 +3,8 @@
 #   docker build -t audit-log-service .
 #   docker run -p 8000:8000 -p 50051:50051 -e DATABASE_URL=postgresql://user:password@host/audit_db audit-log-service
 # Without DATABASE_URL the service runs an embedded PostgreSQL in AUDITLOG_DATA_DIR (development only).
+# -e AUDITLOG_WORKERS=2 runs two gRPC server processes on the one port (bulk appends on 2+ cores; each
+# holds its own PostgreSQL connections, see README "Several worker processes").
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
