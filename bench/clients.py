@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
@@ -16,6 +17,8 @@ from bench.workload import BATCH, append_template, create_request
 
 CREATE_METHOD = "/audit.v1.AuditService/CreateEvent"
 APPEND_METHOD = "/audit.v1.AuditService/AppendEvents"
+# Connections each AppendEvents loader spreads its batches over (see _append_worker).
+CONNECTIONS_PER_LOADER = 4
 _SPAWN = mp.get_context("spawn")
 # Bounds every wait on client processes, so a wedged run ends by itself.
 READY_TIMEOUT = 120.0
@@ -59,24 +62,34 @@ def _unary_worker(
 
 def _append_worker(target: str, batches: list[int], tag: str, ready: Any, go: MpEvent, results: Any) -> None:
     request = append_template()
-    with grpc.insecure_channel(target) as channel:
-        call = channel.unary_unary(
-            APPEND_METHOD,
-            request_serializer=pb.AppendEventsRequest.SerializeToString,
-            response_deserializer=pb.AppendEventsResponse.FromString,
-        )
-        grpc.channel_ready_future(channel).result(timeout=30)
+    with ExitStack() as stack:
+        # Each loader takes turns over CONNECTIONS_PER_LOADER connections of its own, as that many
+        # client instances would: with several server workers on one port, the kernel places each
+        # connection on one worker, and four connections in all could well land on one worker.
+        calls = []
+        for _ in range(CONNECTIONS_PER_LOADER):
+            channel = stack.enter_context(
+                grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+            )
+            calls.append(
+                channel.unary_unary(
+                    APPEND_METHOD,
+                    request_serializer=pb.AppendEventsRequest.SerializeToString,
+                    response_deserializer=pb.AppendEventsResponse.FromString,
+                )
+            )
+            grpc.channel_ready_future(channel).result(timeout=30)
         ready.put(tag)
         if not go.wait(READY_TIMEOUT):
             results.put(WorkerResult(0, 0, 0.0, []))
             return
         latencies: list[float] = []
         start = time.perf_counter()
-        for batch in batches:
+        for number, batch in enumerate(batches):
             for j, event in enumerate(request.events):
                 event.request_id = f"{tag}-{batch * BATCH + j}"
             before = time.perf_counter()
-            call(request, timeout=120)
+            calls[number % len(calls)](request, timeout=120)
             latencies.append(time.perf_counter() - before)
         seconds = time.perf_counter() - start
         results.put(WorkerResult(len(batches), len(batches) * BATCH, seconds, latencies))
