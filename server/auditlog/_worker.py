@@ -13,13 +13,11 @@ import os
 import pickle
 import signal
 import sys
-import threading
-from types import FrameType
 from typing import IO
 
 from auditlog._parent_death import signal_on_parent_death
 from auditlog.app import Service, create_service
-from auditlog.workers import WorkerSpec
+from auditlog.workers import WorkerSpec, stop_on_signals
 
 _log = logging.getLogger("auditlog.worker")
 _WATCH_INTERVAL = 0.5
@@ -29,14 +27,7 @@ def main(argv: list[str]) -> int:
     parent_pid, ready_fd = int(argv[0]), int(argv[1])
     if not signal_on_parent_death(parent_pid, signal.SIGTERM):
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        _log.info("received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(_log)
     # The parent wrote both (its own process, over a pipe only the two of us hold).
     sys.path[:] = pickle.load(sys.stdin.buffer)  # noqa: S301
     spec = pickle.load(sys.stdin.buffer)  # noqa: S301

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import replace
-from types import FrameType
 
 import psycopg
 
@@ -28,7 +26,7 @@ from auditlog.config import Config, load_config
 from auditlog.errors import ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
 from auditlog.storage.migrations import apply_migrations
-from auditlog.workers import WorkerError, WorkerSet, reserve_port, start_workers
+from auditlog.workers import WorkerError, WorkerSet, reserve_port, start_workers, stop_on_signals
 
 _log = logging.getLogger("auditlog")
 # How often the pair is checked for a member that stopped on its own.
@@ -81,14 +79,7 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as err:
         _say(f"configuration error: {err}")
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        _log.info("received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(_log)
     if config.workers > 1:
         return _serve_workers(config, stop, args.log_level)
     try:
@@ -96,10 +87,8 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as err:
         _say(f"cannot start: {err}")
         return 1
-    try:
-        gateway = start_gateway(GatewaySettings.for_service(config, service.port))
-    except (GatewayError, OSError) as err:
-        _say(f"cannot start the REST gateway (Envoy) on port {config.http_port}: {err}")
+    gateway = _start_gateway(config, service.port)
+    if gateway is None:
         service.stop()
         return 1
     _say(f"gRPC on port {service.port}, REST on port {gateway.port} (Envoy pid {gateway.pid})")
@@ -111,6 +100,15 @@ def serve(args: argparse.Namespace) -> int:
     gateway.stop()
     _log.info("gateway stopped")
     return 1 if failure is not None else 0
+
+
+def _start_gateway(config: Config, grpc_port: int) -> Gateway | None:
+    """Envoy in front of grpc_port, or None (with the reason said) when it cannot start."""
+    try:
+        return start_gateway(GatewaySettings.for_service(config, grpc_port))
+    except (GatewayError, OSError) as err:
+        _say(f"cannot start the REST gateway (Envoy) on port {config.http_port}: {err}")
+        return None
 
 
 def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int:
@@ -134,10 +132,8 @@ def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int
         except (WorkerError, OSError, psycopg.Error) as err:
             _say(f"cannot start: {err}")
             return 1
-        try:
-            gateway = start_gateway(GatewaySettings.for_service(config, reserved.port))
-        except (GatewayError, OSError) as err:
-            _say(f"cannot start the REST gateway (Envoy) on port {config.http_port}: {err}")
+        gateway = _start_gateway(config, reserved.port)
+        if gateway is None:
             workers.stop()
             return 1
         _say(

@@ -24,10 +24,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING
 
 from auditlog.config import Config
@@ -40,6 +41,20 @@ _log = logging.getLogger(__name__)
 # Set up each worker's service before it reports serving; must be importable module-level functions
 # (they reach the worker pickled, i.e. by name).
 ServiceSetup = Callable[["Service"], None]
+
+
+def stop_on_signals(log: logging.Logger) -> threading.Event:
+    """An event that SIGTERM and SIGINT set (each logged): how `auditlog serve` and each worker
+    learn to stop. Call it from the main thread."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
 
 
 class WorkerError(AuditLogError):
