@@ -53,3 +53,18 @@ def test_bench_with_two_workers_runs_the_append_row() -> None:
     assert "| AppendEvents, 2 clients x 1,000-event batches |" in done.stdout
     # The CPU split lists the process that started the workers, then each worker.
     assert re.search(r"\(by process: [0-9.]+s, [0-9.]+s, [0-9.]+s\)", done.stderr), done.stderr[-3000:]
+
+
+def test_append_path_prints_each_stage_per_event() -> None:
+    command = [sys.executable, "-m", "bench.append_path", "--rounds", "2"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line[:28].strip() for line in lines] == [
+        "parse and validate",
+        "ids, segments, COPY fields",
+        "records and COPY lines",
+        "answer",
+        "in all",
+    ]
+    assert all(float(line[28:].split()[0]) > 0 for line in lines)
