@@ -220,8 +220,8 @@ def verify(stub: audit_service_pb2_grpc.AuditServiceStub, pid: int) -> tuple[flo
 
 
 def vacuum(database_url: str) -> float:
-    """VACUUM (ANALYZE) of the log, what autovacuum does on its own some time after a bulk load
-    (and did beside the verification right after the load); returns its seconds."""
+    """VACUUM (ANALYZE) of the log, what autovacuum does on its own some time after a bulk load (it
+    may be busy beside a verification right after the load); returns its seconds."""
     start = time.perf_counter()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) audit_events")
