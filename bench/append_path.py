@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from audit.v1 import audit_service_pb2 as pb
 from auditlog.api.convert import event_and_details_from_proto, fill_event_proto
 from auditlog.domain.chain import prepare_event
-from auditlog.sequencer import _Batch, random_uuids
+from auditlog.domain.event import random_uuids
+from auditlog.sequencer import _Batch
 from auditlog.storage.copy_text import copy_fields, copy_line, copy_timestamp
 from auditlog.storage.events import HeadState
 from bench.workload import BATCH, append_template

@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from auditlog.domain.canonical import canonical_bytes_from_segments, canonical_segments, format_timestamp
 from auditlog.domain.chain import RecordBuilder, build_record, prepare_event
-from auditlog.domain.event import EventRecord, NewEvent
+from auditlog.domain.event import EventRecord, NewEvent, random_uuids
 from auditlog.domain.jcs import jcs_text
 from auditlog.domain.validation import validate_new_event
-from auditlog.sequencer import random_uuids
 from tests.test_canonical_fast import EVENTS, JSON, TIMES, fast
 
 SAFE = 2**53 - 1
