@@ -272,3 +272,20 @@ def test_a_taken_grpc_port_fails_clearly(database_url: str, tmp_path: Path, work
     assert f"auditlog: cannot start: cannot listen on 127.0.0.1:{port}" in running.output()
     assert "Traceback" not in running.output()
     assert "worker-" not in running.output()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_unreachable_database_fails_with_one_line(tmp_path: Path, workers: str) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://auditor:s3cret-pw@127.0.0.1:{port}/audit"
+    running = start_serve(serve_env(url, tmp_path, AUDITLOG_WORKERS=workers), tmp_path / "serve.log")
+    assert running.exit_code(60) == 1
+    output = running.output()
+    assert (
+        f'auditlog: cannot start: connection failed: connection to server at "127.0.0.1", port {port} failed'
+        in output
+    )
+    assert "Traceback" not in output
+    assert "s3cret-pw" not in output

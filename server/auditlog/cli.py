@@ -84,7 +84,7 @@ def serve(args: argparse.Namespace) -> int:
         return _serve_workers(config, stop, args.log_level)
     try:
         service = create_service(config)
-    except OSError as err:
+    except (OSError, psycopg.Error) as err:  # a port in use; PostgreSQL unreachable or refusing
         _say(f"cannot start: {err}")
         return 1
     gateway = _start_gateway(config, service.port)
