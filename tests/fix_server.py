@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import struct_pb2
 
@@ -60,3 +61,15 @@ def append_padded(target: str, count: int, pad: int, event_type: str = "stream.p
                 details.update({"pad": "x" * pad, "i": i})
                 events.append(event_pb2.EventInput(event_type=event_type, action="fill", details=details))
             audit.AppendEvents(audit_service_pb2.AppendEventsRequest(events=events), timeout=60)
+
+
+def search_backends(database_url: str) -> list[tuple[int, str]]:
+    """(pid, state) of the service's sessions whose last statement was a search (its cursor is named
+    auditlog_search)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid, state FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE %s AND pid <> pg_backend_pid()",
+            ("%auditlog_search%",),
+        ).fetchall()
+    return [(int(pid), str(state)) for pid, state in rows]

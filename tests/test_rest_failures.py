@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
 from tests.fix_gateway import ChunkedStream, RestStack
-from tests.fix_server import append_padded
+from tests.fix_server import append_padded, search_backends
 
 
 def _dbname(url: str) -> str:
@@ -95,16 +95,6 @@ def test_gateway_answers_503_json_when_the_grpc_server_is_gone(rest_fresh: RestS
 def fill(rest: RestStack, count: int, pad: int) -> None:
     """Large events straight over gRPC (setup, not under test)."""
     append_padded(f"127.0.0.1:{rest.service.port}", count, pad, event_type="bulk.stream")
-
-
-def search_backends(database_url: str) -> list[tuple[int, str]]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid, state FROM pg_stat_activity"
-            " WHERE datname = current_database() AND query LIKE %s AND pid <> pg_backend_pid()",
-            ("%auditlog_search%",),
-        ).fetchall()
-    return [(int(pid), str(state)) for pid, state in rows]
 
 
 def test_search_failing_mid_stream_is_visible_in_trailers(rest_fresh: RestStack) -> None:

@@ -7,7 +7,6 @@ import json
 import time
 
 import grpc
-import psycopg
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc
@@ -15,7 +14,7 @@ from auditlog.api.audit_servicer import SEARCH_MESSAGE_BYTES, SEARCH_MESSAGE_EVE
 from auditlog.app import Service
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
-from tests.fix_server import append_padded
+from tests.fix_server import append_padded, search_backends
 
 # A client that refuses anything above gRPC's default receive limit, as most clients do.
 DEFAULT_RECEIVE_LIMIT = 4 * 1024 * 1024
@@ -89,13 +88,7 @@ def test_search_with_no_match_sends_no_message(target: str) -> None:
 def open_search_backends(database_url: str) -> list[str]:
     """States of the service's sessions whose last statement was the search, still in its
     transaction (the cursor open)."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT state FROM pg_stat_activity WHERE datname = current_database()"
-            " AND query LIKE %s AND pid <> pg_backend_pid() AND state <> 'idle'",
-            ("%auditlog_search%",),
-        ).fetchall()
-    return [str(state) for (state,) in rows]
+    return [state for _, state in search_backends(database_url) if state != "idle"]
 
 
 def test_search_stops_reading_when_the_caller_cancels(
