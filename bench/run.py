@@ -28,8 +28,10 @@ import psycopg
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc
+from auditlog.affinity import cpu_for, parse_cpu_affinity
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_EVENTS
 from auditlog.domain.filters import EventFilter, PageToken
+from auditlog.errors import ConfigError
 from bench.clients import CREATE_METHOD, WorkerResult, append_load, unary_load
 from bench.echo import COUNT_METADATA, ECHO_METHOD, ECHO_STREAM_METHOD
 from bench.measure import (
@@ -93,7 +95,9 @@ def embedded_database(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server_process(database_url: str, workdir: Path, workers: int = 1) -> Iterator[tuple[int, int]]:
+def server_process(
+    database_url: str, workdir: Path, workers: int = 1, cpu_affinity: str = ""
+) -> Iterator[tuple[int, int]]:
     """(pid, port) of the server under test, started in its own process (with workers > 1: the
     process that started that many worker processes on the port; measure its process tree)."""
     command = [
@@ -106,6 +110,8 @@ def server_process(database_url: str, workdir: Path, workers: int = 1) -> Iterat
         str(workdir),
         "--workers",
         str(workers),
+        "--cpu-affinity",
+        cpu_affinity,
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -335,12 +341,12 @@ class Log:
         print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def run(sizes: Sizes, only: str = "", workers: int = 1) -> str:
+def run(sizes: Sizes, only: str = "", workers: int = 1, cpu_affinity: str = "") -> str:
     log = Log()
     with (
         tempfile.TemporaryDirectory(prefix="auditlog-bench-") as tmp,
         embedded_database(Path(tmp)) as db_url,
-        server_process(db_url, Path(tmp), workers) as (pid, port),
+        server_process(db_url, Path(tmp), workers, cpu_affinity) as (pid, port),
     ):
         meter = CpuMeter(pid, postmaster_pid(Path(tmp) / "pgdata"))
         if only == "append":
@@ -486,6 +492,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="server processes on one port, as AUDITLOG_WORKERS (default 1)",
     )
+    parser.add_argument(
+        "--cpu-affinity",
+        default="off",
+        help="pin each server process to a CPU, as AUDITLOG_CPU_AFFINITY: off (default), auto, or CPUs such as 0,1",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
     parser.add_argument(
         "--only",
@@ -503,14 +514,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--events: got {sizes.events}, want at least {2 * BATCH}")
     if not 1 <= args.workers <= 64:
         parser.error(f"--workers: got {args.workers}, want a whole number from 1 to 64")
+    try:
+        cpus = parse_cpu_affinity(args.cpu_affinity)
+    except ConfigError as err:
+        parser.error(f"--cpu-affinity: {err}")
     started = datetime.now(UTC)
-    table = run(sizes, args.only, args.workers)
+    table = run(sizes, args.only, args.workers, args.cpu_affinity)
     print(f"auditlog benchmark, {started:%Y-%m-%d %H:%M} UTC, {machine()}")
-    print(f"server: {args.workers} worker process{'es' if args.workers > 1 else ''} (AUDITLOG_WORKERS)")
+    print(f"server: {server_description(args.workers, cpus)}")
     print(f"command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print()
     print(table)
     return 0
+
+
+def server_description(workers: int, cpus: tuple[int, ...]) -> str:
+    text = f"{workers} worker process{'es' if workers > 1 else ''} (AUDITLOG_WORKERS)"
+    if not cpus:
+        return f"{text}, not pinned to CPUs"
+    pinned = ", ".join(str(cpu_for(cpus, number)) for number in range(1, workers + 1))
+    return f"{text}, pinned to CPU{'s' if workers > 1 else ''} {pinned} (AUDITLOG_CPU_AFFINITY)"
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from auditlog.affinity import cpu_for, parse_cpu_affinity, pin_this_process
 from auditlog.app import create_service
 from auditlog.config import Config
 from auditlog.storage.migrations import apply_migrations
@@ -26,15 +27,22 @@ def main() -> int:
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--max-workers", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes on one port (default 1)")
+    parser.add_argument("--cpu-affinity", default="", help="as AUDITLOG_CPU_AFFINITY (default: off)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = Config(
-        database_url=args.database_url, data_dir=args.data_dir, grpc_host="127.0.0.1", grpc_port=0
+        database_url=args.database_url,
+        data_dir=args.data_dir,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        cpu_affinity=parse_cpu_affinity(args.cpu_affinity),
     )
     if args.workers > 1:
         return serve_workers(config, args)
     service = create_service(config, database_url=args.database_url, max_workers=args.max_workers)
     serve_echo(service)
+    if config.cpu_affinity:  # as `auditlog serve` does; the workers pin themselves
+        pin_this_process(cpu_for(config.cpu_affinity, 1))
     print(f"PORT {service.port}", flush=True)
     sys.stdin.read()  # until the harness closes our stdin
     service.stop(grace=5)

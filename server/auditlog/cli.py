@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import psycopg
 
+from auditlog.affinity import cpu_for, pin_this_process
 from auditlog.app import Service, create_service, resolve_database_url
 from auditlog.config import Config, load_config
 from auditlog.errors import ConfigError
@@ -91,7 +92,13 @@ def serve(args: argparse.Namespace) -> int:
     if gateway is None:
         service.stop()
         return 1
-    _say(f"gRPC on port {service.port}, REST on port {gateway.port} (Envoy pid {gateway.pid})")
+    pinned = ""
+    if config.cpu_affinity:
+        # After Envoy (and an embedded PostgreSQL) started: a child would inherit the pinning.
+        cpu = cpu_for(config.cpu_affinity, 1)
+        pin_this_process(cpu)
+        pinned = f"; gRPC server pinned to CPU {cpu}"
+    _say(f"gRPC on port {service.port}, REST on port {gateway.port} (Envoy pid {gateway.pid}){pinned}")
     failure = _watch(service, gateway, stop)
     if failure is not None:
         _say(failure)
@@ -136,9 +143,15 @@ def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int
         if gateway is None:
             workers.stop()
             return 1
+        pinned = (
+            [cpu_for(config.cpu_affinity, index) for index in range(1, config.workers + 1)]
+            if config.cpu_affinity
+            else []
+        )
         _say(
             f"gRPC on port {reserved.port}, REST on port {gateway.port} (Envoy pid {gateway.pid});"
             f" {config.workers} gRPC worker processes, pids {', '.join(map(str, workers.pids))}"
+            + (f"; pinned to CPUs {', '.join(map(str, pinned))}" if pinned else "")
         )
         failure = _watch_workers(workers, gateway, stop)
         if failure is not None:

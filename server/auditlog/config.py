@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from auditlog.affinity import parse_cpu_affinity
 from auditlog.errors import ConfigError
 from auditlog.storage.database import normalise_url
 
@@ -40,6 +41,9 @@ class Config:
     # gRPC server processes sharing GRPC_PORT (SO_REUSEPORT); 1 runs the server in `auditlog serve`
     # itself. Each has its own connection pool, so connections to PostgreSQL multiply by it.
     workers: int = 1
+    # AUDITLOG_CPU_AFFINITY: the CPUs that server processes 1, 2, ... are pinned to in turn; () for
+    # none (the default). See auditlog.affinity.
+    cpu_affinity: tuple[int, ...] = ()
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -110,4 +114,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         # S3 presigned URLs live at most 7 days (SigV4).
         export_url_expiry=_bounded_int(env, "EXPORT_URL_EXPIRY_SECONDS", 3600, 1, 604_800),
         workers=_bounded_int(env, "AUDITLOG_WORKERS", 1, 1, 64),
+        cpu_affinity=parse_cpu_affinity(env.get("AUDITLOG_CPU_AFFINITY", "")),
     )
