@@ -5,6 +5,8 @@
 # Without DATABASE_URL the service runs an embedded PostgreSQL in AUDITLOG_DATA_DIR (development only).
 # -e AUDITLOG_WORKERS=2 runs two gRPC server processes on the one port (bulk appends on 2+ cores; each
 # holds its own PostgreSQL connections, see README "Several worker processes").
+# -e AUDITLOG_CPU_AFFINITY=auto pins each gRPC server process to one of the container's CPUs (for a
+# container with CPUs of its own, e.g. docker run --cpuset-cpus; see README "Pinning server processes").
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

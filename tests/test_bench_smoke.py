@@ -44,12 +44,12 @@ def test_bench_command_prints_a_table_with_every_row() -> None:
 
 
 @pytest.mark.slow
-def test_bench_with_two_workers_runs_the_append_row() -> None:
+def test_bench_with_two_pinned_workers_runs_the_append_row() -> None:
     command = [sys.executable, "-m", "bench.run", "--only", "append", "--events", "2000", "--loaders", "2"]
-    command += ["--workers", "2"]
+    command += ["--workers", "2", "--cpu-affinity", "auto"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "server: 2 worker processes (AUDITLOG_WORKERS)" in done.stdout
+    assert "server: 2 worker processes (AUDITLOG_WORKERS), pinned to CPUs " in done.stdout
     assert "| AppendEvents, 2 clients x 1,000-event batches |" in done.stdout
     # The CPU split lists the process that started the workers, then each worker.
     assert re.search(r"\(by process: [0-9.]+s, [0-9.]+s, [0-9.]+s\)", done.stderr), done.stderr[-3000:]
