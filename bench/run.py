@@ -28,7 +28,7 @@ import psycopg
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc
-from auditlog.affinity import cpu_for, parse_cpu_affinity
+from auditlog.affinity import cpus_of, parse_cpu_affinity
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_EVENTS
 from auditlog.domain.filters import EventFilter, PageToken
 from auditlog.errors import ConfigError
@@ -532,7 +532,7 @@ def server_description(workers: int, cpus: tuple[int, ...]) -> str:
     text = f"{workers} worker process{'es' if workers > 1 else ''} (AUDITLOG_WORKERS)"
     if not cpus:
         return f"{text}, not pinned to CPUs"
-    pinned = ", ".join(str(cpu_for(cpus, number)) for number in range(1, workers + 1))
+    pinned = ", ".join(map(str, cpus_of(cpus, workers)))
     return f"{text}, pinned to CPU{'s' if workers > 1 else ''} {pinned} (AUDITLOG_CPU_AFFINITY)"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from auditlog.affinity import cpu_for, parse_cpu_affinity
+from auditlog.affinity import cpu_for, cpus_of, parse_cpu_affinity
 from auditlog.config import load_config
 from auditlog.errors import ConfigError
 from auditlog_client import AuditClient
@@ -41,6 +41,8 @@ def test_a_list_keeps_its_order_once_each_and_expands_ranges() -> None:
 
 def test_server_processes_take_the_cpus_in_turn() -> None:
     assert [cpu_for((2, 3, 0), number) for number in range(1, 6)] == [2, 3, 0, 2, 3]
+    assert cpus_of((2, 3, 0), 5) == [2, 3, 0, 2, 3]
+    assert cpus_of((), 3) == []
 
 
 @pytest.mark.parametrize("value", ["fast", "1-0", "0,", "-1", "0-", "1.5"])

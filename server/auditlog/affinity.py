@@ -62,6 +62,11 @@ def cpu_for(affinity: Sequence[int], process_number: int) -> int:
     return affinity[(process_number - 1) % len(affinity)]
 
 
+def cpus_of(affinity: Sequence[int], processes: int) -> list[int]:
+    """The CPUs of server processes 1..processes under affinity, in order ([] when not pinned)."""
+    return [cpu_for(affinity, number) for number in range(1, processes + 1)] if affinity else []
+
+
 def pin_this_process(cpu: int) -> None:
     """Puts every thread of this process on cpu; threads started later inherit it from their
     creator. Child processes started later inherit it too, so start those first."""

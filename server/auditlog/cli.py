@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import psycopg
 
-from auditlog.affinity import cpu_for, pin_this_process
+from auditlog.affinity import cpu_for, cpus_of, pin_this_process
 from auditlog.app import Service, create_service, resolve_database_url
 from auditlog.config import Config, load_config
 from auditlog.errors import ConfigError
@@ -143,11 +143,7 @@ def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int
         if gateway is None:
             workers.stop()
             return 1
-        pinned = (
-            [cpu_for(config.cpu_affinity, index) for index in range(1, config.workers + 1)]
-            if config.cpu_affinity
-            else []
-        )
+        pinned = cpus_of(config.cpu_affinity, config.workers)
         _say(
             f"gRPC on port {reserved.port}, REST on port {gateway.port} (Envoy pid {gateway.pid});"
             f" {config.workers} gRPC worker processes, pids {', '.join(map(str, workers.pids))}"
