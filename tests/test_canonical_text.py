@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from auditlog.domain.canonical import canonical_bytes_from_text, format_timestamp
 from auditlog.domain.chain import build_record, record_leaf_hash
 from auditlog.domain.event import NewEvent
+from auditlog.domain.jcs import json_loads
 from auditlog.domain.verification import stored_event, stored_leaf_hash
-from auditlog.storage.database import json_loads
 from tests.test_canonical_fast import EVENTS, JSON, TIMES, fast
 
 

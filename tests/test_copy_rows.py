@@ -16,8 +16,8 @@ from psycopg.types.json import set_json_loads
 
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
+from auditlog.domain.jcs import json_loads
 from auditlog.storage.copy_text import copy_line
-from auditlog.storage.database import json_loads
 from auditlog.storage.events import _COPY, COLUMNS, row_from_record
 from auditlog.storage.migrations import apply_migrations
 from tests.fix_db import create_database, drop_database

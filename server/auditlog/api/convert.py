@@ -14,8 +14,8 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from audit.v1 import audit_service_pb2, event_pb2
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.filters import FILTER_FIELDS, EventFilter
+from auditlog.domain.jcs import json_loads
 from auditlog.domain.validation import validate_filter, validate_new_event
-from auditlog.storage.database import json_loads
 
 # The string fields of EventInput: every NewEvent field but details (a Struct) and the text
 # validation makes of it; occurred_at arrives as text and is parsed by validation.

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from auditlog.domain.jcs import json_loads
 from auditlog.domain.verification import LogHead, StoredEvent
-from auditlog.storage.database import json_loads
 from auditlog.storage.events import STREAM_BATCH, prefetched_batches
 
 
