@@ -6,6 +6,7 @@ hands each new connection to one of the listening workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -106,16 +107,37 @@ def own_connection(target: str) -> grpc.Channel:
     return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
-def socket_inodes(port: int, state: str) -> set[str]:
-    """Inodes of this machine's TCP sockets whose local port is port, in state (0A listen, 01
-    established)."""
-    inodes = set()
+def tcp_sockets() -> Iterator[tuple[int, int, str, str]]:
+    """(local port, remote port, state, inode) of this machine's TCP sockets (state 0A: listen,
+    01: established)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
-                inodes.add(fields[9])
-    return inodes
+            local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+            yield local, remote, fields[3], fields[9]
+
+
+def socket_inodes(port: int, state: str, peers: set[int] | None = None) -> set[str]:
+    """Inodes of the sockets whose local port is port, in state; with peers, only those whose
+    remote port is one of peers."""
+    return {
+        inode
+        for local, remote, found, inode in tcp_sockets()
+        if local == port and found == state and (peers is None or remote in peers)
+    }
+
+
+def own_client_ports(port: int) -> set[int]:
+    """The local ports of this process's connections to port (not Envoy's, say)."""
+    held = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed since the listing
+            held.add(str(fd.readlink()))
+    return {
+        local
+        for local, remote, state, inode in tcp_sockets()
+        if remote == port and state == "01" and f"socket:[{inode}]" in held
+    }
 
 
 def holders(pids: list[int], inodes: set[str]) -> dict[int, int]:
@@ -166,7 +188,9 @@ def test_concurrent_clients_on_many_connections_build_one_valid_chain(shared: Wo
             client = stack.enter_context(AuditClient("", channel=own_connection(shared.target)))
             client.get_stats()  # the connection is up before the counting below
             clients.append(client)
-            connected = holders(shared.pids, socket_inodes(shared.serve.grpc_port, "01"))
+            # Only this test's connections: Envoy's upstream connection sits on one worker too.
+            port = shared.serve.grpc_port
+            connected = holders(shared.pids, socket_inodes(port, "01", peers=own_client_ports(port)))
         with ThreadPoolExecutor(max_workers=len(clients)) as pool:
             acknowledged = [
                 a for result in pool.map(client_load, range(len(clients)), clients) for a in result
