@@ -13,10 +13,11 @@ import logging
 import sys
 from pathlib import Path
 
-from auditlog.affinity import cpu_for, parse_cpu_affinity, pin_this_process
+from auditlog.affinity import parse_cpu_affinity
 from auditlog.app import create_service
 from auditlog.config import Config
 from auditlog.storage.migrations import apply_migrations
+from auditlog.tuning import settle_server_process
 from auditlog.workers import reserve_port, start_workers
 from bench.echo import serve_echo
 
@@ -41,8 +42,7 @@ def main() -> int:
         return serve_workers(config, args)
     service = create_service(config, database_url=args.database_url, max_workers=args.max_workers)
     serve_echo(service)
-    if config.cpu_affinity:  # as `auditlog serve` does; the workers pin themselves
-        pin_this_process(cpu_for(config.cpu_affinity, 1))
+    settle_server_process(config.cpu_affinity, 1)  # as `auditlog serve` does; workers do it themselves
     print(f"PORT {service.port}", flush=True)
     sys.stdin.read()  # until the harness closes our stdin
     service.stop(grace=5)

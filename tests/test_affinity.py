@@ -1,11 +1,14 @@
 """AUDITLOG_CPU_AFFINITY: the value's forms, and `auditlog serve` pinning its gRPC server
-processes (every thread, also those started later by calls) while Envoy stays unpinned."""
+processes (every thread, also those started later by calls) while Envoy stays unpinned; and the
+garbage collector settings every server process takes (auditlog.tuning)."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 from auditlog.affinity import cpu_for, cpus_of, parse_cpu_affinity
 from auditlog.config import load_config
 from auditlog.errors import ConfigError
+from auditlog.tuning import GC_THRESHOLDS
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
 from tests.test_gateway_serve import Serve, alive, serve_env, start_serve
@@ -142,3 +146,15 @@ def test_auto_puts_each_worker_on_its_own_cpu_in_turn(pinned_serve: Serve) -> No
     assert thread_cpus(pinned_serve.process.pid) == unpinned  # the supervisor
     assert thread_cpus(pinned_serve.envoy_pid) == unpinned
     assert all(alive(pid) for pid in pids)
+
+
+def test_a_settled_server_process_has_the_tuned_garbage_collector() -> None:
+    """In a process of its own: settling freezes and re-tunes this interpreter's collector."""
+    code = (
+        "import gc; from auditlog.tuning import settle_server_process;"
+        "print(settle_server_process((), 1), gc.get_threshold(), gc.get_freeze_count() > 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split(None, 1) == ["None", f"{GC_THRESHOLDS} True\n"]

@@ -16,8 +16,8 @@ import sys
 from typing import IO
 
 from auditlog._parent_death import signal_on_parent_death
-from auditlog.affinity import cpu_for, pin_this_process
 from auditlog.app import Service, create_service
+from auditlog.tuning import settle_server_process
 from auditlog.workers import WorkerSpec, stop_on_signals
 
 _log = logging.getLogger("auditlog.worker")
@@ -42,9 +42,8 @@ def main(argv: list[str]) -> int:
         service = _start(spec, ready)
         if service is None:
             return 1
-        if spec.config.cpu_affinity:
-            cpu = cpu_for(spec.config.cpu_affinity, spec.index)
-            pin_this_process(cpu)
+        cpu = settle_server_process(spec.config.cpu_affinity, spec.index)
+        if cpu is not None:
             _log.info("pinned to CPU %d (AUDITLOG_CPU_AFFINITY)", cpu)
         ready.write(f"SERVING {service.port}\n")
     failed = False

@@ -21,12 +21,13 @@ from dataclasses import replace
 
 import psycopg
 
-from auditlog.affinity import cpu_for, cpus_of, pin_this_process
+from auditlog.affinity import cpus_of
 from auditlog.app import Service, create_service, resolve_database_url
 from auditlog.config import Config, load_config
 from auditlog.errors import ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
 from auditlog.storage.migrations import apply_migrations
+from auditlog.tuning import settle_server_process
 from auditlog.workers import WorkerError, WorkerSet, reserve_port, start_workers, stop_on_signals
 
 _log = logging.getLogger("auditlog")
@@ -92,12 +93,9 @@ def serve(args: argparse.Namespace) -> int:
     if gateway is None:
         service.stop()
         return 1
-    pinned = ""
-    if config.cpu_affinity:
-        # After Envoy (and an embedded PostgreSQL) started: a child would inherit the pinning.
-        cpu = cpu_for(config.cpu_affinity, 1)
-        pin_this_process(cpu)
-        pinned = f"; gRPC server pinned to CPU {cpu}"
+    # After Envoy (and an embedded PostgreSQL) started: a child would inherit the pinning.
+    cpu = settle_server_process(config.cpu_affinity, 1)
+    pinned = "" if cpu is None else f"; gRPC server pinned to CPU {cpu}"
     _say(f"gRPC on port {service.port}, REST on port {gateway.port} (Envoy pid {gateway.pid}){pinned}")
     failure = _watch(service, gateway, stop)
     if failure is not None:
