@@ -17,6 +17,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import replace
 
 import psycopg
@@ -50,28 +51,45 @@ def _say(message: str) -> None:
 
 def _watch(service: Service, gateway: Gateway, stop: threading.Event) -> str | None:
     """Blocks until a signal (returns None) or until one of the pair stops (returns why)."""
-    while not stop.wait(_WATCH_INTERVAL):
-        code = gateway.poll()
-        if code is not None and not stop.is_set():
-            return f"Envoy (REST gateway) exited unexpectedly with code {code}; stopping the gRPC server"
+
+    def stopped() -> str | None:
         # wait_for_termination answers True when it timed out, i.e. the server still runs.
-        if not service.server.wait_for_termination(0) and not stop.is_set():
-            return "the gRPC server stopped unexpectedly; stopping Envoy"
-    return None
+        running = service.server.wait_for_termination(0)
+        return None if running else "the gRPC server stopped unexpectedly; stopping Envoy"
+
+    return _watch_gateway_and(gateway, stop, "the gRPC server", stopped)
 
 
 def _watch_workers(workers: WorkerSet, gateway: Gateway, stop: threading.Event) -> str | None:
     """As _watch, for the worker processes and Envoy."""
+
+    def exited() -> str | None:
+        worker = workers.exited()
+        if worker is None:
+            return None
+        return (
+            f"gRPC {worker.name} (pid {worker.pid}) exited unexpectedly with code"
+            f" {worker.process.returncode}; stopping the other workers and Envoy"
+        )
+
+    return _watch_gateway_and(gateway, stop, "the gRPC workers", exited)
+
+
+def _watch_gateway_and(
+    gateway: Gateway, stop: threading.Event, servers: str, servers_failure: Callable[[], str | None]
+) -> str | None:
+    """Blocks until a signal (returns None) or until Envoy or the gRPC servers (named servers;
+    servers_failure says why they stopped, or None while they run) stop on their own."""
     while not stop.wait(_WATCH_INTERVAL):
         code = gateway.poll()
-        if code is not None and not stop.is_set():
-            return f"Envoy (REST gateway) exited unexpectedly with code {code}; stopping the gRPC workers"
-        worker = workers.exited()
-        if worker is not None and not stop.is_set():
-            return (
-                f"gRPC {worker.name} (pid {worker.pid}) exited unexpectedly with code"
-                f" {worker.process.returncode}; stopping the other workers and Envoy"
+        if code is not None:
+            failure: str | None = (
+                f"Envoy (REST gateway) exited unexpectedly with code {code}; stopping {servers}"
             )
+        else:
+            failure = servers_failure()
+        if failure is not None and not stop.is_set():
+            return failure
     return None
 
 
@@ -89,19 +107,37 @@ def serve(args: argparse.Namespace) -> int:
     except (OSError, psycopg.Error) as err:  # a port in use; PostgreSQL unreachable or refusing
         _say(f"cannot start: {err}")
         return 1
-    gateway = _start_gateway(config, service.port)
+
+    def settle() -> str:
+        # After Envoy (and an embedded PostgreSQL) started: a child would inherit the pinning.
+        cpu = settle_server_process(config.cpu_affinity, 1)
+        return "" if cpu is None else f"; gRPC server pinned to CPU {cpu}"
+
+    return _serve_behind_gateway(
+        config, service.port, lambda gateway: _watch(service, gateway, stop), service.stop, settle
+    )
+
+
+def _serve_behind_gateway(
+    config: Config,
+    grpc_port: int,
+    watch: Callable[[Gateway], str | None],
+    stop_servers: Callable[[], None],
+    started: Callable[[], str],
+) -> int:
+    """Starts Envoy in front of the running gRPC server(s) on grpc_port, says so (with what
+    started() adds, once Envoy runs), watches, then stops the servers and Envoy in that order; the
+    exit code of `auditlog serve`. If Envoy cannot start, the servers are stopped at once."""
+    gateway = _start_gateway(config, grpc_port)
     if gateway is None:
-        service.stop()
+        stop_servers()
         return 1
-    # After Envoy (and an embedded PostgreSQL) started: a child would inherit the pinning.
-    cpu = settle_server_process(config.cpu_affinity, 1)
-    pinned = "" if cpu is None else f"; gRPC server pinned to CPU {cpu}"
-    _say(f"gRPC on port {service.port}, REST on port {gateway.port} (Envoy pid {gateway.pid}){pinned}")
-    failure = _watch(service, gateway, stop)
+    _say(f"gRPC on port {grpc_port}, REST on port {gateway.port} (Envoy pid {gateway.pid}){started()}")
+    failure = watch(gateway)
     if failure is not None:
         _say(failure)
-    # The gRPC server drains first, while Envoy still relays the answers of in-flight calls.
-    service.stop()
+    # The gRPC servers drain first, while Envoy still relays the answers of in-flight calls.
+    stop_servers()
     gateway.stop()
     _log.info("gateway stopped")
     return 1 if failure is not None else 0
@@ -137,25 +173,23 @@ def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int
         except (WorkerError, OSError, psycopg.Error) as err:
             _say(f"cannot start: {err}")
             return 1
-        gateway = _start_gateway(config, reserved.port)
-        if gateway is None:
+
+        def started() -> str:
+            said = f"; {config.workers} gRPC worker processes, pids {', '.join(map(str, workers.pids))}"
+            pinned = cpus_of(config.cpu_affinity, config.workers)
+            return f"{said}; pinned to CPUs {', '.join(map(str, pinned))}" if pinned else said
+
+        def stop_workers() -> None:
             workers.stop()
-            return 1
-        pinned = cpus_of(config.cpu_affinity, config.workers)
-        _say(
-            f"gRPC on port {reserved.port}, REST on port {gateway.port} (Envoy pid {gateway.pid});"
-            f" {config.workers} gRPC worker processes, pids {', '.join(map(str, workers.pids))}"
-            + (f"; pinned to CPUs {', '.join(map(str, pinned))}" if pinned else "")
+            _log.info("gRPC workers stopped")
+
+        return _serve_behind_gateway(
+            config,
+            reserved.port,
+            lambda gateway: _watch_workers(workers, gateway, stop),
+            stop_workers,
+            started,
         )
-        failure = _watch_workers(workers, gateway, stop)
-        if failure is not None:
-            _say(failure)
-        # The workers drain first, while Envoy still relays the answers of in-flight calls.
-        workers.stop()
-        _log.info("gRPC workers stopped")
-        gateway.stop()
-        _log.info("gateway stopped")
-    return 1 if failure is not None else 0
 
 
 def healthcheck(args: argparse.Namespace) -> int:
