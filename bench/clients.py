@@ -30,6 +30,8 @@ class WorkerResult:
     events: int
     seconds: float
     latencies: list[float]
+    # CPU time of the client process (every thread, gRPC's own included) over the measured calls.
+    cpu_seconds: float = 0.0
 
 
 def _unary_worker(
@@ -48,6 +50,7 @@ def _unary_worker(
             results.put(WorkerResult(0, 0, 0.0, []))
             return
         latencies: list[float] = []
+        cpu = time.process_time()
         start = time.perf_counter()
         deadline = start + duration
         now = start
@@ -57,7 +60,8 @@ def _unary_worker(
             after = time.perf_counter()
             latencies.append(after - now)
             now = after
-        results.put(WorkerResult(len(latencies), len(latencies), now - start, latencies))
+        cpu = time.process_time() - cpu
+        results.put(WorkerResult(len(latencies), len(latencies), now - start, latencies, cpu))
 
 
 def _append_worker(target: str, batches: list[int], tag: str, ready: Any, go: MpEvent, results: Any) -> None:

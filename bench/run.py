@@ -138,6 +138,7 @@ class _Load:
     window: float = 0.0
     server_cpu: float = 0.0
     database_cpu: float = 0.0
+    client_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
     def add(self, results: list[WorkerResult], cpu: CpuWindow) -> None:
@@ -145,11 +146,19 @@ class _Load:
         self.window += max(r.seconds for r in results)
         self.server_cpu += cpu.server
         self.database_cpu += cpu.database
+        self.client_cpu += sum(r.cpu_seconds for r in results)
         self.latencies.extend(x for r in results for x in r.latencies)
 
     @property
     def rate(self) -> float:
         return self.calls / self.window
+
+    @property
+    def total_cpu(self) -> float:
+        return self.server_cpu + self.database_cpu + self.client_cpu
+
+    def per_call_us(self, seconds: float) -> str:
+        return f"{seconds / self.calls * 1e6:,.0f} us"
 
     def latency(self) -> str:
         return f"p50 {ms(percentile(self.latencies, 50))}, p99 {ms(percentile(self.latencies, 99))}"
@@ -169,11 +178,15 @@ def bench_create(target: str, meter: CpuMeter, sizes: Sizes, log: Log) -> list[R
                     )
                 load.add(results, cpu)
         ratio = create.rate / noop.rate
+        # The clients share the machine with the server: when its CPU is all in use, the ratio
+        # follows the CPU per call of everything (RESULTS.md, "Fifth session").
         log(
             f"CreateEvent x{clients}: {create.rate:,.0f}/s vs no-op {noop.rate:,.0f}/s;"
-            f" CPU per call, server {create.server_cpu / create.calls * 1e6:,.0f} us"
-            f" (no-op {noop.server_cpu / noop.calls * 1e6:,.0f}),"
-            f" PostgreSQL {create.database_cpu / create.calls * 1e6:,.0f} us"
+            f" CPU per call, server {create.per_call_us(create.server_cpu)}"
+            f" (no-op {noop.per_call_us(noop.server_cpu)}),"
+            f" PostgreSQL {create.per_call_us(create.database_cpu)},"
+            f" clients {create.per_call_us(create.client_cpu)} (no-op {noop.per_call_us(noop.client_cpu)}),"
+            f" in all {create.per_call_us(create.total_cpu)} (no-op {noop.per_call_us(noop.total_cpu)})"
         )
         rows.append(
             Row(

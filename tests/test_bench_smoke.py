@@ -41,6 +41,12 @@ def test_bench_command_prints_a_table_with_every_row() -> None:
     # Two log sizes, each verified right after loading and after VACUUM.
     assert sum("| VerifyChain over " in line for line in table) == 4
     assert sum("| ListEvents at " in line for line in table) == 4
+    # The progress lines say where the CPU of a call goes, the clients' included.
+    cpu_split = (
+        r"CreateEvent x4: .*; CPU per call, server [0-9,]+ us \(no-op [0-9,]+ us\), PostgreSQL [0-9,]+ us,"
+    )
+    cpu_split += r" clients [1-9][0-9,]* us \(no-op [1-9][0-9,]* us\), in all [0-9,]+ us \(no-op [0-9,]+ us\)"
+    assert re.search(cpu_split, done.stderr), done.stderr[-3000:]
 
 
 @pytest.mark.slow
