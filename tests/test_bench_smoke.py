@@ -74,3 +74,22 @@ def test_append_path_prints_each_stage_per_event() -> None:
         "in all",
     ]
     assert all(float(line[28:].split()[0]) > 0 for line in lines)
+
+
+ROW = re.compile(
+    r" +(\d+) ms +([\d,]+) µs CPU/call \( *([\d.]+) ms\) +([\d,]+) µs CPU/call \( *([\d.]+) ms\)"
+)
+
+
+def test_client_wait_prints_cpu_per_call_for_each_wait() -> None:
+    command = [sys.executable, "-m", "bench.client_wait", "--calls", "20", "--waits", "0,5"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    header, *lines = done.stdout.splitlines()
+    assert header.split() == ["server", "wait", "idle", "machine", "busy", "machine"]
+    rows = [match.groups() for match in map(ROW.fullmatch, lines) if match]
+    assert [row[0] for row in rows] == ["0", "5"], done.stdout
+    for _, idle_cpu, _, busy_cpu, _ in rows:
+        assert int(idle_cpu.replace(",", "")) > 0 and int(busy_cpu.replace(",", "")) > 0
+    # Each call of the second row took at least the server's 5 ms.
+    assert float(rows[1][2]) >= 5.0 and float(rows[1][4]) >= 5.0
