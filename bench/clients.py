@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
@@ -99,8 +99,12 @@ def _append_worker(target: str, batches: list[int], tag: str, ready: Any, go: Mp
         results.put(WorkerResult(len(batches), len(batches) * BATCH, seconds, latencies))
 
 
-def run_workers(target: str, specs: list[tuple[Any, ...]], worker: Any) -> tuple[list[WorkerResult], float]:
-    """Starts one process per spec, releases them together, returns their results and wall time."""
+def run_workers(
+    target: str, specs: list[tuple[Any, ...]], worker: Any, during: AbstractContextManager[Any] | None = None
+) -> tuple[list[WorkerResult], float]:
+    """Starts one process per spec, releases them together, returns their results and wall time.
+    during, when given, is entered just before the release and left once every result is in: a
+    measurement over the calls only, without the processes' start-up and warm-up."""
     ready, results = _SPAWN.Queue(), _SPAWN.Queue()
     go = _SPAWN.Event()
     processes = [_SPAWN.Process(target=worker, args=(target, *spec, ready, go, results)) for spec in specs]
@@ -109,10 +113,11 @@ def run_workers(target: str, specs: list[tuple[Any, ...]], worker: Any) -> tuple
     try:
         for _ in processes:
             ready.get(timeout=READY_TIMEOUT)
-        start = time.perf_counter()
-        go.set()
-        collected = [results.get(timeout=READY_TIMEOUT * 10) for _ in processes]
-        wall = time.perf_counter() - start
+        with during or nullcontext():
+            start = time.perf_counter()
+            go.set()
+            collected = [results.get(timeout=READY_TIMEOUT * 10) for _ in processes]
+            wall = time.perf_counter() - start
     finally:
         for process in processes:
             process.join(timeout=30)
@@ -122,10 +127,15 @@ def run_workers(target: str, specs: list[tuple[Any, ...]], worker: Any) -> tuple
 
 
 def unary_load(
-    target: str, method: str, clients: int, duration: float, tag: str
+    target: str,
+    method: str,
+    clients: int,
+    duration: float,
+    tag: str,
+    during: AbstractContextManager[Any] | None = None,
 ) -> tuple[list[WorkerResult], float]:
     specs = [(method, duration, f"{tag}-{i}") for i in range(clients)]
-    return run_workers(target, specs, _unary_worker)
+    return run_workers(target, specs, _unary_worker, during)
 
 
 def append_load(

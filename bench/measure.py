@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,26 +106,35 @@ def postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "postmaster.pid").read_text().split()[0])
 
 
-@dataclass
 class CpuWindow:
-    server: float = 0.0
-    database: float = 0.0
+    """CPU seconds used by the server (its process and any worker processes it started) and by its
+    PostgreSQL cluster between entering and leaving this context manager."""
+
+    def __init__(self, server_pid: int, postmaster_pid: int) -> None:
+        self._pids = (server_pid, postmaster_pid)
+        self._start = (0.0, 0.0)
+        self.server = 0.0
+        self.database = 0.0
+
+    def _now(self) -> tuple[float, float]:
+        server, postmaster = self._pids
+        return tree_cpu_seconds(server), postgres_cpu_seconds(postmaster)
+
+    def __enter__(self) -> CpuWindow:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        (server, database), (server_start, database_start) = self._now(), self._start
+        self.server, self.database = server - server_start, database - database_start
 
 
 class CpuMeter:
-    """CPU seconds used by the server (its process and any worker processes it started) and by its
-    PostgreSQL cluster during a `with window()` block."""
+    """Makes CpuWindows for one server and its PostgreSQL cluster."""
 
     def __init__(self, server_pid: int, postmaster_pid: int) -> None:
         self._pid = server_pid
         self._postmaster = postmaster_pid
 
-    @contextmanager
-    def window(self) -> Iterator[CpuWindow]:
-        used = CpuWindow()
-        server, database = tree_cpu_seconds(self._pid), postgres_cpu_seconds(self._postmaster)
-        try:
-            yield used
-        finally:
-            used.server = tree_cpu_seconds(self._pid) - server
-            used.database = postgres_cpu_seconds(self._postmaster) - database
+    def window(self) -> CpuWindow:
+        return CpuWindow(self._pid, self._postmaster)

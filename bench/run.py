@@ -172,11 +172,12 @@ def bench_create(target: str, meter: CpuMeter, sizes: Sizes, log: Log) -> list[R
         noop, create = _Load(), _Load()
         for round_ in range(sizes.rounds):
             for load, method, tag in ((noop, ECHO_METHOD, "echo"), (create, CREATE_METHOD, "create")):
-                with meter.window() as cpu:
-                    results, _ = unary_load(
-                        target, method, clients, sizes.seconds, f"{tag}{clients}-{round_}"
-                    )
-                load.add(results, cpu)
+                # Server and PostgreSQL CPU over the calls, as the clients measure their own.
+                window = meter.window()
+                results, _ = unary_load(
+                    target, method, clients, sizes.seconds, f"{tag}{clients}-{round_}", during=window
+                )
+                load.add(results, window)
         ratio = create.rate / noop.rate
         # The clients share the machine with the server: when its CPU is all in use, the ratio
         # follows the CPU per call of everything (RESULTS.md, "Fifth session").
