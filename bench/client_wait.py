@@ -59,8 +59,17 @@ def _process(target: Any, *args: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        process.terminate()  # the server stops at once too: every call has been answered
+        process.terminate()  # a busy loop never ends; the server has answered every call by now
         process.join(10)
+
+
+@contextmanager
+def _busy_cpus() -> Iterator[None]:
+    with ExitStack() as stack:
+        for _ in range(os.cpu_count() or 1):
+            stack.enter_context(_process(_spin))
+        time.sleep(0.2)  # the busy loops running
+        yield
 
 
 def cpu_per_call(call: Any, wait_ms: int, calls: int) -> tuple[float, float]:
@@ -85,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     waits = [int(w) for w in args.waits.split(",")]
     port = _SPAWN.Value("i", 0)
     with _process(_serve, port):
+        deadline = time.monotonic() + 30
         while not port.value:
+            if time.monotonic() > deadline:
+                raise SystemExit("bench.client_wait: the server process did not start within 30 s")
             time.sleep(0.05)
         with grpc.insecure_channel(f"127.0.0.1:{port.value}") as channel:
             call = channel.unary_unary(METHOD)
@@ -100,15 +112,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {busy_cpu:>6,.0f} µs CPU/call ({busy_ms:4.1f} ms)"
                 )
     return 0
-
-
-@contextmanager
-def _busy_cpus() -> Iterator[None]:
-    with ExitStack() as stack:
-        for _ in range(os.cpu_count() or 1):
-            stack.enter_context(_process(_spin))
-        time.sleep(0.2)  # the busy loops running
-        yield
 
 
 if __name__ == "__main__":
