@@ -153,12 +153,11 @@ class _Load:
     def rate(self) -> float:
         return self.calls / self.window
 
-    @property
-    def total_cpu(self) -> float:
-        return self.server_cpu + self.database_cpu + self.client_cpu
-
-    def per_call_us(self, seconds: float) -> str:
-        return f"{seconds / self.calls * 1e6:,.0f} us"
+    def cpu_per_call(self) -> dict[str, str]:
+        """CPU µs per call of the server, PostgreSQL, the clients and all three, formatted."""
+        cpu = {"server": self.server_cpu, "database": self.database_cpu, "clients": self.client_cpu}
+        cpu["all"] = sum(cpu.values())
+        return {source: f"{seconds / self.calls * 1e6:,.0f} us" for source, seconds in cpu.items()}
 
     def latency(self) -> str:
         return f"p50 {ms(percentile(self.latencies, 50))}, p99 {ms(percentile(self.latencies, 99))}"
@@ -181,13 +180,12 @@ def bench_create(target: str, meter: CpuMeter, sizes: Sizes, log: Log) -> list[R
         ratio = create.rate / noop.rate
         # The clients share the machine with the server: when its CPU is all in use, the ratio
         # follows the CPU per call of everything (RESULTS.md, "Fifth session").
+        cpu, noop_cpu = create.cpu_per_call(), noop.cpu_per_call()
         log(
             f"CreateEvent x{clients}: {create.rate:,.0f}/s vs no-op {noop.rate:,.0f}/s;"
-            f" CPU per call, server {create.per_call_us(create.server_cpu)}"
-            f" (no-op {noop.per_call_us(noop.server_cpu)}),"
-            f" PostgreSQL {create.per_call_us(create.database_cpu)},"
-            f" clients {create.per_call_us(create.client_cpu)} (no-op {noop.per_call_us(noop.client_cpu)}),"
-            f" in all {create.per_call_us(create.total_cpu)} (no-op {noop.per_call_us(noop.total_cpu)})"
+            f" CPU per call, server {cpu['server']} (no-op {noop_cpu['server']}),"
+            f" PostgreSQL {cpu['database']}, clients {cpu['clients']} (no-op {noop_cpu['clients']}),"
+            f" in all {cpu['all']} (no-op {noop_cpu['all']})"
         )
         rows.append(
             Row(
