@@ -64,11 +64,17 @@ _COLUMN_TYPES = {
 _HEAD_IS = "EXISTS (SELECT 1 FROM log_head WHERE id = 1 AND sequence = %s AND chain_hash = %s)"
 # The column arrays go in binary (%b): psycopg's text format escapes every element in Python, which
 # was half of the sequencer's own CPU per one-trip batch (py-spy); binary dumps them in C.
-_INSERT_IF_HEAD = sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS).format(
-    sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-    sql.SQL(", ").join(
-        sql.SQL("%b::{}[]").format(sql.SQL(_COLUMN_TYPES.get(column, "text"))) for column in COLUMNS
-    ),
+# Rendered to bytes once: psycopg turns a sql.Composed into bytes at every execute, 43 µs for this
+# one, paid by every CreateEvent batch.
+_INSERT_IF_HEAD = (
+    sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS)
+    .format(
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+        sql.SQL(", ").join(
+            sql.SQL("%b::{}[]").format(sql.SQL(_COLUMN_TYPES.get(column, "text"))) for column in COLUMNS
+        ),
+    )
+    .as_bytes()
 )
 _USER_HOURS_IF_HEAD = (
     "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[]) WHERE "
