@@ -16,7 +16,7 @@ import pytest
 
 from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import NewEvent
-from auditlog.errors import UnavailableError
+from auditlog.errors import ShuttingDownError, UnavailableError
 from auditlog.sequencer import ONE_TRIP_MAX_EVENTS, Sequencer
 from auditlog.storage.database import create_pool
 from auditlog.storage.events import AppendConnection, EventStore
@@ -180,3 +180,20 @@ def test_a_large_batch_with_a_retry_among_new_events_is_copied_once(
         stored = conn.execute("SELECT sequence, id, action FROM audit_events ORDER BY sequence").fetchall()
     assert row == (len(batch), len(batch))
     assert stored == [(r.sequence, r.id, r.action) for r in [original, *new]]
+
+
+def test_submit_answers_through_a_future_only_after_the_commit_and_refuses_once_stopping(
+    database_url: str, migrated: str
+) -> None:
+    with running(migrated) as (sequencer, store), psycopg.connect(database_url) as blocker:
+        # Another writer holds the head lock: the batch cannot commit, and the future stays open.
+        blocker.execute("SELECT sequence FROM log_head WHERE id = 1 FOR UPDATE")
+        future = sequencer.submit([NewEvent(event_type="a.b", action="x", request_id="submitted-1")])
+        time.sleep(0.3)
+        assert not future.done()
+        blocker.rollback()
+        (record,) = future.result(timeout=10)
+        assert store.get(record.id) == record
+        sequencer.stop()
+        with pytest.raises(ShuttingDownError):
+            sequencer.submit([NewEvent(event_type="a.b", action="x")])

@@ -102,6 +102,19 @@ class Sequencer:
 
     def append(self, events: Sequence[NewEvent], timeout: float | None = 60.0) -> list[EventRecord]:
         """Records events (all or nothing, in order) and returns them once committed."""
+        future = self.submit(events)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            # The batch may still commit after this answer: only the caller's request_id makes
+            # the retry safe, so say so rather than report an internal error.
+            raise UnavailableError(
+                "the append did not finish in time and may still be recorded; retry with the same request_id"
+            ) from None
+
+    def submit(self, events: Sequence[NewEvent]) -> Future[list[EventRecord]]:
+        """Queues events (all or nothing, in order) without waiting: the future gets their records
+        once committed, or the batch's error. Raises ShuttingDownError once stop() has begun."""
         # Ids and the position-free part of the canonical bytes are made here, in the caller's
         # thread, while the sequencer thread writes earlier batches.
         pending = _Pending(
@@ -113,14 +126,7 @@ class Sequencer:
             if not self._accepting:
                 raise ShuttingDownError("the server is shutting down; retry against another instance")
             self._queue.put(pending)
-        try:
-            return pending.future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            # The batch may still commit after this answer: only the caller's request_id makes
-            # the retry safe, so say so rather than report an internal error.
-            raise UnavailableError(
-                "the append did not finish in time and may still be recorded; retry with the same request_id"
-            ) from None
+        return pending.future
 
     def _run(self) -> None:
         stopping = False
