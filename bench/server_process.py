@@ -2,6 +2,7 @@
 
 With --workers N > 1 this process starts N worker processes on one port as `auditlog serve` does
 with AUDITLOG_WORKERS=N (auditlog.workers), each serving the echo RPC too, and only supervises them.
+With --model aio it serves only CreateEvent and the echo RPC on an asyncio server (bench/aio_server.py).
 Prints `PORT <n>` on stdout once serving; stops gracefully when stdin closes.
 """
 
@@ -19,7 +20,11 @@ from auditlog.config import Config
 from auditlog.storage.migrations import apply_migrations
 from auditlog.tuning import settle_server_process
 from auditlog.workers import reserve_port, start_workers
+from bench import aio_server
 from bench.echo import serve_echo
+
+# threaded: the product's service (auditlog.app); aio: bench/aio_server.py (CreateEvent and the no-op).
+MODELS = ("threaded", "aio")
 
 
 def main() -> int:
@@ -29,6 +34,7 @@ def main() -> int:
     parser.add_argument("--max-workers", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes on one port (default 1)")
     parser.add_argument("--cpu-affinity", default="", help="as AUDITLOG_CPU_AFFINITY (default: off)")
+    parser.add_argument("--model", choices=MODELS, default="threaded", help="the server (default threaded)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = Config(
@@ -38,6 +44,8 @@ def main() -> int:
         grpc_port=0,
         cpu_affinity=parse_cpu_affinity(args.cpu_affinity),
     )
+    if args.model == "aio":
+        return aio_server.main(config, args.database_url)
     if args.workers > 1:
         return serve_workers(config, args)
     service = create_service(config, database_url=args.database_url, max_workers=args.max_workers)

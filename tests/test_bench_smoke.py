@@ -61,6 +61,29 @@ def test_bench_with_two_pinned_workers_runs_the_append_row() -> None:
     assert re.search(r"\(by process: [0-9.]+s, [0-9.]+s, [0-9.]+s\)", done.stderr), done.stderr[-3000:]
 
 
+@pytest.mark.slow
+def test_bench_runs_the_create_rows_against_the_asyncio_probe() -> None:
+    command = [sys.executable, "-m", "bench.run", "--quick", "--only", "create", "--concurrency", "2"]
+    command += ["--seconds", "0.3", "--server-model", "aio"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "server: the asyncio probe (bench/aio_server.py" in done.stdout
+    assert re.search(r"\| CreateEvent, 2 clients \| [1-9][0-9,]* ev/s; .* \| no-op RPC [1-9]", done.stdout)
+    # Its CreateEvent writes through the product's sequencer: PostgreSQL did the work.
+    assert re.search(r"CreateEvent x2: .* PostgreSQL [1-9][0-9,]* us", done.stderr), done.stderr[-3000:]
+    # It serves nothing else, so the rest of the benchmark is refused up front.
+    refused = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--server-model", "aio"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "use it with --only create and one worker" in refused.stderr
+
+
 def test_append_path_prints_each_stage_per_event() -> None:
     command = [sys.executable, "-m", "bench.append_path", "--rounds", "2"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
