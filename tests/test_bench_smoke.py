@@ -99,6 +99,20 @@ def test_append_path_prints_each_stage_per_event() -> None:
     assert all(float(line[28:].split()[0]) > 0 for line in lines)
 
 
+def test_batch_cost_prints_the_cpu_of_a_sequencer_batch() -> None:
+    command = [sys.executable, "-m", "bench.batch_cost", "--events", "3", "--batches", "20"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    header, *lines = done.stdout.splitlines()
+    assert header == "3 events a batch, 20 batches"
+    figures = {line[:19].strip(): line[19:].split() for line in lines}
+    assert list(figures) == ["wall time", "sequencer CPU", "PostgreSQL"], done.stdout
+    assert all(int(values[0]) > 0 for values in figures.values()), done.stdout
+    # Per event is per batch over the batch's three events.
+    per_batch, per_event = float(figures["PostgreSQL"][0]), float(figures["PostgreSQL"][2])
+    assert per_event == pytest.approx(per_batch / 3, abs=0.5)
+
+
 ROW = re.compile(
     r" +(\d+) ms +([\d,]+) µs CPU/call \( *([\d.]+) ms\) +([\d,]+) µs CPU/call \( *([\d.]+) ms\)"
 )
