@@ -7,7 +7,8 @@ events (bench/workload.py) one after another through `Sequencer.append_batch` in
 the sequencer thread writes concurrent CreateEvent calls (14 is about the batch that 32 clients
 make; up to ONE_TRIP_MAX_EVENTS go in one round trip, larger ones by COPY). Prints, per batch: the
 wall time, this thread's CPU (building the records, psycopg, its system calls) and the CPU of the
-PostgreSQL cluster (every process of it, as bench.run counts it). A steady figure for before/after comparisons of the write path,
+PostgreSQL cluster (every process of it, as bench.run counts it, from /proc in 10 ms ticks: time
+a few hundred batches at least). A steady figure for before/after comparisons of the write path,
 where bench.run's CreateEvent rates move 15-25% between runs.
 """
 

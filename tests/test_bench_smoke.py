@@ -100,11 +100,12 @@ def test_append_path_prints_each_stage_per_event() -> None:
 
 
 def test_batch_cost_prints_the_cpu_of_a_sequencer_batch() -> None:
-    command = [sys.executable, "-m", "bench.batch_cost", "--events", "3", "--batches", "20"]
+    # Enough batches for PostgreSQL's CPU to span many of /proc's 10 ms ticks (~0.4 ms a batch).
+    command = [sys.executable, "-m", "bench.batch_cost", "--events", "3", "--batches", "300"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     header, *lines = done.stdout.splitlines()
-    assert header == "3 events a batch, 20 batches"
+    assert header == "3 events a batch, 300 batches"
     figures = {line[:19].strip(): line[19:].split() for line in lines}
     assert list(figures) == ["wall time", "sequencer CPU", "PostgreSQL"], done.stdout
     assert all(int(values[0]) > 0 for values in figures.values()), done.stdout
