@@ -28,12 +28,30 @@ EXPECTED_ROWS = (
 )
 
 
+def run_module(*args: str, timeout: float = 120, returncode: int = 0) -> subprocess.CompletedProcess[str]:
+    """python -m args from the repository root; fails the test unless it exits with returncode."""
+    done = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == returncode, done.stderr[-3000:]
+    return done
+
+
 @pytest.mark.slow
 def test_bench_command_prints_a_table_with_every_row() -> None:
-    command = [sys.executable, "-m", "bench.run", "--quick", "--events", "4000", "--seconds", "0.3"]
-    command += ["--concurrency", "1,4", "--loaders", "2"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module(
+        "bench.run",
+        "--quick",
+        "--events",
+        "4000",
+        "--seconds",
+        "0.3",
+        "--concurrency",
+        "1,4",
+        "--loaders",
+        "2",
+        timeout=240,
+    )
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| Measurement | Result | Compared with (same run) |")
     for expected in EXPECTED_ROWS:
@@ -51,10 +69,19 @@ def test_bench_command_prints_a_table_with_every_row() -> None:
 
 @pytest.mark.slow
 def test_bench_with_two_pinned_workers_runs_the_append_row() -> None:
-    command = [sys.executable, "-m", "bench.run", "--only", "append", "--events", "2000", "--loaders", "2"]
-    command += ["--workers", "2", "--cpu-affinity", "auto"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module(
+        "bench.run",
+        "--only",
+        "append",
+        "--events",
+        "2000",
+        "--loaders",
+        "2",
+        "--workers",
+        "2",
+        "--cpu-affinity",
+        "auto",
+    )
     assert "server: 2 worker processes (AUDITLOG_WORKERS), pinned to CPUs " in done.stdout
     assert "| AppendEvents, 2 clients x 1,000-event batches |" in done.stdout
     # The CPU split lists the process that started the workers, then each worker.
@@ -63,31 +90,29 @@ def test_bench_with_two_pinned_workers_runs_the_append_row() -> None:
 
 @pytest.mark.slow
 def test_bench_runs_the_create_rows_against_the_asyncio_probe() -> None:
-    command = [sys.executable, "-m", "bench.run", "--quick", "--only", "create", "--concurrency", "2"]
-    command += ["--seconds", "0.3", "--server-model", "aio"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module(
+        "bench.run",
+        "--quick",
+        "--only",
+        "create",
+        "--concurrency",
+        "2",
+        "--seconds",
+        "0.3",
+        "--server-model",
+        "aio",
+    )
     assert "server: the asyncio probe (bench/aio_server.py" in done.stdout
     assert re.search(r"\| CreateEvent, 2 clients \| [1-9][0-9,]* ev/s; .* \| no-op RPC [1-9]", done.stdout)
     # Its CreateEvent writes through the product's sequencer: PostgreSQL did the work.
     assert re.search(r"CreateEvent x2: .* PostgreSQL [1-9][0-9,]* us", done.stderr), done.stderr[-3000:]
     # It serves nothing else, so the rest of the benchmark is refused up front.
-    refused = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--server-model", "aio"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert refused.returncode == 2
+    refused = run_module("bench.run", "--server-model", "aio", returncode=2)
     assert "use it with --only create and one worker" in refused.stderr
 
 
 def test_append_path_prints_each_stage_per_event() -> None:
-    command = [sys.executable, "-m", "bench.append_path", "--rounds", "2"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module("bench.append_path", "--rounds", "2")
     lines = done.stdout.splitlines()
     assert [line[:28].strip() for line in lines] == [
         "parse and validate",
@@ -101,9 +126,7 @@ def test_append_path_prints_each_stage_per_event() -> None:
 
 def test_batch_cost_prints_the_cpu_of_a_sequencer_batch() -> None:
     # Enough batches for PostgreSQL's CPU to span many of /proc's 10 ms ticks (~0.4 ms a batch).
-    command = [sys.executable, "-m", "bench.batch_cost", "--events", "3", "--batches", "300"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module("bench.batch_cost", "--events", "3", "--batches", "300")
     header, *lines = done.stdout.splitlines()
     assert header == "3 events a batch, 300 batches"
     figures = {line[:19].strip(): line[19:].split() for line in lines}
@@ -120,9 +143,7 @@ ROW = re.compile(
 
 
 def test_client_wait_prints_cpu_per_call_for_each_wait() -> None:
-    command = [sys.executable, "-m", "bench.client_wait", "--calls", "20", "--waits", "0,5"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module("bench.client_wait", "--calls", "20", "--waits", "0,5")
     header, *lines = done.stdout.splitlines()
     assert header.split() == ["server", "wait", "idle", "machine", "busy", "machine"]
     rows = [match.groups() for match in map(ROW.fullmatch, lines) if match]
