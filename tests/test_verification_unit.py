@@ -45,6 +45,12 @@ def test_intact_chain_verifies() -> None:
     assert result.valid and result.events_checked == 5 and result.end_sequence == 4
 
 
+def test_the_intact_message_counts_events_in_plain_english() -> None:
+    one, five = chain(1), chain(5)
+    assert verify_all(one, head_of(one)).message == "the whole log is intact: 1 event checked"
+    assert verify_all(five, head_of(five)).message == "the whole log is intact: 5 events checked"
+
+
 def test_empty_log_verifies_against_empty_head() -> None:
     assert verify_all([], LogHead(-1, ZERO_HASH)).valid
 

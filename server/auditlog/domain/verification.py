@@ -201,7 +201,7 @@ def verify_stored(
         events_checked=checked,
         start_sequence=start_sequence if checked else None,
         end_sequence=last_seen,
-        message=f"{scope} is intact: {checked} events checked",
+        message=f"{scope} is intact: {checked} event{'' if checked == 1 else 's'} checked",
     )
 
 
