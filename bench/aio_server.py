@@ -27,15 +27,7 @@ from auditlog.storage.database import create_pool
 from auditlog.storage.events import EventStore
 from auditlog.storage.migrations import apply_migrations
 from auditlog.tuning import settle_server_process
-from bench.echo import sample_response
-
-
-def _unary(behaviour: Any) -> grpc.RpcMethodHandler:
-    return grpc.unary_unary_rpc_method_handler(
-        behaviour,
-        request_deserializer=pb.CreateEventRequest.FromString,
-        response_serializer=event_pb2.AuditEvent.SerializeToString,
-    )
+from bench.echo import create_event_method, sample_response
 
 
 async def serve(config: Config, database_url: str) -> None:
@@ -58,9 +50,9 @@ async def serve(config: Config, database_url: str) -> None:
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
-                "audit.v1.AuditService", {"CreateEvent": _unary(create_event)}
+                "audit.v1.AuditService", {"CreateEvent": create_event_method(create_event)}
             ),
-            grpc.method_handlers_generic_handler("bench.Echo", {"CreateEvent": _unary(noop)}),
+            grpc.method_handlers_generic_handler("bench.Echo", {"CreateEvent": create_event_method(noop)}),
         )
     )
     await server.start()

@@ -51,6 +51,16 @@ def sample_response() -> event_pb2.AuditEvent:
     return response
 
 
+def create_event_method(behaviour: Any) -> grpc.RpcMethodHandler:
+    """A unary method handler that reads a CreateEventRequest and answers an AuditEvent, as
+    CreateEvent does (behaviour: a function, or a coroutine function for an asyncio server)."""
+    return grpc.unary_unary_rpc_method_handler(
+        behaviour,
+        request_deserializer=pb.CreateEventRequest.FromString,
+        response_serializer=event_pb2.AuditEvent.SerializeToString,
+    )
+
+
 def echo_handler() -> grpc.GenericRpcHandler:
     response = sample_response()
 
@@ -68,11 +78,7 @@ def echo_handler() -> grpc.GenericRpcHandler:
             yield pb.SearchEventsResponse(events=[response] * rest)
 
     handlers = {
-        "CreateEvent": grpc.unary_unary_rpc_method_handler(
-            create_event,
-            request_deserializer=pb.CreateEventRequest.FromString,
-            response_serializer=event_pb2.AuditEvent.SerializeToString,
-        ),
+        "CreateEvent": create_event_method(create_event),
         "SearchEvents": grpc.unary_stream_rpc_method_handler(
             search_events,
             request_deserializer=pb.SearchEventsRequest.FromString,
