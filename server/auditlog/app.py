@@ -29,9 +29,9 @@ from auditlog.config import Config
 from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
 from auditlog.sequencer import Sequencer, utc_now
-from auditlog.storage.database import create_pool, start_embedded
+from auditlog.storage.database import create_pool
 from auditlog.storage.events import EventStore
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.logins import prepare_database
 
 _log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -72,16 +72,12 @@ class Service:
         _log.info("stopped")
 
 
-def resolve_database_url(config: Config) -> str:
-    if config.database_url:
-        return config.database_url
-    return start_embedded(config.data_dir)
-
-
 def create_service(
     config: Config,
     *,
     database_url: str | None = None,
+    migration_url: str | None = None,
+    migrate: bool = True,
     clock: Callable[[], datetime] = utc_now,
     max_workers: int = 32,
     health_interval: float = 1.0,
@@ -91,10 +87,15 @@ def create_service(
 ) -> Service:
     """Builds and starts the gRPC server on config.grpc_port (0: a free port).
 
+    database_url: the runtime login every connection uses (default: from config, see
+    auditlog.storage.logins); migration_url: the owner's, for migrations (default: database_url).
+    migrate=False: the caller prepared the database already and database_url is the runtime login.
     so_reuseport: share the port with other processes that set it too (the worker processes of
     `auditlog.workers`); off, binding a port in use fails."""
-    url = database_url or resolve_database_url(config)
-    apply_migrations(url)
+    if migrate or database_url is None:
+        url = prepare_database(config, runtime_url=database_url, owner_url=migration_url)
+    else:
+        url = database_url
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         options=[

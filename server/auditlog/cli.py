@@ -23,11 +23,11 @@ from dataclasses import replace
 import psycopg
 
 from auditlog.affinity import cpus_of
-from auditlog.app import Service, create_service, resolve_database_url
+from auditlog.app import Service, create_service
 from auditlog.config import Config, load_config
 from auditlog.errors import ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.logins import prepare_database
 from auditlog.tuning import settle_server_process
 from auditlog.workers import WorkerError, WorkerSet, reserve_port, start_workers, stop_on_signals
 
@@ -104,7 +104,8 @@ def serve(args: argparse.Namespace) -> int:
         return _serve_workers(config, stop, args.log_level)
     try:
         service = create_service(config)
-    except (OSError, psycopg.Error) as err:  # a port in use; PostgreSQL unreachable or refusing
+    # A port in use; PostgreSQL unreachable or refusing; a runtime login with too much privilege.
+    except (OSError, psycopg.Error, ConfigError) as err:
         _say(f"cannot start: {err}")
         return 1
 
@@ -162,15 +163,14 @@ def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int
     with reserved:
         try:
             # Once here, not per worker: the embedded PostgreSQL starts once, migrations apply once.
-            database_url = resolve_database_url(config)
-            apply_migrations(database_url)
+            database_url = prepare_database(config)
             workers = start_workers(
                 replace(config, grpc_port=reserved.port),
                 config.workers,
                 database_url=database_url,
                 log_level=log_level,
             )
-        except (WorkerError, OSError, psycopg.Error) as err:
+        except (WorkerError, OSError, psycopg.Error, ConfigError) as err:
             _say(f"cannot start: {err}")
             return 1
 

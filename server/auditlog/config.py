@@ -20,6 +20,8 @@ ENVIRONMENTS = ("development", "staging", "production")
 
 @dataclass(frozen=True)
 class Config:
+    # The runtime login (None: embedded PostgreSQL), and the owner's for migrations (None: the
+    # runtime login is the owner too). See auditlog.storage.logins.
     database_url: str | None
     data_dir: Path
     environment: str = "development"
@@ -44,6 +46,7 @@ class Config:
     # AUDITLOG_CPU_AFFINITY: the CPUs that server processes 1, 2, ... are pinned to in turn; () for
     # none (the default). See auditlog.affinity.
     cpu_affinity: tuple[int, ...] = ()
+    migration_database_url: str | None = None
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -69,15 +72,24 @@ def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high
     return int(raw)
 
 
+def _database_url(env: Mapping[str, str], name: str) -> str | None:
+    url = _optional(env, name)
+    if url is not None:
+        url = normalise_url(url)
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"{name}: got an unsupported scheme, want postgresql://user:password@host/db")
+    return url
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
-    database_url = _optional(env, "DATABASE_URL")
-    if database_url is not None:
-        database_url = normalise_url(database_url)
-        if not database_url.startswith(("postgresql://", "postgres://")):
-            raise ConfigError(
-                "DATABASE_URL: got an unsupported scheme, want postgresql://user:password@host/db"
-            )
+    database_url = _database_url(env, "DATABASE_URL")
+    migration_database_url = _database_url(env, "AUDITLOG_MIGRATION_DATABASE_URL")
+    if migration_database_url is not None and database_url is None:
+        raise ConfigError(
+            "AUDITLOG_MIGRATION_DATABASE_URL: got a URL without DATABASE_URL, want DATABASE_URL set"
+            " too (the embedded database manages its own logins)"
+        )
     environment = env.get("ENVIRONMENT", "development").strip() or "development"
     if environment not in ENVIRONMENTS:
         raise ConfigError(f"ENVIRONMENT: got {environment!r}, want one of {', '.join(ENVIRONMENTS)}")
@@ -115,4 +127,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         export_url_expiry=_bounded_int(env, "EXPORT_URL_EXPIRY_SECONDS", 3600, 1, 604_800),
         workers=_bounded_int(env, "AUDITLOG_WORKERS", 1, 1, 64),
         cpu_affinity=parse_cpu_affinity(env.get("AUDITLOG_CPU_AFFINITY", "")),
+        migration_database_url=migration_database_url,
     )

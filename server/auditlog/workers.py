@@ -204,8 +204,8 @@ def start_workers(
     startup_timeout: float = 60.0,
 ) -> WorkerSet:
     """Starts count workers serving config.grpc_port (reserved by the caller with `reserve_port`)
-    and returns once every one reports serving. Migrations should be applied already (each worker
-    checks them again, under the advisory lock). If one fails or exits during start-up, the others
+    and returns once every one reports serving. database_url is the runtime login; migrations must
+    be applied already (auditlog.storage.logins.prepare_database). If one fails or exits during start-up, the others
     are stopped and WorkerError names it."""
     workers = WorkerSet()
     try:
