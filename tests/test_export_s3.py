@@ -100,27 +100,61 @@ def test_large_files_go_up_in_parts(s3_endpoint: S3Endpoint, s3_bucket: str, tmp
 def test_missing_bucket_is_a_clear_storage_error(s3_endpoint: S3Endpoint, tmp_path: Path) -> None:
     source = tmp_path / "x.csv"
     source.write_text("a\r\n")
-    with pytest.raises(StorageError, match="NoSuchBucket"):
-        storage_for(s3_endpoint.url, f"missing-{uuid.uuid4().hex[:8]}").store(
+    bucket = f"missing-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(StorageError) as info:
+        storage_for(s3_endpoint.url, bucket).store(
             source, job_id="j", file_name="x.csv", content_type="text/csv"
         )
+    assert str(info.value) == f"the upload to S3 failed: the S3 bucket '{bucket}' does not exist"
 
 
-def test_unreachable_s3_fails_the_job_and_the_service_stays_healthy(start_service: ServiceFactory) -> None:
+def assert_no_internals(error: str, endpoint: str, tmp_path: Path) -> None:
+    """A job's error names what failed, not where the server keeps things."""
+    host_port = endpoint.removeprefix("http://")
+    for internal in (
+        endpoint,
+        host_port,
+        host_port.partition(":")[2],
+        "127.0.0.1",
+        str(tmp_path),
+        ".spool",
+        ".part",
+    ):
+        assert internal not in error, error
+
+
+def test_missing_bucket_fails_the_job_in_user_terms(
+    s3_endpoint: S3Endpoint, start_service: ServiceFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = f"missing-{uuid.uuid4().hex[:8]}"
+    svc = start_service(s3_bucket=bucket, s3_endpoint_url=s3_endpoint.url)
+    with grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
+        append_events(channel, sample_inputs(2))
+        job = wait_for_job(channel, create_export(channel, "csv").id)
+    assert job.status == "failed"
+    assert job.error == f"the upload to S3 failed: the S3 bucket '{bucket}' does not exist"
+    assert_no_internals(job.error, s3_endpoint.url, tmp_path)
+    # The operator still learns the details, under the job's id.
+    logged = [r.getMessage() for r in caplog.records if f"job={job.id}" in r.getMessage()]
+    assert any("NoSuchBucket" in line for line in logged), logged
+
+
+def test_unreachable_s3_fails_the_job_and_the_service_stays_healthy(
+    start_service: ServiceFactory, tmp_path: Path
+) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     svc = start_service(s3_bucket="exports", s3_endpoint_url=dead)
     with grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
         append_events(channel, sample_inputs(3))
         job = wait_for_job(channel, create_export(channel, "csv").id)
         assert job.status == "failed"
-        assert job.error.startswith(
-            "upload to S3 bucket 'exports' failed: Could not connect to the endpoint URL"
-        )
+        assert job.error == "the upload to S3 failed: S3 is unreachable; the server log has the details"
+        assert_no_internals(job.error, dead, tmp_path)
         assert job.finished_at.seconds > 0 and job.rows_written == 3
         with pytest.raises(grpc.RpcError) as info:
             export_stub(channel).GetExportDownload(export_service_pb2.GetExportDownloadRequest(id=job.id))
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "Could not connect" in str(info.value.details())
+        assert "S3 is unreachable" in str(info.value.details())
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         # The next job still runs (and fails the same way): the workers survived.

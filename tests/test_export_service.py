@@ -22,7 +22,9 @@ from grpc_status import rpc_status
 from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, event_pb2, export_service_pb2
 from auditlog.domain import canonical
 from auditlog.export.csv_writer import FORMULA_TRIGGERS, restore
+from auditlog.export.local_storage import LocalStorage
 from auditlog.export.runner import RunnerSettings
+from auditlog.export.storage import StorageError
 from tests.fix_export import (
     AWKWARD_TEXTS,
     ServiceFactory,
@@ -312,3 +314,17 @@ def test_malformed_page_token_is_refused(export_channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as info:
         export_stub(export_channel).ListExports(export_service_pb2.ListExportsRequest(page_token="%%%"))
     assert "page_token" in violations(info.value)
+
+
+def test_unwritable_export_folder_is_reported_without_its_path(tmp_path: Path) -> None:
+    # A file where the folder should be: refused even to root, which ignores permissions.
+    root = tmp_path / "exports"
+    root.write_text("")
+    source = tmp_path / "x.csv"
+    source.write_text("a\r\n")
+    with pytest.raises(StorageError) as info:
+        LocalStorage(root, "http://localhost:8000").store(
+            source, job_id="j1", file_name="x.csv", content_type="text/csv"
+        )
+    assert str(info.value) == "the server cannot store the export in its export folder (Not a directory)"
+    assert str(tmp_path) not in str(info.value)

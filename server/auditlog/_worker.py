@@ -17,6 +17,7 @@ from typing import IO
 
 from auditlog._parent_death import signal_on_parent_death
 from auditlog.app import Service, create_service
+from auditlog.redaction import redact, redact_logging, register
 from auditlog.tuning import settle_server_process
 from auditlog.workers import WorkerSpec, stop_on_signals
 
@@ -38,6 +39,8 @@ def main(argv: list[str]) -> int:
         format=f"%(asctime)s %(levelname)s {spec.name} %(name)s %(message)s",
         stream=sys.stderr,
     )
+    register(spec.database_url)
+    redact_logging()
     with os.fdopen(ready_fd, "w") as ready:
         service = _start(spec, ready)
         if service is None:
@@ -81,7 +84,7 @@ def _start(spec: WorkerSpec, ready: IO[str]) -> Service | None:
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(f"{type(err).__name__}: {err}".split())
+    return redact(" ".join(f"{type(err).__name__}: {err}".split()))
 
 
 if __name__ == "__main__":

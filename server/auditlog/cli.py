@@ -27,6 +27,7 @@ from auditlog.app import Service, create_service
 from auditlog.config import Config, load_config
 from auditlog.errors import ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
+from auditlog.redaction import redact, redact_logging, register
 from auditlog.storage.logins import prepare_database
 from auditlog.tuning import settle_server_process
 from auditlog.workers import WorkerError, WorkerSet, reserve_port, start_workers, stop_on_signals
@@ -42,11 +43,12 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    redact_logging()
 
 
 def _say(message: str) -> None:
     """One line for the operator on stderr (start-up addresses and fatal errors)."""
-    print(f"auditlog: {message}", file=sys.stderr, flush=True)  # noqa: T201
+    print(f"auditlog: {redact(message)}", file=sys.stderr, flush=True)  # noqa: T201
 
 
 def _watch(service: Service, gateway: Gateway, stop: threading.Event) -> str | None:
@@ -99,6 +101,9 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as err:
         _say(f"configuration error: {err}")
         return 2
+    for url in (config.database_url, config.migration_database_url):
+        if url:
+            register(url)
     stop = stop_on_signals(_log)
     if config.workers > 1:
         return _serve_workers(config, stop, args.log_level)

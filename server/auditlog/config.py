@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from auditlog.affinity import parse_cpu_affinity
 from auditlog.errors import ConfigError
+from auditlog.redaction import redact, url_secrets
 from auditlog.storage.database import normalise_url
 
 ENVIRONMENTS = ("development", "staging", "production")
@@ -73,12 +78,38 @@ def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high
 
 
 def _database_url(env: Mapping[str, str], name: str) -> str | None:
-    url = _optional(env, name)
-    if url is not None:
-        url = normalise_url(url)
-        if not url.startswith(("postgresql://", "postgres://")):
-            raise ConfigError(f"{name}: got an unsupported scheme, want postgresql://user:password@host/db")
+    """The normalised URL in env[name], or a ConfigError that shows none of its credentials."""
+    raw = _optional(env, name)
+    if raw is None:
+        return None
+    url = normalise_url(raw)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{name}: got an unsupported scheme, want postgresql://user:password@host/db")
+    problem = _url_problem(url)
+    if problem is None:
+        try:
+            conninfo_to_dict(url)
+        except psycopg.Error as err:
+            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if problem is not None:
+        raise ConfigError(f"{name}: cannot be parsed ({redact(problem, url_secrets(url))})")
     return url
+
+
+def _url_problem(url: str) -> str | None:
+    """What libpq would misread in url without saying so (it takes a second '@' as part of the
+    host, and a bad port only fails at connect time)."""
+    if re.search(r"[\s\x00-\x1f\x7f]", url):
+        return "a space or control character; percent-encode it, e.g. %20"
+    if re.search(r"%(?![0-9A-Fa-f]{2})", url):
+        return "a '%' not followed by two hex digits; write '%' itself as %25"
+    authority = url.partition("://")[2].partition("?")[0].partition("/")[0]
+    if authority.count("@") > 1:
+        return "more than one '@' before the host; write '@' in a user name or password as %40"
+    for host in authority.rpartition("@")[2].split(","):
+        if not re.fullmatch(r"(\[[0-9A-Fa-f:.]*\]|[^:\[\]]*)(:\d{1,5})?", host):
+            return "the port must be a number"
+    return None
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:

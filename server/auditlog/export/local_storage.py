@@ -7,10 +7,13 @@ it does not expire, as access to the gateway is the access control.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 from auditlog.export.storage import DownloadLink, StorageError, StoredFile
+
+_log = logging.getLogger(__name__)
 
 
 class LocalStorage:
@@ -29,8 +32,9 @@ class LocalStorage:
             # sees half a file.
             source.replace(target)
         except OSError as err:
+            _log.warning("export job=%s cannot be moved to %s: %s", job_id, target, err)
             raise StorageError(
-                f"cannot store the export in the local folder {self.root}: {err.strerror}"
+                f"the server cannot store the export in its export folder ({err.strerror or 'failed'})"
             ) from err
         return StoredFile(self.name, relative)
 

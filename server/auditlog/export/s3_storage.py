@@ -8,6 +8,7 @@ saves it under the right name.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,14 @@ import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 from auditlog.export.storage import DownloadLink, StorageError, StoredFile
 
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client
 
+_log = logging.getLogger(__name__)
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 # S3 refuses parts below 5 MiB (but the last).
 MIN_PART = 5 * 1024 * 1024
@@ -56,11 +65,41 @@ def create_s3_client(
     return client
 
 
-def _describe(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        error: Any = err.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-    return str(err) or type(err).__name__
+# S3 error codes that mean the credentials may not use the bucket.
+_DENIED = frozenset(
+    {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
+)
+
+
+def _cause(err: BaseException) -> BaseException:
+    """The ClientError or connection error behind err (boto3's S3UploadFailedError wraps one)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(
+            seen, (ClientError, EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError)
+        ):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return err
+
+
+def _in_user_terms(err: BaseException, bucket: str, doing: str) -> str:
+    """What failed, for the job's `error`: no endpoint, path, key or exception text."""
+    cause = _cause(err)
+    if isinstance(cause, (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError)):
+        return f"{doing} failed: S3 is unreachable; the server log has the details"
+    if isinstance(cause, ClientError):
+        error: Any = cause.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code in ("NoSuchBucket", "404"):
+            return f"{doing} failed: the S3 bucket {bucket!r} does not exist"
+        if code in _DENIED:
+            return f"{doing} failed: access to the S3 bucket {bucket!r} was denied"
+        if code:
+            return f"{doing} failed: S3 answered {code}; the server log has the details"
+    if isinstance(cause, NoCredentialsError):
+        return f"{doing} failed: the server has no S3 credentials"
+    return f"{doing} failed; the server log has the details"
 
 
 class S3Storage:
@@ -99,7 +138,8 @@ class S3Storage:
                 Config=self._transfer,
             )
         except (BotoCoreError, ClientError, S3UploadFailedError, OSError) as err:
-            raise StorageError(f"upload to S3 bucket {self.bucket!r} failed: {_describe(err)}") from err
+            _log.warning("export job=%s upload of s3://%s/%s failed: %s", job_id, self.bucket, key, err)
+            raise StorageError(_in_user_terms(err, self.bucket, "the upload to S3")) from err
         return StoredFile(self.name, f"s3://{self.bucket}/{key}")
 
     def download_link(self, location: str, *, job_id: str, file_name: str) -> DownloadLink:
@@ -112,5 +152,6 @@ class S3Storage:
                 ExpiresIn=int(self._expiry.total_seconds()),
             )
         except (BotoCoreError, ClientError) as err:
-            raise StorageError(f"cannot presign the S3 download URL: {_describe(err)}") from err
+            _log.warning("export job=%s presigning s3://%s/%s failed: %s", job_id, bucket, key, err)
+            raise StorageError(_in_user_terms(err, bucket, "making the S3 download URL")) from err
         return DownloadLink(url, expires_at)

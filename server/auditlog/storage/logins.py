@@ -24,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from auditlog.config import Config
 from auditlog.errors import ConfigError
+from auditlog.redaction import register_secret
 from auditlog.storage.database import SERVICE_ROLE, start_embedded
 from auditlog.storage.migrations import apply_migrations
 
@@ -74,6 +75,7 @@ def embedded_login(owner_url: str, data_dir: Path) -> str:
     if password is None:
         password = secrets.token_urlsafe(32)
         _write_private(path, json.dumps({"user": EMBEDDED_LOGIN, "password": password}) + "\n")
+    register_secret(password)
     attributes = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}")
     with psycopg.connect(owner_url, autocommit=True, connect_timeout=5) as conn:
         role = sql.Identifier(EMBEDDED_LOGIN)
