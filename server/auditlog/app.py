@@ -25,11 +25,12 @@ from audit.v1 import (
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
+from auditlog.api.limits import ByteBudget, StreamLimiter
 from auditlog.config import Config
 from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
 from auditlog.sequencer import Sequencer, utc_now
-from auditlog.storage.database import create_pool
+from auditlog.storage.database import Pinger, create_pool
 from auditlog.storage.events import EventStore
 from auditlog.storage.logins import prepare_database
 
@@ -53,6 +54,7 @@ class Service:
     health: health.HealthServicer
     monitor: DatabaseMonitor
     shutting_down: threading.Event
+    streams: StreamLimiter
     on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float = 10.0) -> None:
@@ -65,6 +67,7 @@ class Service:
         self.monitor.stop()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.streams.stop()
         self.sequencer.stop()
         for callback in self.on_stop:
             callback()
@@ -110,17 +113,29 @@ def create_service(
     except RuntimeError as err:  # grpcio's answer when no address could be bound
         raise OSError(f"cannot listen on {address}: in use or not available") from err
     # pool_timeout bounds how long a call waits for a connection while PostgreSQL is down.
-    pool = create_pool(url, max_size=max(8, max_workers // 2), timeout=pool_timeout)
+    # Streams hold a connection each for their whole life: the pool has max_streams more than
+    # unary calls and export workers need, so open streams never starve them.
+    pool_size = max(8, max_workers // 2 - 6) + config.max_streams
+    pool = create_pool(url, max_size=pool_size, timeout=pool_timeout)
     store = EventStore(pool)
     sequencer = Sequencer(store, clock=clock)
     sequencer.start()
     shutting_down = threading.Event()
+    streams = StreamLimiter(config.max_streams, config.stream_idle_seconds)
+    streams.start()
+    append_bytes = ByteBudget(config.max_append_bytes, "AppendEvents request")
+    # Readiness and the health monitor ping on a connection of their own, never a pooled one.
+    pinger = Pinger(pool)
 
-    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(store, sequencer, clock), server)
+    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
+        AuditServicer(store, sequencer, clock, streams=streams, append_bytes=append_bytes), server
+    )
     exports = create_exports(config, store, clock=clock, settings=export_settings)
-    export_service_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(exports, store, clock), server)
+    export_service_pb2_grpc.add_ExportServiceServicer_to_server(
+        ExportServicer(exports, store, clock, streams=streams, max_jobs=config.max_export_jobs), server
+    )
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
-        HealthServicer(store.ping, shutting_down), server
+        HealthServicer(pinger.ping, shutting_down), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -130,13 +145,14 @@ def create_service(
         reflection.SERVICE_NAME,
     ]
     reflection.enable_server_reflection(names, server)
-    monitor = DatabaseMonitor(store.ping, health_servicer, SERVICE_NAMES, interval=health_interval)
+    monitor = DatabaseMonitor(pinger.ping, health_servicer, SERVICE_NAMES, interval=health_interval)
     monitor.start()
 
     server.start()
     _log.info("gRPC listening on %s:%d", config.grpc_host, port)
     exports.runner.start()
-    service = Service(server, port, pool, store, sequencer, health_servicer, monitor, shutting_down)
+    service = Service(server, port, pool, store, sequencer, health_servicer, monitor, shutting_down, streams)
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)
+    service.on_stop.append(pinger.close)
     return service

@@ -52,6 +52,13 @@ class Config:
     # none (the default). See auditlog.affinity.
     cpu_affinity: tuple[int, ...] = ()
     migration_database_url: str | None = None
+    # Bounds per server process (see auditlog.api.limits): open SearchEvents/DownloadExportContent
+    # streams, seconds a stream may wait on a caller that takes no message, AppendEvents request
+    # bytes in flight; and export jobs pending or running (all processes on the database).
+    max_streams: int = 6
+    stream_idle_seconds: int = 30
+    max_append_bytes: int = 32 << 20
+    max_export_jobs: int = 10
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -159,4 +166,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         workers=_bounded_int(env, "AUDITLOG_WORKERS", 1, 1, 64),
         cpu_affinity=parse_cpu_affinity(env.get("AUDITLOG_CPU_AFFINITY", "")),
         migration_database_url=migration_database_url,
+        max_streams=_bounded_int(env, "AUDITLOG_MAX_STREAMS", 6, 1, 16),
+        stream_idle_seconds=_bounded_int(env, "AUDITLOG_STREAM_IDLE_SECONDS", 30, 1, 3600),
+        # At least one request of the largest size the server receives (16 MiB).
+        max_append_bytes=_bounded_int(env, "AUDITLOG_MAX_APPEND_BYTES", 32 << 20, 16 << 20, 1 << 30),
+        max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
     )

@@ -39,6 +39,10 @@ class UnavailableError(AuditLogError):
     """A dependency (PostgreSQL, S3) is unreachable; retrying later may succeed."""
 
 
+class ResourceExhaustedError(AuditLogError):
+    """A bound of the server (streams, export jobs, request bytes in flight) is reached; retry later."""
+
+
 class ShuttingDownError(UnavailableError):
     """The server is stopping and accepts no new writes."""
 

@@ -18,8 +18,10 @@ from auditlog.api.convert import (
     fill_event_proto_from_row,
     filter_from_proto,
 )
+from auditlog.api.limits import ByteBudget, StreamLimiter
 from auditlog.api.status import rpc_method, rpc_stream
-from auditlog.domain.filters import PageToken
+from auditlog.config import Config
+from auditlog.domain.filters import EventFilter, PageToken
 from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
 from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_stored
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
@@ -78,10 +80,21 @@ def search_messages(rows: Iterable[SearchRow]) -> Iterator[pb.SearchEventsRespon
 
 
 class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
-    def __init__(self, store: EventStore, sequencer: Sequencer, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        sequencer: Sequencer,
+        clock: Callable[[], datetime],
+        *,
+        streams: StreamLimiter | None = None,
+        append_bytes: ByteBudget | None = None,
+    ) -> None:
         self._store = store
         self._sequencer = sequencer
         self._clock = clock
+        # Defaults for servicers built without a server (in-process tests): the configuration's.
+        self._streams = streams or StreamLimiter(Config.max_streams, Config.stream_idle_seconds)
+        self._append_bytes = append_bytes or ByteBudget(Config.max_append_bytes, "AppendEvents request")
 
     @rpc_method
     def CreateEvent(
@@ -98,6 +111,11 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def AppendEvents(
         self, request: pb.AppendEventsRequest, context: grpc.ServicerContext
     ) -> pb.AppendEventsResponse:
+        # Converting and writing a request takes several times its size in memory: bound the sum.
+        with self._append_bytes.hold(request.ByteSize()):
+            return self._append_events(request)
+
+    def _append_events(self, request: pb.AppendEventsRequest) -> pb.AppendEventsResponse:
         count = len(request.events)
         if not 1 <= count <= MAX_BATCH_EVENTS:
             raise InvalidArgumentError(
@@ -202,6 +220,11 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self, request: pb.SearchEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.SearchEventsResponse]:
         event_filter = filter_from_proto(request)
+        yield from self._streams.guard(context, "SearchEvents", self._search(event_filter, context))
+
+    def _search(
+        self, event_filter: EventFilter, context: grpc.ServicerContext
+    ) -> Iterator[pb.SearchEventsResponse]:
         with closing(search_rows(self._store.pool, event_filter)) as batches:
             for message in search_messages(itertools.chain.from_iterable(batches)):
                 if not context.is_active():

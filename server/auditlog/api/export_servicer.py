@@ -14,6 +14,7 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from audit.v1 import export_service_pb2 as pb
 from audit.v1 import export_service_pb2_grpc
 from auditlog.api.convert import filter_from_proto, filter_to_proto
+from auditlog.api.limits import StreamLimiter
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.validation import check_text, validate_page_size, validate_uuid
@@ -22,6 +23,7 @@ from auditlog.errors import (
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
+    ResourceExhaustedError,
     UnavailableError,
 )
 from auditlog.export.formats import FORMATS, file_name_for
@@ -110,10 +112,20 @@ def job_to_proto(job: ExportJob) -> pb.ExportJob:
 
 
 class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
-    def __init__(self, exports: Exports, events: EventStore, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        exports: Exports,
+        events: EventStore,
+        clock: Callable[[], datetime],
+        *,
+        streams: StreamLimiter,
+        max_jobs: int,
+    ) -> None:
         self._exports = exports
         self._events = events
         self._clock = clock
+        self._streams = streams
+        self._max_jobs = max_jobs
 
     def _get(self, raw_id: str) -> ExportJob:
         job_id = validate_uuid("id", raw_id)
@@ -165,7 +177,11 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             started_at=None,
             finished_at=None,
         )
-        self._exports.jobs.create(job)
+        if not self._exports.jobs.create(job, max_active=self._max_jobs):
+            raise ResourceExhaustedError(
+                f"too many export jobs: got {self._max_jobs} pending or running, want fewer;"
+                " retry when one has finished"
+            )
         self._exports.runner.notify()
         return job_to_proto(job)
 
@@ -210,6 +226,11 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
 
     @rpc_stream
     def DownloadExportContent(
+        self, request: pb.DownloadExportContentRequest, context: grpc.ServicerContext
+    ) -> Iterator[httpbody_pb2.HttpBody]:
+        yield from self._streams.guard(context, "DownloadExportContent", self._content(request, context))
+
+    def _content(
         self, request: pb.DownloadExportContentRequest, context: grpc.ServicerContext
     ) -> Iterator[httpbody_pb2.HttpBody]:
         job = self._get(request.id)

@@ -27,6 +27,7 @@ from auditlog.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    ResourceExhaustedError,
     UnavailableError,
 )
 
@@ -39,6 +40,7 @@ _CODES: list[tuple[type[AuditLogError], int]] = [
     (NotFoundError, code_pb2.NOT_FOUND),
     (FailedPreconditionError, code_pb2.FAILED_PRECONDITION),
     (UnavailableError, code_pb2.UNAVAILABLE),
+    (ResourceExhaustedError, code_pb2.RESOURCE_EXHAUSTED),
 ]
 
 

@@ -50,6 +50,8 @@ class ExportJob:
 _COLUMNS = tuple(f.name for f in fields(ExportJob))
 _RETURNING = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
 _SELECT = sql.SQL("SELECT {} FROM export_jobs").format(_RETURNING)
+# Advisory lock key serialising CreateExport's cap check ("auditexp" in ASCII), apart from migrations'.
+_CREATE_LOCK = 0x6175646974657870
 
 
 def filter_to_json(event_filter: EventFilter) -> dict[str, str]:
@@ -86,16 +88,26 @@ class JobStore:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
 
-    def create(self, job: ExportJob) -> None:
+    def create(self, job: ExportJob, *, max_active: int | None = None) -> bool:
+        """Inserts job; False (nothing inserted) when max_active jobs are already pending or running.
+        An advisory lock makes the count and the insert one step for every process."""
         columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
         placeholders = sql.SQL(", ").join(sql.Placeholder() * len(_COLUMNS))
         values = [getattr(job, name) for name in _COLUMNS]
         values[_COLUMNS.index("filters")] = Jsonb(filter_to_json(job.filters))
         values[_COLUMNS.index("status")] = job.status.value
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
+            if max_active is not None:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+                row = conn.execute(
+                    "SELECT count(*) FROM export_jobs WHERE status IN ('pending', 'running')"
+                ).fetchone()
+                if row is not None and row[0] >= max_active:
+                    return False
             conn.execute(
                 sql.SQL("INSERT INTO export_jobs ({}) VALUES ({})").format(columns, placeholders), values
             )
+        return True
 
     def get(self, job_id: uuid.UUID) -> ExportJob | None:
         with self._pool.connection() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,13 @@ def configure_service_session(conn: psycopg.Connection[Any]) -> None:
     conn.commit()
 
 
-def connect_like(pool: ConnectionPool) -> psycopg.Connection[Any]:
+def connect_like(pool: ConnectionPool, **overrides: Any) -> psycopg.Connection[Any]:
     """A connection made as the pool makes its own (same URL, options and service-role session), but
     not one of the pool's: for a holder that keeps it (the sequencer), so the pool's readers keep
     every connection the pool has, and the pool's reconnection after an outage is not shared."""
     conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
     kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
-    conn = psycopg.connect(conninfo, **(kwargs or {}))
+    conn = psycopg.connect(conninfo, **{**(kwargs or {}), **overrides})
     try:
         configure_service_session(conn)
     except BaseException:
@@ -78,3 +79,35 @@ def create_pool(url: str, *, min_size: int = 2, max_size: int = 16, timeout: flo
     )
     pool.open(wait=False)
     return pool
+
+
+class Pinger:
+    """`SELECT 1` on a connection of its own (made like the pool's), so readiness never waits for a
+    pooled connection that readers or streams hold. Reconnects on the next ping after a failure."""
+
+    def __init__(self, pool: ConnectionPool, timeout: float = 2.0) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.Lock()
+
+    def ping(self) -> None:
+        if not self._lock.acquire(timeout=self._timeout):
+            raise TimeoutError("a readiness ping is still waiting for the database")
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect_like(
+                    self._pool, autocommit=True, connect_timeout=max(1, round(self._timeout))
+                )
+            try:
+                self._conn.execute("SELECT 1")
+            except BaseException:
+                self.close()
+                raise
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
