@@ -32,6 +32,7 @@ from auditlog.sequencer import Sequencer, utc_now
 from auditlog.storage.database import create_pool, start_embedded
 from auditlog.storage.events import EventStore
 from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
 
 _log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -95,6 +96,7 @@ def create_service(
     `auditlog.workers`); off, binding a port in use fails."""
     url = database_url or resolve_database_url(config)
     apply_migrations(url)
+    verification_key = load_or_create_key(config.data_dir)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         options=[
@@ -115,7 +117,10 @@ def create_service(
     sequencer.start()
     shutting_down = threading.Event()
 
-    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(store, sequencer, clock), server)
+    verifications = VerificationRecords(pool, verification_key)
+    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
+        AuditServicer(store, sequencer, clock, verifications), server
+    )
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(exports, store, clock), server)
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(

@@ -18,7 +18,6 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.jcs import jcs_text
-from auditlog.domain.verification import BreakKind, VerificationResult
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
 from auditlog.storage.database import connect_like
 
@@ -223,7 +222,6 @@ class Stats:
     unique_users_last_24h: int
     high_risk_events: int
     head: HeadState
-    last_verification: dict[str, Any] | None
 
 
 class DuplicateRequestIdError(Exception):
@@ -496,27 +494,6 @@ class EventStore:
         assert row is not None
         return int(row[0])
 
-    def record_verification(
-        self, result: VerificationResult, *, verify_all: bool, verified_at: datetime
-    ) -> None:
-        with self.pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO verifications (verified_at, verify_all, valid, events_checked, start_sequence,"
-                " end_sequence, first_bad_sequence, break_kind, message)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    verified_at,
-                    verify_all,
-                    result.valid,
-                    result.events_checked,
-                    result.start_sequence,
-                    result.end_sequence,
-                    result.first_bad_sequence,
-                    result.break_kind.value if result.break_kind else "",
-                    result.message,
-                ),
-            )
-
     @staticmethod
     def _first_at_or_after(conn: psycopg.Connection[Any], moment: datetime, default: int) -> int:
         row = conn.execute(_RECENT_START, (moment,)).fetchone()
@@ -537,26 +514,11 @@ class EventStore:
             )
             first_whole = self._first_at_or_after(conn, whole_hours, head.sequence + 1)
             users_row = conn.execute(_USERS_SINCE, (whole_hours, first_recent, first_whole)).fetchone()
-            last = conn.execute(
-                "SELECT verified_at, valid, verify_all, events_checked, first_bad_sequence, break_kind"
-                " FROM verifications ORDER BY id DESC LIMIT 1"
-            ).fetchone()
         assert users_row is not None
-        last_verification = None
-        if last is not None:
-            last_verification = {
-                "verified_at": last[0],
-                "valid": last[1],
-                "verify_all": last[2],
-                "events_checked": last[3],
-                "first_bad_sequence": last[4],
-                "break_kind": BreakKind(last[5]) if last[5] else None,
-            }
         return Stats(
             total_events=head.sequence + 1,
             events_last_24h=head.sequence + 1 - first_recent,
             unique_users_last_24h=int(users_row[0]),
             high_risk_events=int(head_row[3]),
             head=head,
-            last_verification=last_verification,
         )
