@@ -114,6 +114,9 @@ def create_service(
     pool = create_pool(url, max_size=max(8, max_workers // 2), timeout=pool_timeout)
     store = EventStore(pool)
     sequencer = Sequencer(store, clock=clock)
+    stopped = sequencer.check_tail()
+    if stopped is not None:
+        _log.error("not serving: %s", stopped)
     sequencer.start()
     shutting_down = threading.Event()
 
@@ -124,7 +127,7 @@ def create_service(
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(exports, store, clock), server)
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
-        HealthServicer(store.ping, shutting_down), server
+        HealthServicer(store.ping, shutting_down, sequencer.appends_stopped), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -134,7 +137,13 @@ def create_service(
         reflection.SERVICE_NAME,
     ]
     reflection.enable_server_reflection(names, server)
-    monitor = DatabaseMonitor(store.ping, health_servicer, SERVICE_NAMES, interval=health_interval)
+    monitor = DatabaseMonitor(
+        store.ping,
+        health_servicer,
+        SERVICE_NAMES,
+        interval=health_interval,
+        problem=sequencer.appends_stopped,
+    )
     monitor.start()
 
     server.start()
