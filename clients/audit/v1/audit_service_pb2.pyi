@@ -508,8 +508,8 @@ class GetStatsResponse(_message.Message):
     """Chain hash of the newest event, lowercase hex (64 zeros for an empty log)."""
     rejected_verification_records: _builtins.int
     """Verification records whose signature does not check (written into the database around the
-    verifier), among the newest 1,000 read to find the two above; they are not reported. Not
-    zero means someone wrote verification results directly into the database.
+    verifier) met while looking for the two above, newest first (at most 1,000 rows read for each);
+    they are not reported. Not zero means someone wrote results directly into the database.
     """
     @_builtins.property
     def last_verification(self) -> Global___LastVerification:
