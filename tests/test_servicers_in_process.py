@@ -24,9 +24,11 @@ from auditlog.sequencer import Sequencer
 from auditlog.storage.database import create_pool
 from auditlog.storage.events import EventStore
 from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.verification_records import VerificationRecords
 
 AUDIT = pb.DESCRIPTOR.services_by_name["AuditService"]
 HEALTH = health_service_pb2.DESCRIPTOR.services_by_name["HealthService"]
+KEY = bytes(32)
 SECRET = "SELECT * FROM audit_events -- /srv/auditlog/server/auditlog/storage/events.py line 42"
 
 
@@ -58,7 +60,9 @@ def invoke(servicer: Any, service: Any, method: str, request: Any) -> tuple[Any,
 
 
 def test_ok_invalid_argument_and_not_found_paths(pool: ConnectionPool, sequencer: Sequencer) -> None:
-    servicer = AuditServicer(EventStore(pool), sequencer, lambda: datetime.now(UTC))
+    servicer = AuditServicer(
+        EventStore(pool), sequencer, lambda: datetime.now(UTC), VerificationRecords(pool, KEY)
+    )
     created, code, _ = invoke(
         servicer,
         AUDIT,
@@ -75,7 +79,7 @@ def test_ok_invalid_argument_and_not_found_paths(pool: ConnectionPool, sequencer
 def test_unexpected_error_is_internal_with_only_a_request_id(
     pool: ConnectionPool, sequencer: Sequencer
 ) -> None:
-    servicer = AuditServicer(EventStore(pool), sequencer, broken_clock)
+    servicer = AuditServicer(EventStore(pool), sequencer, broken_clock, VerificationRecords(pool, KEY))
     _, code, details = invoke(servicer, AUDIT, "GetStats", pb.GetStatsRequest())
     assert code == grpc.StatusCode.INTERNAL
     assert details.startswith("internal error (request id ")

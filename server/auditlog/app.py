@@ -33,6 +33,7 @@ from auditlog.sequencer import Sequencer, utc_now
 from auditlog.storage.database import Pinger, create_pool
 from auditlog.storage.events import EventStore
 from auditlog.storage.logins import prepare_database
+from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
 
 _log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -99,6 +100,7 @@ def create_service(
         url = prepare_database(config, runtime_url=database_url, owner_url=migration_url)
     else:
         url = database_url
+    verification_key = load_or_create_key(config.data_dir)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         options=[
@@ -119,6 +121,9 @@ def create_service(
     pool = create_pool(url, max_size=pool_size, timeout=pool_timeout)
     store = EventStore(pool)
     sequencer = Sequencer(store, clock=clock)
+    stopped = sequencer.check_tail()
+    if stopped is not None:
+        _log.error("not serving: %s", stopped)
     sequencer.start()
     shutting_down = threading.Event()
     streams = StreamLimiter(config.max_streams, config.stream_idle_seconds)
@@ -127,15 +132,17 @@ def create_service(
     # Readiness and the health monitor ping on a connection of their own, never a pooled one.
     pinger = Pinger(pool)
 
+    verifications = VerificationRecords(pool, verification_key)
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
-        AuditServicer(store, sequencer, clock, streams=streams, append_bytes=append_bytes), server
+        AuditServicer(store, sequencer, clock, verifications, streams=streams, append_bytes=append_bytes),
+        server,
     )
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(
         ExportServicer(exports, store, clock, streams=streams, max_jobs=config.max_export_jobs), server
     )
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
-        HealthServicer(pinger.ping, shutting_down), server
+        HealthServicer(pinger.ping, shutting_down, sequencer.appends_stopped), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -145,7 +152,13 @@ def create_service(
         reflection.SERVICE_NAME,
     ]
     reflection.enable_server_reflection(names, server)
-    monitor = DatabaseMonitor(pinger.ping, health_servicer, SERVICE_NAMES, interval=health_interval)
+    monitor = DatabaseMonitor(
+        pinger.ping,
+        health_servicer,
+        SERVICE_NAMES,
+        interval=health_interval,
+        problem=sequencer.appends_stopped,
+    )
     monitor.start()
 
     server.start()

@@ -117,7 +117,9 @@ def serve(args: argparse.Namespace) -> int:
     def settle() -> str:
         # After Envoy (and an embedded PostgreSQL) started: a child would inherit the pinning.
         cpu = settle_server_process(config.cpu_affinity, 1)
-        return "" if cpu is None else f"; gRPC server pinned to CPU {cpu}"
+        pinned = "" if cpu is None else f"; gRPC server pinned to CPU {cpu}"
+        stopped = service.sequencer.appends_stopped()
+        return pinned if stopped is None else f"{pinned}; NOT SERVING: {stopped}"
 
     return _serve_behind_gateway(
         config, service.port, lambda gateway: _watch(service, gateway, stop), service.stop, settle

@@ -31,9 +31,16 @@ import psycopg_pool
 
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent, random_uuids
-from auditlog.errors import ShuttingDownError, UnavailableError
+from auditlog.errors import AuditLogError, FailedPreconditionError, ShuttingDownError, UnavailableError
 from auditlog.storage.copy_text import copy_fields
-from auditlog.storage.events import AppendConnection, DuplicateRequestIdError, EventStore, HeadState, hour_of
+from auditlog.storage.events import (
+    AppendConnection,
+    DuplicateRequestIdError,
+    EventStore,
+    HeadState,
+    hour_of,
+    tail_mismatch,
+)
 
 _log = logging.getLogger(__name__)
 # Batches up to this many events (concurrent CreateEvent calls, small AppendEvents) are written in
@@ -86,10 +93,23 @@ class Sequencer:
         # batch writes only users new in the hour; filled only after a commit.
         self._users_hour: datetime | None = None
         self._users_seen: set[str] = set()
+        # Why appends are stopped (the stored tail does not match the head), or None.
+        self._stopped_reason: str | None = None
 
     def start(self) -> None:
         self._accepting = True
         self._thread.start()
+
+    def check_tail(self) -> str | None:
+        """Reads the head and the stored tail now: why appends are stopped, or None (which lets
+        them go on). Called at start, and by readiness while they are stopped."""
+        self._stopped_reason = tail_mismatch(*self._store.head_and_tail())
+        return self._stopped_reason
+
+    def appends_stopped(self) -> str | None:
+        """Why appends are stopped, or None; while they are, the log is read again each time, so
+        a repaired log lets them go on."""
+        return None if self._stopped_reason is None else self.check_tail()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Refuses new appends, finishes every pending one, then ends the writer thread."""
@@ -185,6 +205,11 @@ class Sequencer:
             for item in batch:
                 item.future.set_exception(failure)
             return
+        except AuditLogError as err:
+            _log.warning("append batch refused: %s", err)
+            for item in batch:
+                item.future.set_exception(err)
+            return
         except Exception as err:  # noqa: BLE001 - every caller must be answered
             _log.exception("append batch failed")
             for item in batch:
@@ -208,6 +233,13 @@ class Sequencer:
                 return self._write(requests, copy_texts, lookup=False)
             except DuplicateRequestIdError:
                 return self._write(requests, copy_texts, lookup=True)
+        except psycopg.errors.UniqueViolation as err:
+            # A row planted beyond the head after the tail was read under the lock.
+            self._head = None
+            reason = self.check_tail() if err.diag.constraint_name == "audit_events_pkey" else None
+            if reason is None:
+                raise
+            raise FailedPreconditionError(reason) from None
         except BaseException:
             self._head = None  # whatever the head is now, the next batch reads it under the lock
             raise
@@ -245,6 +277,10 @@ class Sequencer:
             # Another process moved the head since this one last wrote: nothing was written.
             self._head = None
         with self._writer.transaction() as (tx, head):
+            self._stopped_reason = tail_mismatch(head, tx.stored_tail)
+            if self._stopped_reason is not None:
+                tx.end_unchanged()
+                raise FailedPreconditionError(self._stopped_reason)
             known: dict[str, EventRecord] = {}
             if lookup:
                 known = tx.find_by_request_ids(

@@ -492,6 +492,8 @@ class GetStatsResponse(_message.Message):
     HEAD_SEQUENCE_FIELD_NUMBER: _builtins.int
     HEAD_CHAIN_HASH_FIELD_NUMBER: _builtins.int
     LAST_VERIFICATION_FIELD_NUMBER: _builtins.int
+    LAST_FAILURE_FIELD_NUMBER: _builtins.int
+    REJECTED_VERIFICATION_RECORDS_FIELD_NUMBER: _builtins.int
     total_events: _builtins.int
     """Number of events in the log."""
     events_last_24h: _builtins.int
@@ -504,9 +506,23 @@ class GetStatsResponse(_message.Message):
     """Sequence of the newest event (-1 for an empty log)."""
     head_chain_hash: _builtins.str
     """Chain hash of the newest event, lowercase hex (64 zeros for an empty log)."""
+    rejected_verification_records: _builtins.int
+    """Verification records whose signature does not check (written into the database around the
+    verifier) met while looking for the two above, newest first (at most 1,000 rows read for each);
+    they are not reported. Not zero means someone wrote results directly into the database.
+    """
     @_builtins.property
     def last_verification(self) -> Global___LastVerification:
-        """The last verification's result; unset when the log was never verified."""
+        """The most recent verification of the whole log (`verify_all`, or a range from 0 through the
+        head), valid or not; unset when the whole log was never verified. A range verification never
+        replaces it. Only results the verifier signed count (see `rejected_verification_records`).
+        """
+
+    @_builtins.property
+    def last_failure(self) -> Global___LastVerification:
+        """The most recent verification of any scope that found a break; unset when none did. It stays
+        after later verifications pass: compare its `verified_at` with `last_verification`'s.
+        """
 
     def __init__(
         self,
@@ -518,10 +534,12 @@ class GetStatsResponse(_message.Message):
         head_sequence: _builtins.int = ...,
         head_chain_hash: _builtins.str = ...,
         last_verification: Global___LastVerification | None = ...,
+        last_failure: Global___LastVerification | None = ...,
+        rejected_verification_records: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_verification", b"last_verification"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_failure", b"last_failure", "last_verification", b"last_verification"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events_last_24h", b"events_last_24h", "head_chain_hash", b"head_chain_hash", "head_sequence", b"head_sequence", "high_risk_events", b"high_risk_events", "last_verification", b"last_verification", "total_events", b"total_events", "unique_users_last_24h", b"unique_users_last_24h"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events_last_24h", b"events_last_24h", "head_chain_hash", b"head_chain_hash", "head_sequence", b"head_sequence", "high_risk_events", b"high_risk_events", "last_failure", b"last_failure", "last_verification", b"last_verification", "rejected_verification_records", b"rejected_verification_records", "total_events", b"total_events", "unique_users_last_24h", b"unique_users_last_24h"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -529,7 +547,7 @@ Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
 
 @_typing.final
 class LastVerification(_message.Message):
-    """The outcome of the most recent `VerifyChain`."""
+    """The outcome of one `VerifyChain`."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -539,16 +557,25 @@ class LastVerification(_message.Message):
     EVENTS_CHECKED_FIELD_NUMBER: _builtins.int
     FIRST_BAD_SEQUENCE_FIELD_NUMBER: _builtins.int
     BREAK_KIND_FIELD_NUMBER: _builtins.int
+    START_SEQUENCE_FIELD_NUMBER: _builtins.int
+    END_SEQUENCE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
     valid: _builtins.bool
-    """Whether it found the checked range intact."""
+    """Whether it found the checked events intact."""
     verify_all: _builtins.bool
-    """Whether it covered the whole log."""
+    """Whether it covered the whole log (from event 0 through the head)."""
     events_checked: _builtins.int
     """Number of events checked."""
     first_bad_sequence: _builtins.int
     """The first bad sequence; unset when valid."""
     break_kind: Global___BreakKind.ValueType
     """The kind of the first break."""
+    start_sequence: _builtins.int
+    """First sequence checked; unset when nothing was checked."""
+    end_sequence: _builtins.int
+    """Last sequence checked; unset when nothing was checked."""
+    message: _builtins.str
+    """The verification's own account, as `VerifyChainResponse.message` gave it (it names the range)."""
     @_builtins.property
     def verified_at(self) -> _timestamp_pb2.Timestamp:
         """When it finished."""
@@ -562,13 +589,25 @@ class LastVerification(_message.Message):
         events_checked: _builtins.int = ...,
         first_bad_sequence: _builtins.int | None = ...,
         break_kind: Global___BreakKind.ValueType = ...,
+        start_sequence: _builtins.int | None = ...,
+        end_sequence: _builtins.int | None = ...,
+        message: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_first_bad_sequence", b"_first_bad_sequence", "first_bad_sequence", b"first_bad_sequence", "verified_at", b"verified_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_end_sequence", b"_end_sequence", "_first_bad_sequence", b"_first_bad_sequence", "_start_sequence", b"_start_sequence", "end_sequence", b"end_sequence", "first_bad_sequence", b"first_bad_sequence", "start_sequence", b"start_sequence", "verified_at", b"verified_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_first_bad_sequence", b"_first_bad_sequence", "break_kind", b"break_kind", "events_checked", b"events_checked", "first_bad_sequence", b"first_bad_sequence", "valid", b"valid", "verified_at", b"verified_at", "verify_all", b"verify_all"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_end_sequence", b"_end_sequence", "_first_bad_sequence", b"_first_bad_sequence", "_start_sequence", b"_start_sequence", "break_kind", b"break_kind", "end_sequence", b"end_sequence", "events_checked", b"events_checked", "first_bad_sequence", b"first_bad_sequence", "message", b"message", "start_sequence", b"start_sequence", "valid", b"valid", "verified_at", b"verified_at", "verify_all", b"verify_all"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__end_sequence: _TypeAlias = _typing.Literal["end_sequence"]  # noqa: Y015
+    _WhichOneofArgType__end_sequence: _TypeAlias = _typing.Literal["_end_sequence", b"_end_sequence"]  # noqa: Y015
     _WhichOneofReturnType__first_bad_sequence: _TypeAlias = _typing.Literal["first_bad_sequence"]  # noqa: Y015
     _WhichOneofArgType__first_bad_sequence: _TypeAlias = _typing.Literal["_first_bad_sequence", b"_first_bad_sequence"]  # noqa: Y015
+    _WhichOneofReturnType__start_sequence: _TypeAlias = _typing.Literal["start_sequence"]  # noqa: Y015
+    _WhichOneofArgType__start_sequence: _TypeAlias = _typing.Literal["_start_sequence", b"_start_sequence"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__end_sequence) -> _WhichOneofReturnType__end_sequence | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__first_bad_sequence) -> _WhichOneofReturnType__first_bad_sequence | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__start_sequence) -> _WhichOneofReturnType__start_sequence | None: ...
 
 Global___LastVerification: _TypeAlias = LastVerification  # noqa: Y015

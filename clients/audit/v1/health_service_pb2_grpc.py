@@ -66,7 +66,8 @@ class HealthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Ready(self, request, context):
-        """Readiness: answers only when PostgreSQL answers; UNAVAILABLE (HTTP 503) otherwise.
+        """Readiness: answers only when PostgreSQL answers and appends are not stopped (they stop when
+        the log's stored tail does not match its head); UNAVAILABLE (HTTP 503) with the reason otherwise.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

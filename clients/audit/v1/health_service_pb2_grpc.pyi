@@ -38,7 +38,9 @@ class HealthServiceStub:
     Check: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.CheckRequest, _health_service_pb2.CheckResponse]
     """Basic health: answers while the process runs."""
     Ready: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.ReadyRequest, _health_service_pb2.ReadyResponse]
-    """Readiness: answers only when PostgreSQL answers; UNAVAILABLE (HTTP 503) otherwise."""
+    """Readiness: answers only when PostgreSQL answers and appends are not stopped (they stop when
+    the log's stored tail does not match its head); UNAVAILABLE (HTTP 503) with the reason otherwise.
+    """
     Live: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.LiveRequest, _health_service_pb2.LiveResponse]
     """Liveness: answers while the server is not shutting down; UNAVAILABLE (HTTP 503) after."""
 
@@ -52,7 +54,9 @@ class HealthServiceAsyncStub(HealthServiceStub):
     Check: _aio.UnaryUnaryMultiCallable[_health_service_pb2.CheckRequest, _health_service_pb2.CheckResponse]  # type: ignore[assignment]
     """Basic health: answers while the process runs."""
     Ready: _aio.UnaryUnaryMultiCallable[_health_service_pb2.ReadyRequest, _health_service_pb2.ReadyResponse]  # type: ignore[assignment]
-    """Readiness: answers only when PostgreSQL answers; UNAVAILABLE (HTTP 503) otherwise."""
+    """Readiness: answers only when PostgreSQL answers and appends are not stopped (they stop when
+    the log's stored tail does not match its head); UNAVAILABLE (HTTP 503) with the reason otherwise.
+    """
     Live: _aio.UnaryUnaryMultiCallable[_health_service_pb2.LiveRequest, _health_service_pb2.LiveResponse]  # type: ignore[assignment]
     """Liveness: answers while the server is not shutting down; UNAVAILABLE (HTTP 503) after."""
 
@@ -75,7 +79,9 @@ class HealthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _health_service_pb2.ReadyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_health_service_pb2.ReadyResponse, _abc.Awaitable[_health_service_pb2.ReadyResponse]]:
-        """Readiness: answers only when PostgreSQL answers; UNAVAILABLE (HTTP 503) otherwise."""
+        """Readiness: answers only when PostgreSQL answers and appends are not stopped (they stop when
+        the log's stored tail does not match its head); UNAVAILABLE (HTTP 503) with the reason otherwise.
+        """
 
     @_abc_1.abstractmethod
     def Live(

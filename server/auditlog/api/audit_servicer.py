@@ -29,6 +29,7 @@ from auditlog.sequencer import Sequencer
 from auditlog.storage.events import EventStore
 from auditlog.storage.search import SearchRow, search_rows
 from auditlog.storage.verification import verification_snapshot
+from auditlog.storage.verification_records import VerificationRecord, VerificationRecords
 
 BREAK_KINDS = {
     None: pb.BREAK_KIND_UNSPECIFIED,
@@ -85,6 +86,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         store: EventStore,
         sequencer: Sequencer,
         clock: Callable[[], datetime],
+        verifications: VerificationRecords,
         *,
         streams: StreamLimiter | None = None,
         append_bytes: ByteBudget | None = None,
@@ -92,6 +94,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self._store = store
         self._sequencer = sequencer
         self._clock = clock
+        self._verifications = verifications
         # Defaults for servicers built without a server (in-process tests): the configuration's.
         self._streams = streams or StreamLimiter(Config.max_streams, Config.stream_idle_seconds)
         self._append_bytes = append_bytes or ByteBudget(Config.max_append_bytes, "AppendEvents request")
@@ -261,9 +264,9 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                     )
                 ]
             )
-        result, head = self._verify(start, end, verify_all)
+        result, head, whole = self._verify(start, end, verify_all)
         verified_at = self._clock()
-        self._store.record_verification(result, verify_all=verify_all, verified_at=verified_at)
+        self._verifications.record(result, whole=whole, verified_at=verified_at)
         response = pb.VerifyChainResponse(
             valid=result.valid,
             events_checked=result.events_checked,
@@ -281,10 +284,14 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         response.verified_at.FromDatetime(verified_at)
         return response
 
-    def _verify(self, start: int, end: int | None, verify_all: bool) -> tuple[VerificationResult, LogHead]:
+    def _verify(
+        self, start: int, end: int | None, verify_all: bool
+    ) -> tuple[VerificationResult, LogHead, bool]:
+        """The result, the head it was checked against, and whether it covered the whole log."""
         # A range that reaches the head checks the head too; the snapshot is read to the end then.
         with verification_snapshot(self._store.pool, start) as (head, prev, events):
             reaches_head = verify_all or end is None or end >= head.sequence
+            whole = start == 0 and reaches_head
             if prev is None:
                 # The event before the range is missing: the range cannot be anchored.
                 result = VerificationResult(
@@ -296,7 +303,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                     break_kind=BreakKind.GAP,
                     message=f"event {start - 1} (the range's anchor) is missing",
                 )
-                return result, head
+                return result, head, whole
             result = verify_stored(
                 events,
                 start_sequence=start,
@@ -304,7 +311,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                 end_sequence=None if reaches_head else end,
                 head=head if reaches_head else None,
             )
-            return result, head
+            return result, head, whole
 
     @rpc_method
     def GetStats(self, request: pb.GetStatsRequest, context: grpc.ServicerContext) -> pb.GetStatsResponse:
@@ -317,13 +324,25 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             head_sequence=stats.head.sequence,
             head_chain_hash=stats.head.chain_hash.hex(),
         )
-        last = stats.last_verification
-        if last is not None:
-            response.last_verification.valid = last["valid"]
-            response.last_verification.verify_all = last["verify_all"]
-            response.last_verification.events_checked = last["events_checked"]
-            response.last_verification.break_kind = BREAK_KINDS[last["break_kind"]]
-            response.last_verification.verified_at.FromDatetime(last["verified_at"])
-            if last["first_bad_sequence"] is not None:
-                response.last_verification.first_bad_sequence = last["first_bad_sequence"]
+        latest = self._verifications.latest()
+        if latest.whole is not None:
+            _fill_verification(response.last_verification, latest.whole)
+        if latest.failure is not None:
+            _fill_verification(response.last_failure, latest.failure)
+        response.rejected_verification_records = latest.rejected
         return response
+
+
+def _fill_verification(message: pb.LastVerification, record: VerificationRecord) -> None:
+    message.verified_at.FromDatetime(record.verified_at)
+    message.valid = record.valid
+    message.verify_all = record.verify_all
+    message.events_checked = record.events_checked
+    message.break_kind = BREAK_KINDS[BreakKind(record.break_kind) if record.break_kind else None]
+    message.message = record.message
+    if record.first_bad_sequence is not None:
+        message.first_bad_sequence = record.first_bad_sequence
+    if record.start_sequence is not None:
+        message.start_sequence = record.start_sequence
+    if record.end_sequence is not None:
+        message.end_sequence = record.end_sequence

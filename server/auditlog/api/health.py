@@ -19,8 +19,15 @@ from auditlog.errors import ShuttingDownError, UnavailableError
 _log = logging.getLogger(__name__)
 
 
+def _no_problem() -> str | None:
+    return None
+
+
 class DatabaseMonitor:
-    """Pings the database every interval and sets every served name SERVING or NOT_SERVING."""
+    """Pings the database every interval and sets every served name SERVING or NOT_SERVING.
+
+    problem: why the service cannot serve although the database answers (appends stopped), or None.
+    """
 
     def __init__(
         self,
@@ -28,8 +35,11 @@ class DatabaseMonitor:
         health_servicer: health.HealthServicer,
         service_names: Iterable[str],
         interval: float = 1.0,
+        problem: Callable[[], str | None] = _no_problem,
     ) -> None:
         self._ping = ping
+        self._problem = problem
+        self._reported_problem: str | None = None
         self._health = health_servicer
         self._names = ["", *service_names]
         self._interval = interval
@@ -54,15 +64,22 @@ class DatabaseMonitor:
             reachable = False
             if self.reachable:
                 _log.warning("database unreachable: %s", err.__class__.__name__)
-        changed = reachable != self.reachable or not self._published
+        problem = self._problem_or_none() if reachable else self._reported_problem
+        if problem != self._reported_problem:
+            if problem is not None:
+                _log.warning("not serving: %s", problem)
+            else:
+                _log.info("appends are no longer stopped")
+        changed = reachable != self.reachable or problem != self._reported_problem or not self._published
         if reachable and not self.reachable:
             _log.info("database reachable")
         self.reachable = reachable
+        self._reported_problem = problem
         # Publish changes only: every set() wakes each Watch stream with a message.
         if changed and not self._stop.is_set():
             status = (
                 health_pb2.HealthCheckResponse.SERVING
-                if reachable
+                if reachable and problem is None
                 else health_pb2.HealthCheckResponse.NOT_SERVING
             )
             for name in self._names:
@@ -70,15 +87,28 @@ class DatabaseMonitor:
             self._published = True
         return reachable
 
+    def _problem_or_none(self) -> str | None:
+        try:
+            return self._problem()
+        except Exception as err:  # noqa: BLE001 - the next ping tells an unreachable database
+            _log.warning("could not check the log's tail: %s", err.__class__.__name__)
+            return self._reported_problem
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self.check()
 
 
 class HealthServicer(health_service_pb2_grpc.HealthServiceServicer):
-    def __init__(self, ping: Callable[[], None], shutting_down: threading.Event) -> None:
+    def __init__(
+        self,
+        ping: Callable[[], None],
+        shutting_down: threading.Event,
+        problem: Callable[[], str | None] = _no_problem,
+    ) -> None:
         self._ping = ping
         self._shutting_down = shutting_down
+        self._problem = problem
 
     @rpc_method
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
@@ -92,6 +122,9 @@ class HealthServicer(health_service_pb2_grpc.HealthServiceServicer):
             self._ping()
         except Exception as err:
             raise UnavailableError("not ready: the database is unreachable") from err
+        problem = self._problem()
+        if problem is not None:
+            raise UnavailableError(f"not ready: {problem}")
         return pb.ReadyResponse(status="ready", database="ok")
 
     @rpc_method

@@ -195,13 +195,19 @@ def verify_stored(
             expected, BreakKind.GAP, f"event {expected} is missing (the range ends at {end_sequence})"
         )
 
-    scope = "the whole log" if head is not None else "the range"
+    counted = f"{checked} event{'' if checked == 1 else 's'} checked"
+    if head is not None and start_sequence == 0:
+        message = f"the whole log is intact: {counted}"
+    else:
+        # A range says which events it vouches for: nothing before start_sequence was read.
+        through = " (the head)" if head is not None else ""
+        message = f"events {start_sequence} to {last_seen}{through} are intact: {counted}"
     return VerificationResult(
         valid=True,
         events_checked=checked,
         start_sequence=start_sequence if checked else None,
         end_sequence=last_seen,
-        message=f"{scope} is intact: {checked} event{'' if checked == 1 else 's'} checked",
+        message=message,
     )
 
 

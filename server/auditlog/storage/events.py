@@ -18,7 +18,6 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.jcs import jcs_text
-from auditlog.domain.verification import BreakKind, VerificationResult
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
 from auditlog.storage.database import connect_like
 
@@ -62,12 +61,16 @@ _COLUMN_TYPES = {
     "chain_hash": "bytea",
 }
 _HEAD_IS = "EXISTS (SELECT 1 FROM log_head WHERE id = 1 AND sequence = %s AND chain_hash = %s)"
+# The stored tail (the last event row, one probe of the primary key from its end): before the log
+# is extended it must be the head, or rows were removed from the tail or planted beyond it.
+_TAIL = "SELECT sequence, chain_hash FROM audit_events ORDER BY sequence DESC LIMIT 1"
+_TAIL_IS = f"EXISTS (SELECT 1 FROM ({_TAIL}) AS tail WHERE tail.sequence = %s AND tail.chain_hash = %s)"
 # The column arrays go in binary (%b): psycopg's text format escapes every element in Python, which
 # was half of the sequencer's own CPU per one-trip batch (py-spy); binary dumps them in C.
 # Rendered to bytes once: psycopg turns a sql.Composed into bytes at every execute, 43 µs for this
 # one, paid by every CreateEvent batch.
 _INSERT_IF_HEAD = (
-    sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS)
+    sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS + " AND " + _TAIL_IS)
     .format(
         sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
         sql.SQL(", ").join(
@@ -76,10 +79,18 @@ _INSERT_IF_HEAD = (
     )
     .as_bytes()
 )
+# After the INSERT, the stored tail is the batch's last row when (and only when) it wrote them.
 _USER_HOURS_IF_HEAD = (
     "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[]) WHERE "
     + _HEAD_IS
+    + " AND "
+    + _TAIL_IS
     + " ON CONFLICT DO NOTHING"
+)
+_MOVE_HEAD_IF_HEAD = (
+    "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s,"
+    " high_risk_events = high_risk_events + %s WHERE id = 1 AND sequence = %s AND chain_hash = %s AND "
+    + _TAIL_IS
 )
 _FILTER_COLUMNS = TEXT_FILTER_FIELDS
 # Rows per COPY write while appending (about 30 KB, psycopg's own COPY buffer size).
@@ -216,6 +227,23 @@ class HeadState:
     recorded_at: datetime | None
 
 
+StoredTail = tuple[int, bytes] | None
+
+
+def tail_mismatch(head: HeadState, tail: StoredTail) -> str | None:
+    """Why the stored tail (the last event row's sequence and chain hash, None for no rows) does not
+    match the head, naming the first sequence in doubt; None when it matches."""
+    if (tail is None and head.sequence < 0) or tail == (head.sequence, head.chain_hash):
+        return None
+    # The first event missing before the head; else a row beyond it, or its row with another hash.
+    last = -1 if tail is None else tail[0]
+    sequence = last + 1 if last < head.sequence else last
+    return (
+        f"the log's stored tail does not match its head at sequence {sequence}:"
+        " appends are stopped; run VerifyChain"
+    )
+
+
 @dataclass(frozen=True)
 class Stats:
     total_events: int
@@ -223,7 +251,6 @@ class Stats:
     unique_users_last_24h: int
     high_risk_events: int
     head: HeadState
-    last_verification: dict[str, Any] | None
 
 
 class DuplicateRequestIdError(Exception):
@@ -241,15 +268,23 @@ class AppendTransaction:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
+        # The last stored event when the head was locked (see tail_mismatch).
+        self.stored_tail: StoredTail = None
 
     def lock_head(self) -> HeadState:
-        """Opens the transaction and locks the head, in one round trip."""
+        """Opens the transaction, locks the head and reads the stored tail, in one round trip."""
         with self._conn.pipeline():
-            row = self._conn.execute(
+            head_cursor = self._conn.execute(
                 "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1 FOR UPDATE"
-            ).fetchone()
+            )
+            # A statement of its own: its snapshot, taken once the lock is held, sees the rows of
+            # whichever process held the lock before.
+            tail_cursor = self._conn.execute(_TAIL)
+            row = head_cursor.fetchone()
+            tail = tail_cursor.fetchone()
         if row is None:
             raise RuntimeError("log_head row is missing; migrations did not run")
+        self.stored_tail = None if tail is None else (tail[0], bytes(tail[1]))
         return HeadState(row[0], bytes(row[1]), row[2])
 
     def find_by_request_ids(self, request_ids: Sequence[str]) -> dict[str, EventRecord]:
@@ -357,8 +392,8 @@ class AppendConnection:
     ) -> bool:
         """Writes records, built to follow expected, and moves the head to head, in one round trip
         (BEGIN, head lock, INSERT, user_hours, head update, COMMIT). Every write is conditional on
-        the locked head still being expected, so when another process moved it since, nothing is
-        written and the answer is False. Raises DuplicateRequestIdError as insert does; on a
+        the locked head and the stored tail still being expected, so when another process moved it
+        since (or the stored tail no longer matches), nothing is written and the answer is False. Raises DuplicateRequestIdError as insert does; on a
         connection failure the connection is discarded and the error raised: whether the batch
         committed is then unknown to this method (the caller looks an id up)."""
         conn = self._checkout()
@@ -370,16 +405,25 @@ class AppendConnection:
             for column in COLUMNS
         ]
         same_head = (expected.sequence, expected.chain_hash)
+        new_tail = (head.sequence, head.chain_hash)
         try:
             with conn.pipeline():
                 conn.execute("SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE")
-                conn.execute(_INSERT_IF_HEAD, (*columns, *same_head))
+                conn.execute(_INSERT_IF_HEAD, (*columns, *same_head, *same_head))
                 if user_hour is not None:
-                    conn.execute(_USER_HOURS_IF_HEAD, (user_hour[0], list(user_hour[1]), *same_head))
+                    conn.execute(
+                        _USER_HOURS_IF_HEAD, (user_hour[0], list(user_hour[1]), *same_head, *new_tail)
+                    )
                 moved = conn.execute(
-                    "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s,"
-                    " high_risk_events = high_risk_events + %s WHERE id = 1 AND sequence = %s AND chain_hash = %s",
-                    (head.sequence, head.chain_hash, head.recorded_at, high_risk_added, *same_head),
+                    _MOVE_HEAD_IF_HEAD,
+                    (
+                        head.sequence,
+                        head.chain_hash,
+                        head.recorded_at,
+                        high_risk_added,
+                        *same_head,
+                        *new_tail,
+                    ),
                 )
                 conn.commit()
         except psycopg.OperationalError:
@@ -442,6 +486,17 @@ class EventStore:
         assert row is not None
         return HeadState(row[0], bytes(row[1]), row[2])
 
+    def head_and_tail(self) -> tuple[HeadState, StoredTail]:
+        """The head and the stored tail, in one snapshot (see tail_mismatch)."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT h.sequence, h.chain_hash, h.recorded_at, t.sequence, t.chain_hash FROM log_head h"
+                f" LEFT JOIN LATERAL ({_TAIL}) AS t ON true WHERE h.id = 1"
+            ).fetchone()
+        assert row is not None
+        tail = None if row[3] is None else (row[3], bytes(row[4]))
+        return HeadState(row[0], bytes(row[1]), row[2]), tail
+
     def get(self, event_id: uuid.UUID) -> EventRecord | None:
         with self.pool.connection() as conn:
             row = conn.execute(_SELECT + sql.SQL(" WHERE id = %s"), (event_id,)).fetchone()
@@ -496,27 +551,6 @@ class EventStore:
         assert row is not None
         return int(row[0])
 
-    def record_verification(
-        self, result: VerificationResult, *, verify_all: bool, verified_at: datetime
-    ) -> None:
-        with self.pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO verifications (verified_at, verify_all, valid, events_checked, start_sequence,"
-                " end_sequence, first_bad_sequence, break_kind, message)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    verified_at,
-                    verify_all,
-                    result.valid,
-                    result.events_checked,
-                    result.start_sequence,
-                    result.end_sequence,
-                    result.first_bad_sequence,
-                    result.break_kind.value if result.break_kind else "",
-                    result.message,
-                ),
-            )
-
     @staticmethod
     def _first_at_or_after(conn: psycopg.Connection[Any], moment: datetime, default: int) -> int:
         row = conn.execute(_RECENT_START, (moment,)).fetchone()
@@ -537,26 +571,11 @@ class EventStore:
             )
             first_whole = self._first_at_or_after(conn, whole_hours, head.sequence + 1)
             users_row = conn.execute(_USERS_SINCE, (whole_hours, first_recent, first_whole)).fetchone()
-            last = conn.execute(
-                "SELECT verified_at, valid, verify_all, events_checked, first_bad_sequence, break_kind"
-                " FROM verifications ORDER BY id DESC LIMIT 1"
-            ).fetchone()
         assert users_row is not None
-        last_verification = None
-        if last is not None:
-            last_verification = {
-                "verified_at": last[0],
-                "valid": last[1],
-                "verify_all": last[2],
-                "events_checked": last[3],
-                "first_bad_sequence": last[4],
-                "break_kind": BreakKind(last[5]) if last[5] else None,
-            }
         return Stats(
             total_events=head.sequence + 1,
             events_last_24h=head.sequence + 1 - first_recent,
             unique_users_last_24h=int(users_row[0]),
             high_risk_events=int(head_row[3]),
             head=head,
-            last_verification=last_verification,
         )
