@@ -97,7 +97,8 @@ def _check_json_value(value: Any, path: str, violations: list[FieldViolation]) -
             violations.append(FieldViolation(path, "got a NUL character, want text without NUL"))
     elif isinstance(value, float):
         if not math.isfinite(value):
-            violations.append(FieldViolation(path, "got a non-finite number, want a finite number"))
+            shown = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            violations.append(FieldViolation(path, f"got {shown}, want a finite number"))
     elif isinstance(value, dict):
         for key, item in value.items():
             if "\x00" in key:
