@@ -10,9 +10,17 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_status import rpc_status
 
-from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, event_pb2
+from audit.v1 import (
+    audit_service_pb2,
+    audit_service_pb2_grpc,
+    event_pb2,
+    export_service_pb2,
+    health_service_pb2,
+)
 
 
 def violations(err: grpc.RpcError) -> dict[str, str]:
@@ -53,3 +61,115 @@ def test_non_finite_numbers_in_details_are_refused_by_path(
     assert violations(info.value) == {"events[3].details.x[2]": f"got {shown}, want a finite number"}
     # Nothing was written.
     assert stub.GetStats(audit_service_pb2.GetStatsRequest()).total_events == 0
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field, written by hand so that it can be wrong."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def nested_details(levels: int) -> bytes:
+    """A details Struct of `levels` objects, each the only value of the one above (key "a")."""
+    body = b""
+    for _ in range(levels - 1):
+        body = _field(1, _field(1, b"a") + _field(2, _field(5, body)))  # fields{"a": struct_value}
+    return body
+
+
+def create_event_bytes(details: bytes = b"", event_type: bytes = b"user.login") -> bytes:
+    return _field(1, _field(1, event_type) + _field(3, b"login") + _field(6, details))
+
+
+BAD_VARINT = b"\x08" + b"\xff" * 11
+UNDECODABLE = {
+    "invalid UTF-8": create_event_bytes(event_type=b"user.\xff\xfe"),
+    "truncated": create_event_bytes()[:-3],
+    "bad varint": BAD_VARINT,
+    "nested past the protobuf limit": create_event_bytes(nested_details(40)),
+}
+
+
+def raw_unary(channel: grpc.Channel, method: str, data: bytes) -> None:
+    call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    call(data, timeout=10)
+
+
+@pytest.mark.parametrize("case", UNDECODABLE)
+def test_undecodable_create_event_is_invalid_argument(channel: grpc.Channel, case: str) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        raw_unary(channel, "/audit.v1.AuditService/CreateEvent", UNDECODABLE[case])
+    assert violations(info.value) == {
+        "request": "got bytes that are not a valid audit.v1.CreateEventRequest (truncated or malformed "
+        "data, invalid UTF-8 text, or nesting too deep), want a well-formed message"
+    }
+
+
+def test_the_bytes_differ_from_a_valid_request_only_where_broken(channel: grpc.Channel) -> None:
+    # The hand-made encoding is right: the same bytes, unbroken, record an event.
+    data = channel.unary_unary("/audit.v1.AuditService/CreateEvent")(
+        create_event_bytes(nested_details(3)), timeout=10
+    )
+    event = event_pb2.AuditEvent.FromString(data)
+    assert event.event_type == "user.login" and dict(event.details) == {"a": {"a": {}}}
+
+
+def test_details_nested_deeper_than_the_limit_are_a_field_error(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        raw_unary(channel, "/audit.v1.AuditService/CreateEvent", create_event_bytes(nested_details(21)))
+    assert violations(info.value) == {
+        "event.details": "got objects and lists nested 21 levels deep, want at most 20"
+    }
+    assert (
+        event_pb2.AuditEvent.FromString(
+            channel.unary_unary("/audit.v1.AuditService/CreateEvent")(
+                create_event_bytes(nested_details(20)), timeout=10
+            )
+        ).event_type
+        == "user.login"
+    )
+    # A list level counts as one too.
+    deep: dict[str, Any] = {}
+    cursor: Any = deep
+    for _ in range(10):
+        cursor["l"] = [{}]
+        cursor = cursor["l"][0]
+    with pytest.raises(grpc.RpcError) as info:
+        audit_service_pb2_grpc.AuditServiceStub(channel).CreateEvent(
+            audit_service_pb2.CreateEventRequest(event=event_input(deep))
+        )
+    assert violations(info.value) == {
+        "event.details": "got objects and lists nested 21 levels deep, want at most 20"
+    }
+
+
+SERVICES = [
+    audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
+    export_service_pb2.DESCRIPTOR.services_by_name["ExportService"],
+    health_service_pb2.DESCRIPTOR.services_by_name["HealthService"],
+    health_pb2.DESCRIPTOR.services_by_name["Health"],
+    reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+]
+
+
+@pytest.mark.parametrize("method", [m for s in SERVICES for m in s.methods], ids=lambda m: m.full_name)
+def test_every_method_of_every_service_refuses_undecodable_bytes(channel: grpc.Channel, method: Any) -> None:
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    with pytest.raises(grpc.RpcError) as info:
+        if method.client_streaming:
+            responses = channel.stream_stream(path)(iter([BAD_VARINT]), timeout=10)
+            list(responses)
+        elif method.server_streaming:
+            list(channel.unary_stream(path)(BAD_VARINT, timeout=10))
+        else:
+            raw_unary(channel, path, BAD_VARINT)
+    assert list(violations(info.value)) == ["request"]
+    assert f"not a valid {method.input_type.full_name} " in violations(info.value)["request"]

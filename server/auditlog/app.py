@@ -23,6 +23,7 @@ from audit.v1 import (
     health_service_pb2_grpc,
 )
 from auditlog.api.audit_servicer import AuditServicer
+from auditlog.api.decoding import guarded
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.config import Config
@@ -115,20 +116,26 @@ def create_service(
     sequencer.start()
     shutting_down = threading.Event()
 
-    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(store, sequencer, clock), server)
+    # Every service through the stand-in, so a request that does not decode is INVALID_ARGUMENT.
+    services = guarded(server)
+    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
+        AuditServicer(store, sequencer, clock), services
+    )
     exports = create_exports(config, store, clock=clock, settings=export_settings)
-    export_service_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(exports, store, clock), server)
+    export_service_pb2_grpc.add_ExportServiceServicer_to_server(
+        ExportServicer(exports, store, clock), services
+    )
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
-        HealthServicer(store.ping, shutting_down), server
+        HealthServicer(store.ping, shutting_down), services
     )
     health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
     names = [
         *SERVICE_NAMES,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     ]
-    reflection.enable_server_reflection(names, server)
+    reflection.enable_server_reflection(names, services)
     monitor = DatabaseMonitor(store.ping, health_servicer, SERVICE_NAMES, interval=health_interval)
     monitor.start()
 
