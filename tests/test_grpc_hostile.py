@@ -3,6 +3,7 @@ INTERNAL."""
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
@@ -19,8 +20,11 @@ from audit.v1 import (
     audit_service_pb2_grpc,
     event_pb2,
     export_service_pb2,
+    export_service_pb2_grpc,
     health_service_pb2,
 )
+from auditlog.export.runner import RunnerSettings
+from tests.fix_export import ServiceFactory
 
 
 def violations(err: grpc.RpcError) -> dict[str, str]:
@@ -173,3 +177,81 @@ def test_every_method_of_every_service_refuses_undecodable_bytes(channel: grpc.C
             raw_unary(channel, path, BAD_VARINT)
     assert list(violations(info.value)) == ["request"]
     assert f"not a valid {method.input_type.full_name} " in violations(info.value)["request"]
+
+
+NOT_ISSUED = "got a token this server did not issue, want a next_page_token from a previous response"
+
+
+def unsigned(raw: bytes) -> str:
+    """A token as they were before they were signed: base64url of JSON."""
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def seeded(channel: grpc.Channel, events: int, exports: int) -> None:
+    audit = audit_service_pb2_grpc.AuditServiceStub(channel)
+    audit.AppendEvents(audit_service_pb2.AppendEventsRequest(events=[event_input() for _ in range(events)]))
+    export = export_service_pb2_grpc.ExportServiceStub(channel)
+    for i in range(exports):
+        export.CreateExport(
+            export_service_pb2.CreateExportRequest(
+                export=export_service_pb2.ExportSpec(job_name=f"job {i}", export_format="csv")
+            )
+        )
+
+
+def test_crafted_page_tokens_are_refused_before_they_are_parsed(start_service: ServiceFactory) -> None:
+    svc = start_service(settings=RunnerSettings(workers=0))
+    with grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
+        seeded(channel, events=3, exports=3)
+        audit = audit_service_pb2_grpc.AuditServiceStub(channel)
+        export = export_service_pb2_grpc.ExportServiceStub(channel)
+        genuine = audit.ListEvents(audit_service_pb2.ListEventsRequest(page_size=1)).next_page_token
+        genuine_export = export.ListExports(
+            export_service_pb2.ListExportsRequest(page_size=1)
+        ).next_page_token
+        assert genuine and genuine_export
+        # One character of a genuine token changed (to another of the base64url alphabet).
+        middle = len(genuine) // 2
+        altered = genuine[:middle] + ("A" if genuine[middle] != "A" else "B") + genuine[middle + 1 :]
+        crafted = [
+            unsigned(b'{"s":Infinity,"d":true,"f":"x"}'),
+            unsigned(b'{"s":1e999,"d":true,"f":"x"}'),
+            unsigned(b"[" * 600),
+            unsigned(b"[" * 100_000),
+            unsigned(b'{"s":1,"d":true,"f":"' + b"0" * 16 + b'"}'),
+            altered,
+            genuine_export,  # a token of the other list
+            "@@@",
+        ]
+        for token in crafted:
+            with pytest.raises(grpc.RpcError) as info:
+                audit.ListEvents(audit_service_pb2.ListEventsRequest(page_size=1, page_token=token))
+            assert violations(info.value) == {"page_token": NOT_ISSUED}, token[:40]
+        for token in [unsigned(b'{"i":123}'), unsigned(b'{"c":"2024-01-01T00:00:00","i":"x"}'), genuine]:
+            with pytest.raises(grpc.RpcError) as info:
+                export.ListExports(export_service_pb2.ListExportsRequest(page_size=1, page_token=token))
+            assert violations(info.value) == {"page_token": NOT_ISSUED}, token[:40]
+
+
+def test_a_page_token_works_on_every_server_sharing_the_database(start_service: ServiceFactory) -> None:
+    first, second = (start_service(settings=RunnerSettings(workers=0)) for _ in range(2))
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{first.port}") as one,
+        grpc.insecure_channel(f"127.0.0.1:{second.port}") as other,
+    ):
+        seeded(one, events=5, exports=3)
+        page = audit_service_pb2_grpc.AuditServiceStub(one).ListEvents(
+            audit_service_pb2.ListEventsRequest(page_size=2)
+        )
+        following = audit_service_pb2_grpc.AuditServiceStub(other).ListEvents(
+            audit_service_pb2.ListEventsRequest(page_size=2, page_token=page.next_page_token)
+        )
+        assert [e.sequence for e in page.events] == [4, 3]
+        assert [e.sequence for e in following.events] == [2, 1]
+        jobs = export_service_pb2_grpc.ExportServiceStub(one).ListExports(
+            export_service_pb2.ListExportsRequest(page_size=2)
+        )
+        rest = export_service_pb2_grpc.ExportServiceStub(other).ListExports(
+            export_service_pb2.ListExportsRequest(page_size=2, page_token=jobs.next_page_token)
+        )
+        assert [j.job_name for j in [*jobs.exports, *rest.exports]] == ["job 2", "job 1", "job 0"]

@@ -27,11 +27,13 @@ from auditlog.api.decoding import guarded
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.config import Config
+from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
 from auditlog.sequencer import Sequencer, utc_now
 from auditlog.storage.database import create_pool, start_embedded
 from auditlog.storage.events import EventStore
+from auditlog.storage.keys import read_page_token_key
 from auditlog.storage.migrations import apply_migrations
 
 _log = logging.getLogger(__name__)
@@ -112,6 +114,8 @@ def create_service(
     # pool_timeout bounds how long a call waits for a connection while PostgreSQL is down.
     pool = create_pool(url, max_size=max(8, max_workers // 2), timeout=pool_timeout)
     store = EventStore(pool)
+    with pool.connection() as conn:
+        tokens = PageTokenCodec(read_page_token_key(conn))
     sequencer = Sequencer(store, clock=clock)
     sequencer.start()
     shutting_down = threading.Event()
@@ -119,11 +123,11 @@ def create_service(
     # Every service through the stand-in, so a request that does not decode is INVALID_ARGUMENT.
     services = guarded(server)
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
-        AuditServicer(store, sequencer, clock), services
+        AuditServicer(store, sequencer, clock, tokens), services
     )
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(
-        ExportServicer(exports, store, clock), services
+        ExportServicer(exports, store, clock, tokens), services
     )
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
         HealthServicer(store.ping, shutting_down), services

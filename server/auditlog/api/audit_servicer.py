@@ -20,6 +20,7 @@ from auditlog.api.convert import (
 )
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.domain.filters import PageToken
+from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
 from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_stored
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
@@ -78,10 +79,17 @@ def search_messages(rows: Iterable[SearchRow]) -> Iterator[pb.SearchEventsRespon
 
 
 class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
-    def __init__(self, store: EventStore, sequencer: Sequencer, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        sequencer: Sequencer,
+        clock: Callable[[], datetime],
+        tokens: PageTokenCodec,
+    ) -> None:
         self._store = store
         self._sequencer = sequencer
         self._clock = clock
+        self._tokens = tokens
 
     @rpc_method
     def CreateEvent(
@@ -169,7 +177,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         fingerprint = event_filter.fingerprint()
         page = 0
         if request.page_token:
-            token = PageToken.decode("page_token", request.page_token)
+            token = PageToken.decode(self._tokens, "page_token", request.page_token)
             if token.filter_fingerprint != fingerprint or token.descending != descending:
                 raise InvalidArgumentError(
                     [
@@ -189,7 +197,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         next_token = ""
         if len(records) > page_size:
             records = records[:page_size]
-            next_token = PageToken(records[-1].sequence, descending, fingerprint).encode()
+            next_token = PageToken(records[-1].sequence, descending, fingerprint).encode(self._tokens)
         return pb.ListEventsResponse(
             events=[event_to_proto(r) for r in records],
             next_page_token=next_token,
