@@ -31,7 +31,9 @@ from audit.v1 import audit_service_pb2_grpc
 from auditlog.affinity import cpus_of, parse_cpu_affinity
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_EVENTS
 from auditlog.domain.filters import EventFilter, PageToken
+from auditlog.domain.page_token import PageTokenCodec
 from auditlog.errors import ConfigError
+from auditlog.storage.keys import read_page_token_key
 from bench.clients import CREATE_METHOD, WorkerResult, append_load, unary_load
 from bench.echo import COUNT_METADATA, ECHO_METHOD, ECHO_STREAM_METHOD
 from bench.measure import (
@@ -266,7 +268,9 @@ def bench_reads(channel: grpc.Channel, database_url: str, sizes: Sizes, head: in
     stub = audit_service_pb2_grpc.AuditServiceStub(channel)
     n = sizes.repeats
     pages = min(DEEP_PAGES, max(1, head // PAGE_SIZE - 1))
-    token = PageToken(head - pages * PAGE_SIZE, True, EventFilter().fingerprint()).encode()
+    with psycopg.connect(database_url) as conn:
+        codec = PageTokenCodec(read_page_token_key(conn))  # a deep token without paging down to it
+    token = PageToken(head - pages * PAGE_SIZE, True, EventFilter().fingerprint()).encode(codec)
     mid = recorded_at_of(database_url, head // 2)
     cases = {
         "first page": pb.ListEventsRequest(page_size=PAGE_SIZE),

@@ -19,6 +19,7 @@ from audit.v1 import event_pb2, health_service_pb2
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.health import HealthServicer
 from auditlog.api.status import status_for
+from auditlog.domain.page_token import PageTokenCodec
 from auditlog.errors import UnavailableError
 from auditlog.sequencer import Sequencer
 from auditlog.storage.database import create_pool
@@ -30,6 +31,8 @@ AUDIT = pb.DESCRIPTOR.services_by_name["AuditService"]
 HEALTH = health_service_pb2.DESCRIPTOR.services_by_name["HealthService"]
 KEY = bytes(32)
 SECRET = "SELECT * FROM audit_events -- /srv/auditlog/server/auditlog/storage/events.py line 42"
+
+TOKENS = PageTokenCodec(bytes(32))
 
 
 def broken_clock() -> datetime:
@@ -61,7 +64,11 @@ def invoke(servicer: Any, service: Any, method: str, request: Any) -> tuple[Any,
 
 def test_ok_invalid_argument_and_not_found_paths(pool: ConnectionPool, sequencer: Sequencer) -> None:
     servicer = AuditServicer(
-        EventStore(pool), sequencer, lambda: datetime.now(UTC), VerificationRecords(pool, KEY)
+        EventStore(pool),
+        sequencer,
+        lambda: datetime.now(UTC),
+        VerificationRecords(pool, KEY),
+        TOKENS,
     )
     created, code, _ = invoke(
         servicer,
@@ -79,7 +86,9 @@ def test_ok_invalid_argument_and_not_found_paths(pool: ConnectionPool, sequencer
 def test_unexpected_error_is_internal_with_only_a_request_id(
     pool: ConnectionPool, sequencer: Sequencer
 ) -> None:
-    servicer = AuditServicer(EventStore(pool), sequencer, broken_clock, VerificationRecords(pool, KEY))
+    servicer = AuditServicer(
+        EventStore(pool), sequencer, broken_clock, VerificationRecords(pool, KEY), TOKENS
+    )
     _, code, details = invoke(servicer, AUDIT, "GetStats", pb.GetStatsRequest())
     assert code == grpc.StatusCode.INTERNAL
     assert details.startswith("internal error (request id ")

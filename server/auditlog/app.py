@@ -23,15 +23,18 @@ from audit.v1 import (
     health_service_pb2_grpc,
 )
 from auditlog.api.audit_servicer import AuditServicer
+from auditlog.api.decoding import guarded
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, StreamLimiter
 from auditlog.config import Config
+from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
 from auditlog.sequencer import Sequencer, utc_now
 from auditlog.storage.database import Pinger, create_pool
 from auditlog.storage.events import EventStore
+from auditlog.storage.keys import read_page_token_key
 from auditlog.storage.logins import prepare_database
 from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
 
@@ -120,6 +123,8 @@ def create_service(
     pool_size = max(8, max_workers // 2 - 6) + config.max_streams
     pool = create_pool(url, max_size=pool_size, timeout=pool_timeout)
     store = EventStore(pool)
+    with pool.connection() as conn:
+        tokens = PageTokenCodec(read_page_token_key(conn))
     sequencer = Sequencer(store, clock=clock)
     stopped = sequencer.check_tail()
     if stopped is not None:
@@ -133,25 +138,30 @@ def create_service(
     pinger = Pinger(pool)
 
     verifications = VerificationRecords(pool, verification_key)
+    # Every service through the stand-in, so a request that does not decode is INVALID_ARGUMENT.
+    services = guarded(server)
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
-        AuditServicer(store, sequencer, clock, verifications, streams=streams, append_bytes=append_bytes),
-        server,
+        AuditServicer(
+            store, sequencer, clock, verifications, tokens, streams=streams, append_bytes=append_bytes
+        ),
+        services,
     )
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(
-        ExportServicer(exports, store, clock, streams=streams, max_jobs=config.max_export_jobs), server
+        ExportServicer(exports, store, clock, tokens, streams=streams, max_jobs=config.max_export_jobs),
+        services,
     )
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
-        HealthServicer(pinger.ping, shutting_down, sequencer.appends_stopped), server
+        HealthServicer(pinger.ping, shutting_down, sequencer.appends_stopped), services
     )
     health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
     names = [
         *SERVICE_NAMES,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     ]
-    reflection.enable_server_reflection(names, server)
+    reflection.enable_server_reflection(names, services)
     monitor = DatabaseMonitor(
         pinger.ping,
         health_servicer,

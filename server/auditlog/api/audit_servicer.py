@@ -22,6 +22,7 @@ from auditlog.api.limits import ByteBudget, StreamLimiter
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.config import Config
 from auditlog.domain.filters import EventFilter, PageToken
+from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
 from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_stored
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
@@ -87,6 +88,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         sequencer: Sequencer,
         clock: Callable[[], datetime],
         verifications: VerificationRecords,
+        tokens: PageTokenCodec,
         *,
         streams: StreamLimiter | None = None,
         append_bytes: ByteBudget | None = None,
@@ -98,6 +100,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         # Defaults for servicers built without a server (in-process tests): the configuration's.
         self._streams = streams or StreamLimiter(Config.max_streams, Config.stream_idle_seconds)
         self._append_bytes = append_bytes or ByteBudget(Config.max_append_bytes, "AppendEvents request")
+        self._tokens = tokens
 
     @rpc_method
     def CreateEvent(
@@ -190,7 +193,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         fingerprint = event_filter.fingerprint()
         page = 0
         if request.page_token:
-            token = PageToken.decode("page_token", request.page_token)
+            token = PageToken.decode(self._tokens, "page_token", request.page_token)
             if token.filter_fingerprint != fingerprint or token.descending != descending:
                 raise InvalidArgumentError(
                     [
@@ -210,7 +213,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         next_token = ""
         if len(records) > page_size:
             records = records[:page_size]
-            next_token = PageToken(records[-1].sequence, descending, fingerprint).encode()
+            next_token = PageToken(records[-1].sequence, descending, fingerprint).encode(self._tokens)
         return pb.ListEventsResponse(
             events=[event_to_proto(r) for r in records],
             next_page_token=next_token,

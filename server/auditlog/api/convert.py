@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from audit.v1 import audit_service_pb2, event_pb2
 from auditlog.domain.event import EventRecord, NewEvent
@@ -40,7 +40,7 @@ def _numbers_as_doubles(value: Any) -> Any:
 
 
 class _NotPlainError(Exception):
-    """A Struct value the direct conversion leaves to json_format (non-finite numbers, -0.0)."""
+    """A Struct value the direct conversion leaves to the slow path (non-finite numbers, -0.0)."""
 
 
 def _plain_value(value: struct_pb2.Value) -> Any:
@@ -68,7 +68,8 @@ def _plain_value(value: struct_pb2.Value) -> Any:
 
 def details_from_proto(details: struct_pb2.Struct) -> dict[str, Any]:
     """The Struct as a dict with every number a double: what json_format.MessageToDict followed by
-    _numbers_as_doubles gives, read directly (json_format is several times slower)."""
+    _numbers_as_doubles gives, read directly (json_format is several times slower), except that NaN
+    and infinities, which json_format refuses, are kept for validation to name."""
     return _details_and_exactness(details)[0]
 
 
@@ -80,8 +81,26 @@ def _details_and_exactness(details: struct_pb2.Struct) -> tuple[dict[str, Any], 
         fields = details.fields
         return {key: _plain_value(fields[key]) for key in fields}, True
     except _NotPlainError:
-        converted: dict[str, Any] = _numbers_as_doubles(json_format.MessageToDict(details))
-        return converted, False
+        fields = details.fields
+        return {key: _any_value(fields[key]) for key in fields}, False
+
+
+def _any_value(value: struct_pb2.Value) -> Any:
+    """_plain_value for any Value: -0.0 as 0.0, and NaN and infinities kept, for validation to
+    refuse by their path (json_format.MessageToDict raises on them)."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return value.number_value + 0.0
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        fields = value.struct_value.fields
+        return {key: _any_value(fields[key]) for key in fields}
+    if kind == "list_value":
+        return [_any_value(item) for item in value.list_value.values]
+    return None  # null_value, or no kind set (json_format reads that as null too)
 
 
 def event_and_details_from_proto(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -17,6 +15,7 @@ from auditlog.api.convert import filter_from_proto, filter_to_proto
 from auditlog.api.limits import StreamLimiter
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.domain.filters import EventFilter
+from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.validation import check_text, validate_page_size, validate_uuid
 from auditlog.errors import (
     FailedPreconditionError,
@@ -68,23 +67,16 @@ def _validate_spec(request: pb.CreateExportRequest) -> tuple[str, str, EventFilt
     return job_name, export_format, event_filter, request.requested_by.strip()
 
 
-def _encode_token(job: ExportJob) -> str:
-    raw = json.dumps({"c": job.created_at.isoformat(), "i": str(job.id)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+_EXPORTS = "exports"
 
 
-def _decode_token(token: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return datetime.fromisoformat(data["c"]), uuid.UUID(data["i"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidArgumentError(
-            [
-                FieldViolation(
-                    "page_token", "got a malformed token, want a next_page_token from a previous response"
-                )
-            ]
-        ) from None
+def _encode_token(codec: PageTokenCodec, job: ExportJob) -> str:
+    return codec.encode(_EXPORTS, {"c": job.created_at.isoformat(), "i": str(job.id)})
+
+
+def _decode_token(codec: PageTokenCodec, token: str) -> tuple[datetime, uuid.UUID]:
+    data = codec.decode(_EXPORTS, "page_token", token)
+    return datetime.fromisoformat(data["c"]), uuid.UUID(data["i"])
 
 
 def job_to_proto(job: ExportJob) -> pb.ExportJob:
@@ -117,6 +109,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         exports: Exports,
         events: EventStore,
         clock: Callable[[], datetime],
+        tokens: PageTokenCodec,
         *,
         streams: StreamLimiter,
         max_jobs: int,
@@ -126,6 +119,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         self._clock = clock
         self._streams = streams
         self._max_jobs = max_jobs
+        self._tokens = tokens
 
     def _get(self, raw_id: str) -> ExportJob:
         job_id = validate_uuid("id", raw_id)
@@ -190,12 +184,12 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         self, request: pb.ListExportsRequest, context: grpc.ServicerContext
     ) -> pb.ListExportsResponse:
         page_size = validate_page_size("page_size", request.page_size)
-        after = _decode_token(request.page_token) if request.page_token else None
+        after = _decode_token(self._tokens, request.page_token) if request.page_token else None
         jobs = self._exports.jobs.list_page(page_size + 1, after)
         next_token = ""
         if len(jobs) > page_size:
             jobs = jobs[:page_size]
-            next_token = _encode_token(jobs[-1])
+            next_token = _encode_token(self._tokens, jobs[-1])
         return pb.ListExportsResponse(exports=[job_to_proto(j) for j in jobs], next_page_token=next_token)
 
     @rpc_method

@@ -25,6 +25,7 @@ from grpc_status import rpc_status
 from auditlog.errors import (
     AuditLogError,
     FailedPreconditionError,
+    FieldViolation,
     InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
@@ -95,6 +96,11 @@ def _fail(
     # What abort_with_status does, spelled out: grpc_testing's context lacks abort_with_status.
     context.set_trailing_metadata(rich.trailing_metadata)
     context.abort(rich.code, rich.details)
+
+
+def refuse(context: grpc.ServicerContext, name: str, violations: list[FieldViolation]) -> None:
+    """Ends the call with INVALID_ARGUMENT listing violations, logged as rpc_method logs; raises."""
+    _fail(context, name, InvalidArgumentError(violations), _request_id(context), time.monotonic())
 
 
 def rpc_method(method: Callable[[Any, Request, grpc.ServicerContext], Response]) -> Callable[..., Response]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from auditlog.errors import FieldViolation, InvalidArgumentError
+from auditlog.domain.page_token import PageTokenCodec
 
 # The exact-match filters, named as the event fields they compare; start_date and end_date bound
 # recorded_at.
@@ -52,25 +51,15 @@ class PageToken:
     descending: bool
     filter_fingerprint: str
 
-    def encode(self) -> str:
-        raw = json.dumps(
-            {"s": self.last_sequence, "d": self.descending, "f": self.filter_fingerprint},
-            separators=(",", ":"),
+    def encode(self, codec: PageTokenCodec) -> str:
+        return codec.encode(
+            _EVENTS, {"s": self.last_sequence, "d": self.descending, "f": self.filter_fingerprint}
         )
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, field: str, token: str) -> PageToken:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            data = json.loads(raw)
-            result = cls(int(data["s"]), bool(data["d"]), str(data["f"]))
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgumentError(
-                [
-                    FieldViolation(
-                        field, "got a malformed token, want a next_page_token from a previous response"
-                    )
-                ]
-            ) from None
-        return result
+    def decode(cls, codec: PageTokenCodec, field: str, token: str) -> PageToken:
+        data = codec.decode(_EVENTS, field, token)
+        return cls(int(data["s"]), bool(data["d"]), str(data["f"]))
+
+
+_EVENTS = "events"

@@ -19,6 +19,9 @@ from auditlog.domain.jcs import jcs_text
 from auditlog.errors import FieldViolation, InvalidArgumentError
 
 MAX_DETAILS_BYTES = 65_536
+# Objects and lists in details nest at most this deep (details itself is the first level): well
+# inside what protobuf decodes (a Struct level costs three message levels of its limit of 100).
+MAX_DETAILS_DEPTH = 20
 MAX_BATCH_EVENTS = 1_000
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1_000
@@ -97,7 +100,8 @@ def _check_json_value(value: Any, path: str, violations: list[FieldViolation]) -
             violations.append(FieldViolation(path, "got a NUL character, want text without NUL"))
     elif isinstance(value, float):
         if not math.isfinite(value):
-            violations.append(FieldViolation(path, "got a non-finite number, want a finite number"))
+            shown = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            violations.append(FieldViolation(path, f"got {shown}, want a finite number"))
     elif isinstance(value, dict):
         for key, item in value.items():
             if "\x00" in key:
@@ -113,7 +117,8 @@ def _check_json_value(value: Any, path: str, violations: list[FieldViolation]) -
 def check_details(
     field: str, details: Mapping[str, Any], violations: list[FieldViolation]
 ) -> tuple[dict[str, Any], str]:
-    """Checks the details object: JSON-safe values and at most MAX_DETAILS_BYTES canonical bytes.
+    """Checks the details object: JSON-safe values, nested at most MAX_DETAILS_DEPTH levels, and at
+    most MAX_DETAILS_BYTES canonical bytes.
     Returns the object and its canonical (RFC 8785) text, which the log hashes and stores (the text
     is meaningless when a violation was added)."""
     checked = dict(details)
@@ -125,9 +130,25 @@ def check_details(
         canonical: str | None = jcs_text(checked)
     except ValueError:
         canonical = None
-    if canonical is not None and "\\u0000" not in canonical and _utf8_size(canonical) <= MAX_DETAILS_BYTES:
+    if (
+        canonical is not None
+        and "\\u0000" not in canonical
+        and _utf8_size(canonical) <= MAX_DETAILS_BYTES
+        # No more brackets than levels allowed bounds the depth without a walk.
+        and (
+            canonical.count("{") + canonical.count("[") <= MAX_DETAILS_DEPTH
+            or _depth(checked) <= MAX_DETAILS_DEPTH
+        )
+    ):
         return checked, canonical
     before = len(violations)
+    depth = _depth(checked)
+    if depth > MAX_DETAILS_DEPTH:
+        violations.append(
+            FieldViolation(
+                field, f"got objects and lists nested {depth} levels deep, want at most {MAX_DETAILS_DEPTH}"
+            )
+        )
     _check_json_value(checked, field, violations)
     if len(violations) == before:
         canonical = jcs_text(checked)
@@ -138,6 +159,18 @@ def check_details(
             )
         return checked, canonical
     return checked, ""
+
+
+def _depth(details: Mapping[str, Any]) -> int:
+    """How deep objects and lists nest in details, details itself being level 1."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(details, 1)]
+    while pending:
+        value, level = pending.pop()
+        deepest = max(deepest, level)
+        children = value.values() if isinstance(value, Mapping) else value
+        pending.extend((child, level + 1) for child in children if isinstance(child, Mapping | list))
+    return deepest
 
 
 def _utf8_size(text: str) -> int:
