@@ -115,6 +115,8 @@ def reserve_port(host: str, port: int) -> PortReservation:
         for family, kind, proto, _, address in dict.fromkeys(addresses):
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
+            # As gRPC's own listeners: connections in TIME_WAIT on the port must not block it.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((address[0], chosen, *address[2:]))
             chosen = sock.getsockname()[1]
