@@ -17,7 +17,7 @@ def time_wait_port() -> int:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        port = listener.getsockname()[1]
+        port: int = listener.getsockname()[1]
         client = socket.create_connection(("127.0.0.1", port))
         accepted, _ = listener.accept()
         accepted.close()  # the server closes first: its end goes to TIME_WAIT
