@@ -29,7 +29,7 @@ from auditlog.config import Config
 from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
 from auditlog.sequencer import Sequencer, utc_now
-from auditlog.storage.database import create_pool, start_embedded
+from auditlog.storage.database import DatabaseProbe, create_pool, start_embedded
 from auditlog.storage.events import EventStore
 from auditlog.storage.migrations import apply_migrations
 
@@ -118,8 +118,10 @@ def create_service(
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(store, sequencer, clock), server)
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(ExportServicer(exports, store, clock), server)
+    # Readiness on a connection of its own: it follows the database, not the pool's state.
+    probe = DatabaseProbe(url)
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
-        HealthServicer(store.ping, shutting_down), server
+        HealthServicer(probe.ping, shutting_down), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -129,7 +131,10 @@ def create_service(
         reflection.SERVICE_NAME,
     ]
     reflection.enable_server_reflection(names, server)
-    monitor = DatabaseMonitor(store.ping, health_servicer, SERVICE_NAMES, interval=health_interval)
+    # Back from an outage: broken pooled connections are replaced now, not at the next back-off step.
+    monitor = DatabaseMonitor(
+        probe.ping, health_servicer, SERVICE_NAMES, interval=health_interval, on_recovered=pool.check
+    )
     monitor.start()
 
     server.start()
@@ -138,4 +143,5 @@ def create_service(
     service = Service(server, port, pool, store, sequencer, health_servicer, monitor, shutting_down)
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)
+    service.on_stop.append(probe.close)
     return service

@@ -20,7 +20,8 @@ _log = logging.getLogger(__name__)
 
 
 class DatabaseMonitor:
-    """Pings the database every interval and sets every served name SERVING or NOT_SERVING."""
+    """Pings the database every interval and sets every served name SERVING or NOT_SERVING;
+    on_recovered runs when it is reachable again after an outage."""
 
     def __init__(
         self,
@@ -28,8 +29,10 @@ class DatabaseMonitor:
         health_servicer: health.HealthServicer,
         service_names: Iterable[str],
         interval: float = 1.0,
+        on_recovered: Callable[[], None] | None = None,
     ) -> None:
         self._ping = ping
+        self._on_recovered = on_recovered
         self._health = health_servicer
         self._names = ["", *service_names]
         self._interval = interval
@@ -57,6 +60,8 @@ class DatabaseMonitor:
         changed = reachable != self.reachable or not self._published
         if reachable and not self.reachable:
             _log.info("database reachable")
+            if self._published and self._on_recovered is not None:
+                self._on_recovered()
         self.reachable = reachable
         # Publish changes only: every set() wakes each Watch stream with a message.
         if changed and not self._stop.is_set():

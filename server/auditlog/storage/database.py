@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,43 @@ def connect_like(pool: ConnectionPool) -> psycopg.Connection[Any]:
     return conn
 
 
+class DatabaseProbe:
+    """Answers "is PostgreSQL reachable now?" on a connection of its own, made again at once when
+    broken: readiness then follows the database without waiting for a free pooled connection or for
+    the pool's reconnection back-off (1, 2, 4... seconds after an outage)."""
+
+    def __init__(self, url: str, timeout: float = 2.0) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.Lock()
+
+    def ping(self) -> None:
+        """Returns when SELECT 1 answers; raises psycopg.Error otherwise."""
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(
+                        self._url,
+                        autocommit=True,
+                        connect_timeout=max(1, round(self._timeout)),
+                        application_name="auditlog-probe",
+                    )
+                self._conn.execute("SELECT 1")
+            except psycopg.Error:
+                self.close_locked()
+                raise
+
+    def close_locked(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+
 def create_pool(url: str, *, min_size: int = 2, max_size: int = 16, timeout: float = 10.0) -> ConnectionPool:
     """The service's pool: sessions under the service role, checked on checkout."""
     pool = ConnectionPool(
@@ -113,6 +151,9 @@ def create_pool(url: str, *, min_size: int = 2, max_size: int = 16, timeout: flo
         open=False,
         configure=configure_service_session,
         check=ConnectionPool.check_connection,
+        # A failed reconnection gives up after a second instead of backing off for minutes; the
+        # next caller (or the health monitor's pool.check()) tries again at once.
+        reconnect_timeout=1.0,
         kwargs={"connect_timeout": 5, "application_name": "auditlog"},
         name="auditlog",
     )
