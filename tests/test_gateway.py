@@ -1,12 +1,13 @@
-"""The gateway module and Envoy itself: rendering, gRPC through Envoy, admin on loopback only."""
+"""The gateway module and Envoy itself: rendering, gRPC through Envoy, admin on a private Unix socket."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import socket
+import stat
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -14,7 +15,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from auditlog.config import Config
-from auditlog.gateway import GatewayError, GatewaySettings, envoy_path, render_config
+from auditlog.gateway import (
+    GatewayError,
+    GatewaySettings,
+    admin_get,
+    envoy_path,
+    render_config,
+    start_gateway,
+)
 from tests.fix_gateway import RestStack
 
 GRPCURL = shutil.which("grpcurl") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "grpcurl")
@@ -44,7 +52,8 @@ def test_rendered_config_holds_ports_upstream_and_origins() -> None:
     assert "port_value: 50123" in rendered
     assert '[{"exact": "http://a.example"}, {"exact": "http://q\\"uote.example"}]' in rendered
     assert "${" not in rendered
-    assert "address: 127.0.0.1, port_value: 0" in rendered  # admin: loopback, any free port
+    assert 'pipe: {path: "envoy-admin.sock", mode: 384}' in rendered  # admin: a Unix socket, 0600
+    assert "enable_reuse_port: false" in rendered
 
 
 def test_rendered_config_passes_envoys_own_validation(tmp_path: Path) -> None:
@@ -72,8 +81,56 @@ def test_missing_descriptor_is_a_clear_error(tmp_path: Path) -> None:
         render_config(settings(), tmp_path)
 
 
-def test_admin_interface_listens_on_loopback_only(rest: RestStack) -> None:
-    assert urlsplit(rest.gateway.admin_url).hostname == "127.0.0.1"
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tcp_listening_ports(pid: int) -> set[int]:
+    """The TCP ports process pid listens on (from /proc: its socket inodes in the kernel's tables)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = str(fd.readlink())
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_admin_interface_is_a_unix_socket_only_its_owner_opens(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    with (tmp_path / "envoy.log").open("wb") as log:
+        gateway = start_gateway(settings(listen_port=port, admin_dir=data_dir, concurrency=1), stderr=log)
+    try:
+        assert gateway.admin_socket == data_dir.resolve() / f"envoy-admin-{port}.sock"
+        mode = gateway.admin_socket.stat().st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+        assert admin_get(gateway.admin_socket, "/ready").strip() == b"LIVE"
+        # No admin port: the REST listener is the only TCP port Envoy listens on.
+        assert tcp_listening_ports(gateway.pid) == {port}
+    finally:
+        gateway.stop()
+    assert not gateway.admin_socket.exists()
+
+
+def test_admin_socket_falls_back_to_a_short_path_for_a_deep_data_dir(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    with (tmp_path / "envoy.log").open("wb") as log:
+        gateway = start_gateway(settings(listen_port=free_port(), admin_dir=deep, concurrency=1), stderr=log)
+    try:
+        assert gateway.admin_socket.parent == gateway.workdir
+        assert stat.S_IMODE(gateway.admin_socket.stat().st_mode) == 0o600
+        assert admin_get(gateway.admin_socket, "/ready").strip() == b"LIVE"
+    finally:
+        gateway.stop()
 
 
 def test_grpcurl_lists_services_through_envoy(rest: RestStack) -> None:

