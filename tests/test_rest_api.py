@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -157,6 +158,32 @@ def test_list_accepts_dates_with_and_without_an_offset(rest: RestStack) -> None:
         assert len(reply.json()["events"]) == 1
     future = rest.get(f"/api/v1/audit?user_id={user}&start_date=2999-01-01T00:00:00")
     assert future.json()["events"] == []
+
+
+def test_query_strings_are_form_decoded_and_offsets_survive_it(rest: RestStack) -> None:
+    user = f"John Smith {uuid.uuid4().hex[:8]}"
+    event = create(rest, user_id=user)
+    query = user.replace(" ", "+")
+    assert [e["id"] for e in rest.get(f"/api/v1/audit?user_id={query}").json()["events"]] == [event["id"]]
+    # recorded_at written at +05:00: a `+` (now a space) and `%2B` must both keep the offset.
+    recorded = datetime.fromisoformat(event["recorded_at"]).astimezone(timezone(timedelta(hours=5)))
+    at = recorded.isoformat()
+    for end in (at, at.replace("+", "%2B")):
+        reply = rest.get(f"/api/v1/audit?user_id={query}&end_date={end}&start_date={end}")
+        assert reply.status == 200, (end, reply.body)
+        assert [e["id"] for e in reply.json()["events"]] == [event["id"]], end
+
+
+def test_dates_with_digits_of_other_scripts_are_400(rest: RestStack) -> None:
+    found = violations(
+        rest.get("/api/v1/audit?start_date=%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%94-01-01T00:00:00Z")
+    )
+    assert "start_date" in found
+    reply = rest.post_json(
+        "/api/v1/audit",
+        {"event_type": "t", "action": "a", "occurred_at": "\uff12\uff10\uff12\uff14-01-01T00:00:00Z"},
+    )
+    assert "event.occurred_at" in violations(reply)
 
 
 def test_bad_query_values_are_400_naming_each_field(rest: RestStack) -> None:

@@ -28,11 +28,24 @@ def test_preflight_from_an_allowed_origin_is_answered(rest: RestStack) -> None:
     assert reply.headers["access-control-max-age"] == "600"
 
 
-def test_preflight_from_another_origin_gets_no_cors_headers(rest: RestStack) -> None:
-    reply = preflight(rest, OTHER_ORIGIN)
-    assert "access-control-allow-origin" not in reply.headers
-    assert "access-control-allow-methods" not in reply.headers
-    assert reply.status == 404  # not a CORS preflight for us: an unknown method on the path
+def test_preflight_from_another_origin_is_refused_without_cors_headers(rest: RestStack) -> None:
+    for path in ("/api/v1/audit", "/api/v1/audit/stats", "/nowhere"):
+        reply = preflight(rest, OTHER_ORIGIN, path)
+        assert reply.status == 403, (path, reply.body)
+        assert reply.json() == {"code": 7, "message": "CORS preflight refused: origin not allowed"}
+        assert not [name for name in reply.headers if name.lower().startswith("access-control-")]
+        assert reply.headers["vary"] == "Origin"
+
+
+def test_cors_answers_vary_by_origin(rest: RestStack) -> None:
+    # A cache keyed on the URL alone would hand one origin's CORS headers to another.
+    for reply in (
+        preflight(rest, CORS_ORIGIN),
+        rest.get("/health", {"Origin": CORS_ORIGIN}),
+        rest.get("/health", {"Origin": OTHER_ORIGIN}),
+        rest.get("/api/v1/nothing", {"Origin": CORS_ORIGIN}),
+    ):
+        assert "Origin" in reply.headers.get_all("vary", []), reply.headers
 
 
 def test_responses_to_an_allowed_origin_carry_cors_headers(rest: RestStack) -> None:

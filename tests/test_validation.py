@@ -134,6 +134,8 @@ def test_page_size_bounds(client: AuditClient) -> None:
         ("2024-01-31T23:59:59.5", datetime(2024, 1, 31, 23, 59, 59, 500000, tzinfo=UTC)),
         ("2024-01-01", datetime(2024, 1, 1, tzinfo=UTC)),
         ("2024-01-01 12:00:00z", datetime(2024, 1, 1, 12, tzinfo=UTC)),
+        # A query string's `+` read as a space by form decoding.
+        ("2024-01-01T01:30:00 01:30", datetime(2024, 1, 1, tzinfo=UTC)),
     ],
 )
 def test_dates_with_or_without_offset_are_read_as_utc(text: str, expected: datetime) -> None:
@@ -141,7 +143,18 @@ def test_dates_with_or_without_offset_are_read_as_utc(text: str, expected: datet
 
 
 @pytest.mark.parametrize(
-    "text", ["", "yesterday", "2024-02-30T00:00:00", "2024-01-01T25:00:00", "1704067200"]
+    "text",
+    [
+        "",
+        "yesterday",
+        "2024-02-30T00:00:00",
+        "2024-01-01T25:00:00",
+        "1704067200",
+        # Digits of other scripts (full-width, Arabic-Indic) are not RFC 3339 digits.
+        "\uff12\uff10\uff12\uff14-01-01T00:00:00Z",
+        "\uff12\uff10\uff12\uff14-01-01",
+        "2024-01-01T00:00:00+\u0660\u0661:00",
+    ],
 )
 def test_malformed_dates_are_refused(text: str) -> None:
     with pytest.raises(InvalidArgumentError) as info:

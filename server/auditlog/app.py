@@ -109,6 +109,9 @@ def create_service(
         options=[
             ("grpc.so_reuseport", int(so_reuseport)),
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            # Above the gateway's header bound, so Envoy answers oversized headers (431), not gRPC.
+            ("grpc.max_metadata_size", 96 * 1024),
+            ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.

@@ -19,6 +19,7 @@ from auditlog.api.convert import (
     filter_from_proto,
 )
 from auditlog.api.limits import ByteBudget, StreamLimiter
+from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, fitting_count, transcoded
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.config import Config
 from auditlog.domain.filters import EventFilter, PageToken
@@ -40,6 +41,7 @@ BREAK_KINDS = {
     BreakKind.GAP: pb.BREAK_KIND_GAP,
     BreakKind.HEAD: pb.BREAK_KIND_HEAD,
 }
+_MIB_TEXT = f"{MAX_REST_ANSWER_BYTES >> 20} MiB"
 _ORDERS = {"": True, "sequence desc": True, "sequence asc": False, "sequence": False}
 
 
@@ -119,9 +121,11 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     ) -> pb.AppendEventsResponse:
         # Converting and writing a request takes several times its size in memory: bound the sum.
         with self._append_bytes.hold(request.ByteSize()):
-            return self._append_events(request)
+            return self._append_events(request, context)
 
-    def _append_events(self, request: pb.AppendEventsRequest) -> pb.AppendEventsResponse:
+    def _append_events(
+        self, request: pb.AppendEventsRequest, context: grpc.ServicerContext
+    ) -> pb.AppendEventsResponse:
         count = len(request.events)
         if not 1 <= count <= MAX_BATCH_EVENTS:
             raise InvalidArgumentError(
@@ -140,6 +144,16 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             sent_details.append(sent)
         if violations:
             raise InvalidArgumentError(violations)
+        if transcoded(context) and fitting_count(events) < count:
+            raise InvalidArgumentError(
+                [
+                    FieldViolation(
+                        "events",
+                        f"got {count} events whose answer could exceed {_MIB_TEXT} of JSON, "
+                        f"want an answer within the REST limit of {_MIB_TEXT}: send fewer events",
+                    )
+                ]
+            )
         records = self._sequencer.append(events)
         response = pb.AppendEventsResponse()
         add = response.events.add
@@ -214,6 +228,21 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         if len(records) > page_size:
             records = records[:page_size]
             next_token = PageToken(records[-1].sequence, descending, fingerprint).encode(self._tokens)
+        if transcoded(context):
+            fitting = fitting_count(records)
+            if fitting < len(records):
+                if page:  # a shorter page would shift every later page's offset
+                    raise InvalidArgumentError(
+                        [
+                            FieldViolation(
+                                "page_size",
+                                f"got {page_size}, want at most {fitting} for this page: its answer "
+                                f"could exceed the REST limit of {_MIB_TEXT} of JSON (or page by page_token)",
+                            )
+                        ]
+                    )
+                records = records[:fitting]
+                next_token = PageToken(records[-1].sequence, descending, fingerprint).encode(self._tokens)
         return pb.ListEventsResponse(
             events=[event_to_proto(r) for r in records],
             next_page_token=next_token,

@@ -43,9 +43,12 @@ _TEXT_LIMIT_VALUES = tuple(TEXT_LIMITS.values())
 MAX_IP_TEXT = 64
 REQUIRED_FIELDS = ("event_type", "action")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only: Python's \d (and int) would take any script's digits. A space before an
+# offset is a `+` that form encoding of a query string turned into one.
+_DATE_ONLY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?"
+    r"([Zz]|[+ -][0-9]{2}:[0-9]{2})?$"
 )
 
 
@@ -80,6 +83,7 @@ def parse_datetime(field: str, value: str) -> datetime:
             if offset is None or offset in "Zz":
                 parsed = base.replace(tzinfo=UTC)
             else:
+                offset = offset.replace(" ", "+")
                 parsed = datetime.fromisoformat(base.isoformat() + offset).astimezone(UTC)
         except (ValueError, OverflowError):
             parsed = None
