@@ -152,3 +152,12 @@ def test_client_wait_prints_cpu_per_call_for_each_wait() -> None:
         assert int(idle_cpu.replace(",", "")) > 0 and int(busy_cpu.replace(",", "")) > 0
     # Each call of the second row took at least the server's 5 ms.
     assert float(rows[1][2]) >= 5.0 and float(rows[1][4]) >= 5.0
+
+
+@pytest.mark.slow
+def test_fuzz_command_prints_counts_and_passes_on_a_small_run() -> None:
+    done = run_module("bench.fuzz", "--grpc", "80", "--rest", "40", "--seed", "3")
+    assert "gRPC: 80 requests" in done.stdout
+    assert "REST: 40 requests" in done.stdout
+    assert "failures (INTERNAL/5xx/no answer): 0" in done.stdout
+    assert "chain valid=True" in done.stdout
