@@ -1,4 +1,4 @@
-"""Canonical bytes and hashes against fixed vectors (DESIGN.md integrity model, to the byte).
+"""Canonical bytes and hashes against fixed vectors (docs/integrity.md, to the byte).
 
 The expected values are written out here, so any change of the formula fails these tests.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,3 +116,14 @@ def test_timestamps_render_in_utc_with_six_digits() -> None:
 def test_chain_hash_refuses_wrong_lengths() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         chain_hash(b"\x00" * 31, bytes(32))
+
+
+def test_docs_integrity_states_what_the_code_computes_for_each_vector() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "integrity.md").read_text(encoding="utf-8")
+    previous = ZERO_HASH
+    for event in (EVENT_0, EVENT_1):
+        canonical = canonical_bytes(**event)
+        previous = chain_hash(previous, leaf_hash(canonical))
+        assert f"\n{canonical.decode()}\n" in text
+        assert f"leaf hash `{leaf_hash(canonical).hex()}`" in text
+        assert f"`{previous.hex()}`" in text

@@ -1,4 +1,4 @@
-"""Through real Envoy: every field of an answer has a key, except the ones the README lists as
+"""Through real Envoy: every field of an answer has a key, except the ones docs/api.md lists as
 omitted while unset (messages and proto3 `optional` fields, which the transcoder cannot print)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from google.protobuf.descriptor import Descriptor
 from audit.v1 import audit_service_pb2, event_pb2, export_service_pb2
 from tests.fix_gateway import RestStack
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+API_DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 MESSAGES: dict[str, Descriptor] = {
     "AuditEvent": event_pb2.AuditEvent.DESCRIPTOR,
     "VerifyChainResponse": audit_service_pb2.VerifyChainResponse.DESCRIPTOR,
@@ -25,8 +25,8 @@ MESSAGES: dict[str, Descriptor] = {
 
 
 def documented_omissions() -> dict[str, set[str]]:
-    """`Message.field` names in the README's JSON paragraph."""
-    text = README.read_text()
+    """`Message.field` names in docs/api.md's JSON paragraph."""
+    text = API_DOC.read_text()
     paragraph = text[text.index("- **JSON**") : text.index("- **Errors**")]
     found: dict[str, set[str]] = {}
     for message, field in re.findall(r"`([A-Z]\w+)\.(\w+)`", paragraph):

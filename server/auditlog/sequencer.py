@@ -1,4 +1,4 @@
-"""The single writer of the log (DESIGN.md, "Writing: the sequencer").
+"""The single writer of the log (docs/architecture.md, "Writing: the sequencer").
 
 Request threads hand events to `Sequencer.append`; one thread drains what is pending (up to a batch
 limit, waiting at most max_wait_seconds for more, see `_run`), and in one transaction locks the log head,

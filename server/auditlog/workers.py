@@ -3,7 +3,7 @@
 One Python process runs the service on about one core, whatever its thread count (the GIL). Here
 several processes, each a whole service (`create_service`: its own pool, sequencer and servicers),
 listen on one port with SO_REUSEPORT, and the kernel spreads incoming connections across them. They
-append to one chain safely: every batch locks the log head (DESIGN.md, "Writing: the sequencer").
+append to one chain safely: every batch locks the log head (docs/architecture.md, "Writing: the sequencer").
 
 The parent (`auditlog serve`, the benchmark's server process) first reserves the port with
 `reserve_port`, then `start_workers` starts the processes and returns once each reports serving.

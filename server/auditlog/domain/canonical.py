@@ -1,4 +1,4 @@
-"""Canonical bytes and hashes of an event, exactly as DESIGN.md's integrity model defines them.
+"""Canonical bytes and hashes of an event, exactly as docs/integrity.md defines them.
 
 canonical bytes = RFC 8785 (JCS) of a JSON object holding every event field but prev_hash and
 chain_hash; leaf hash = SHA-256(0x00 || canonical bytes) (RFC 6962 leaf); chain hash of event n =

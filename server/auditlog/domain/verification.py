@@ -1,4 +1,4 @@
-"""Chain verification as a pure fold over stored events in sequence order (DESIGN.md, integrity 4).
+"""Chain verification as a pure fold over stored events in sequence order (docs/integrity.md, section 4).
 
 The verifier recomputes each event's canonical bytes from its stored columns, so a change to any
 column is caught, and keeps only the previous chain hash: memory stays bounded however long the log.

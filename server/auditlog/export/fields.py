@@ -1,6 +1,6 @@
 """What one event becomes in an export: a table row (CSV, XLSX) or a JSON object (JSON).
 
-The JSON object holds exactly the values the canonical form hashes (DESIGN.md, integrity model),
+The JSON object holds exactly the values the canonical form hashes (docs/integrity.md),
 plus the hashes, so a reader can recompute leaf and chain hashes from the file alone.
 """
 
