@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError, Message
 
 from audit.v1 import audit_service_pb2 as audit_pb
 from audit.v1 import event_pb2, export_service_pb2, health_service_pb2
+from auditlog.domain.filters import FILTER_FIELDS
 
 # What no answer may contain: a stack trace, SQL, a driver's name, a file path, an internal address.
 LEAK_PATTERNS = re.compile(
@@ -465,22 +466,13 @@ REST_ROUTES = (
     ("GET", "/health/live"),
 )
 QUERY_KEYS = (
-    "event_type",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "risk_level",
-    "ip_address",
-    "start_date",
-    "end_date",
+    *FILTER_FIELDS,
     "page",
     "page_size",
     "page_token",
     "order_by",
     "requested_by",
     "unknown_param",
-    "page_size.x",
     "",
 )
 RAW_QUERY_VALUES = ("%ff", "%fe%ff", "%00", "%", "%zz", "+", "John+Smith", "%2B00:00", "a%20b", "%c0%af")

