@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from audit.v1 import (
 )
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.decoding import guarded
+from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, StreamLimiter
@@ -39,6 +41,8 @@ from auditlog.storage.logins import prepare_database
 from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
 
 _log = logging.getLogger(__name__)
+# How long no new call may arrive before a draining server stops (auditlog.api.drain).
+_DRAIN_QUIET_SECONDS = 0.2
 SERVICE_NAMES = (
     audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     health_service_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name,
@@ -59,18 +63,25 @@ class Service:
     monitor: DatabaseMonitor
     shutting_down: threading.Event
     streams: StreamLimiter
+    gate: CallGate
     on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float = 10.0) -> None:
-        """NOT_SERVING, in-flight calls finish (up to grace seconds), the sequencer drains, then
-        the pool closes."""
+        """NOT_SERVING, new calls answer UNAVAILABLE, in-flight calls finish (up to grace seconds in
+        all), the server stops, the sequencer drains, then the pool closes."""
         if self.shutting_down.is_set():
             return
         self.shutting_down.set()
         _log.info("shutting down")
+        deadline = time.monotonic() + grace
         self.monitor.stop()
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        self.gate.close()
+        self.gate.wait_quiet(_DRAIN_QUIET_SECONDS, grace)
+        stopped = self.server.stop(max(0.0, deadline - time.monotonic()))
+        # After the core stopped taking calls: the held ones now answer UNAVAILABLE, not CANCELLED.
+        self.gate.release()
+        stopped.wait()
         self.streams.stop()
         self.sequencer.stop()
         for callback in self.on_stop:
@@ -142,7 +153,8 @@ def create_service(
 
     verifications = VerificationRecords(pool, verification_key)
     # Every service through the stand-in, so a request that does not decode is INVALID_ARGUMENT.
-    services = guarded(server)
+    gate = CallGate()
+    services = guarded(server, gate)
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(
             store, sequencer, clock, verifications, tokens, streams=streams, append_bytes=append_bytes
@@ -179,7 +191,9 @@ def create_service(
     server.start()
     _log.info("gRPC listening on %s:%d", config.grpc_host, port)
     exports.runner.start()
-    service = Service(server, port, pool, store, sequencer, health_servicer, monitor, shutting_down, streams)
+    service = Service(
+        server, port, pool, store, sequencer, health_servicer, monitor, shutting_down, streams, gate
+    )
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)
     service.on_stop.append(pinger.close)

@@ -2,9 +2,11 @@
 
 grpcio runs the request deserializer in its own code and answers INTERNAL "Exception deserializing
 request!" when it raises (invalid UTF-8 in a string field, truncated data, a bad varint, nesting past
-protobuf's depth limit). `guarded(server)` stands in for the server while services are added: each
+protobuf's depth limit). `guarded(server, gate)` stands in for the server while services are added: each
 method's deserializer is replaced by one that hands a marker to the method instead of raising, and
-the method refuses the marker with a BadRequest naming the request.
+the method refuses the marker with a BadRequest naming the request. The stand-in also puts every method
+behind the server's `CallGate` (auditlog.api.drain): once it closes, new calls are held, then
+answer UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any, cast
 
 import grpc
 
-from auditlog.api.status import refuse
+from auditlog.api.drain import SHUTTING_DOWN, CallGate
+from auditlog.api.status import refuse, refuse_unavailable
 from auditlog.errors import FieldViolation
 
 # What a deserializer that failed hands on; no real message is this object.
@@ -32,8 +35,9 @@ def _violation(deserialize: Callable[[bytes], Any], method: str) -> FieldViolati
     )
 
 
-def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-    """handler with its request deserializer made safe (see module docstring)."""
+def guard_handler(handler: grpc.RpcMethodHandler, method: str, gate: CallGate) -> grpc.RpcMethodHandler:
+    """handler with its request deserializer made safe and its calls behind gate (see module
+    docstring)."""
     deserialize = handler.request_deserializer
     if deserialize is None:
         return handler
@@ -46,10 +50,31 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
         except Exception:  # noqa: BLE001 - whatever the bytes make a message class raise, they are the client's
             return _UNDECODABLE
 
+    def gated(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+        if handler.response_streaming:
+            # Streams are not counted as running: they may stay open long; the server's grace bounds them.
+            def opened(request: Any, context: grpc.ServicerContext) -> Any:
+                if not gate.admit(count=False):
+                    refuse_unavailable(context, name, SHUTTING_DOWN)
+                return behaviour(request, context)
+
+            return opened
+
+        def admitted(request: Any, context: grpc.ServicerContext) -> Any:
+            if not gate.admit():
+                refuse_unavailable(context, name, SHUTTING_DOWN)
+            try:
+                return behaviour(request, context)
+            finally:
+                gate.finished()
+
+        return admitted
+
     serialize = handler.response_serializer
     if not handler.request_streaming:
         behaviour = handler.unary_stream if handler.response_streaming else handler.unary_unary
 
+        @gated
         def checked(request: Any, context: grpc.ServicerContext) -> Any:
             if request is _UNDECODABLE:
                 refuse(context, name, violations)
@@ -70,6 +95,7 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
                 refuse(context, name, violations)
             yield request
 
+    @gated
     def checked_stream(requests: Iterable[Any], context: grpc.ServicerContext) -> Any:
         return streamed(checked_requests(requests, context), context)
 
@@ -82,8 +108,9 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
 
 
 class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
-    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, gate: CallGate) -> None:
         self._inner = inner
+        self._gate = gate
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
@@ -94,18 +121,19 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
         guarded = self._guarded.get(method)
         if guarded is None:
             # Only methods the service has get here, so the cache stays as small as the services.
-            guarded = self._guarded[method] = guard_handler(handler, method)
+            guarded = self._guarded[method] = guard_handler(handler, method, self._gate)
         return guarded
 
 
 class _GuardedRegistrar:
     """The part of grpc.Server that generated add_*_to_server functions and reflection call."""
 
-    def __init__(self, server: grpc.Server) -> None:
+    def __init__(self, server: grpc.Server, gate: CallGate) -> None:
         self._server = server
+        self._gate = gate
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(tuple(_GuardedGenericHandler(h) for h in handlers))
+        self._server.add_generic_rpc_handlers(tuple(_GuardedGenericHandler(h, self._gate) for h in handlers))
 
     def add_registered_method_handlers(
         self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
@@ -113,12 +141,12 @@ class _GuardedRegistrar:
         self._server.add_registered_method_handlers(
             service_name,
             {
-                method: guard_handler(handler, f"/{service_name}/{method}")
+                method: guard_handler(handler, f"/{service_name}/{method}", self._gate)
                 for method, handler in method_handlers.items()
             },
         )
 
 
-def guarded(server: grpc.Server) -> grpc.Server:
+def guarded(server: grpc.Server, gate: CallGate) -> grpc.Server:
     """A stand-in for server to add services to (see module docstring)."""
-    return cast(grpc.Server, _GuardedRegistrar(server))
+    return cast(grpc.Server, _GuardedRegistrar(server, gate))

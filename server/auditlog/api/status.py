@@ -103,6 +103,13 @@ def refuse(context: grpc.ServicerContext, name: str, violations: list[FieldViola
     _fail(context, name, InvalidArgumentError(violations), _request_id(context), time.monotonic())
 
 
+def refuse_unavailable(context: grpc.ServicerContext, name: str, message: str) -> None:
+    """Ends the call with UNAVAILABLE and message before any work; raises. Logged at debug level:
+    a draining server refuses every call its clients send."""
+    _log.debug("rpc=%s request_id=%s code=UNAVAILABLE error=%r", name, _request_id(context), message)
+    context.abort(grpc.StatusCode.UNAVAILABLE, message)
+
+
 def rpc_method(method: Callable[[Any, Request, grpc.ServicerContext], Response]) -> Callable[..., Response]:
     """Wraps a unary servicer method (see module docstring)."""
 
