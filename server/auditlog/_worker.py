@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
     # The parent wrote both (its own process, over a pipe only the two of us hold).
     sys.path[:] = pickle.load(sys.stdin.buffer)  # noqa: S301
     spec = pickle.load(sys.stdin.buffer)  # noqa: S301
-    assert isinstance(spec, WorkerSpec)
+    if not isinstance(spec, WorkerSpec):
+        raise TypeError(f"stdin held a {type(spec).__name__}, not a WorkerSpec")
     logging.basicConfig(
         level=getattr(logging, spec.log_level.upper(), logging.INFO),
         format=f"%(asctime)s %(levelname)s {spec.name} %(name)s %(message)s",

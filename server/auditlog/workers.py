@@ -243,11 +243,13 @@ def _spawn(spec: WorkerSpec) -> WorkerProcess:
     finally:
         os.close(write_fd)  # the worker holds the write end: end of file once it exits
     worker = WorkerProcess(spec, process, os.fdopen(read_fd, "r"))
-    assert process.stdin is not None
+    stdin = process.stdin
+    if stdin is None:  # never: Popen was given stdin=PIPE
+        raise WorkerError(f"{spec.name} has no stdin to read its spec from")
     try:
-        # sys.path first (as multiprocessing does), so the worker can import the setup functions.
-        process.stdin.write(pickle.dumps(sys.path) + pickle.dumps(spec))
-        process.stdin.close()
+        # sys.path first (as multiprocessing does), so the worker imports what its parent does.
+        stdin.write(pickle.dumps(sys.path) + pickle.dumps(spec))
+        stdin.close()
     except BrokenPipeError:
         pass  # it exited already; reading its report says so
     return worker

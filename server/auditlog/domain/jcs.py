@@ -85,24 +85,15 @@ def write_value(value: Any, out: list[str]) -> None:
         raise NotFastPathError
 
 
-def jcs_dumps(value: Any) -> bytes:
-    """RFC 8785 serialisation of any JSON value: the bytes of rfc8785.dumps(value), faster."""
-    out: list[str] = []
-    try:
-        write_value(value, out)
-        return "".join(out).encode("utf-8")
-    except (NotFastPathError, UnicodeEncodeError):
-        return bytes(rfc8785.dumps(value))
-
-
 def jcs_text(value: Any) -> str:
-    """jcs_dumps(value) as text (the UTF-8 it encodes): what the log stores and hashes for details."""
+    """RFC 8785 serialisation of any JSON value as text (rfc8785.dumps(value) decoded, faster): what
+    the log stores and hashes for details."""
     out: list[str] = []
     try:
         write_value(value, out)
         text = "".join(out)
         if not text.isascii():
-            text.encode("utf-8")  # a lone surrogate: rfc8785 decides, as in jcs_dumps
+            text.encode("utf-8")  # a lone surrogate: rfc8785 decides
         return text
     except (NotFastPathError, UnicodeEncodeError):
         return bytes(rfc8785.dumps(value)).decode("utf-8")

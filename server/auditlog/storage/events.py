@@ -12,14 +12,12 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
-from auditlog.domain.jcs import jcs_text
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
-from auditlog.storage.database import connect_like
+from auditlog.storage.database import connect_like, required_row
 
 COLUMNS = (
     "id",
@@ -141,29 +139,6 @@ def record_from_row(row: Sequence[Any]) -> EventRecord:
         leaf_hash=bytes(row[15]),
         prev_hash=bytes(row[16]),
         chain_hash=bytes(row[17]),
-    )
-
-
-def row_from_record(record: EventRecord) -> tuple[Any, ...]:
-    return (
-        record.id,
-        record.sequence,
-        record.event_type,
-        record.user_id,
-        record.action,
-        record.resource_type,
-        record.resource_id,
-        Jsonb(record.details, dumps=jcs_text),
-        record.risk_level,
-        record.ip_address,
-        record.user_agent,
-        record.session_id,
-        record.request_id,
-        record.occurred_at,
-        record.recorded_at,
-        record.leaf_hash,
-        record.prev_hash,
-        record.chain_hash,
     )
 
 
@@ -483,7 +458,7 @@ class EventStore:
             row = conn.execute(
                 "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1"
             ).fetchone()
-        assert row is not None
+        row = required_row(row, "the log_head row")
         return HeadState(row[0], bytes(row[1]), row[2])
 
     def head_and_tail(self) -> tuple[HeadState, StoredTail]:
@@ -493,7 +468,7 @@ class EventStore:
                 f"SELECT h.sequence, h.chain_hash, h.recorded_at, t.sequence, t.chain_hash FROM log_head h"
                 f" LEFT JOIN LATERAL ({_TAIL}) AS t ON true WHERE h.id = 1"
             ).fetchone()
-        assert row is not None
+        row = required_row(row, "the log_head row")
         tail = None if row[3] is None else (row[3], bytes(row[4]))
         return HeadState(row[0], bytes(row[1]), row[2]), tail
 
@@ -539,18 +514,6 @@ class EventStore:
             for row in cur:
                 yield record_from_row(row)
 
-    def count_matching(self, event_filter: EventFilter, max_sequence: int | None = None) -> int:
-        conditions, params = filter_clause(event_filter)
-        if max_sequence is not None:
-            conditions.append(sql.SQL("sequence <= %s"))
-            params.append(max_sequence)
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM audit_events") + _where(conditions), params
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
-
     @staticmethod
     def _first_at_or_after(conn: psycopg.Connection[Any], moment: datetime, default: int) -> int:
         row = conn.execute(_RECENT_START, (moment,)).fetchone()
@@ -562,7 +525,7 @@ class EventStore:
             head_row = conn.execute(
                 "SELECT sequence, chain_hash, recorded_at, high_risk_events FROM log_head WHERE id = 1"
             ).fetchone()
-            assert head_row is not None
+            head_row = required_row(head_row, "the log_head row")
             head = HeadState(head_row[0], bytes(head_row[1]), head_row[2])
             cutoff = now - timedelta(hours=24)
             first_recent = self._first_at_or_after(conn, cutoff, head.sequence + 1)
@@ -571,7 +534,7 @@ class EventStore:
             )
             first_whole = self._first_at_or_after(conn, whole_hours, head.sequence + 1)
             users_row = conn.execute(_USERS_SINCE, (whole_hours, first_recent, first_whole)).fetchone()
-        assert users_row is not None
+        users_row = required_row(users_row, "the count of users")
         return Stats(
             total_events=head.sequence + 1,
             events_last_24h=head.sequence + 1 - first_recent,

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from auditlog.domain.jcs import json_loads
 from auditlog.domain.verification import LogHead, StoredEvent
+from auditlog.storage.database import required_row
 from auditlog.storage.events import STREAM_BATCH, prefetched_batches
 
 
@@ -63,8 +64,10 @@ def verification_snapshot(
         conn.read_only = True
         try:
             with conn.transaction():
-                row = conn.execute("SELECT sequence, chain_hash FROM log_head WHERE id = 1").fetchone()
-                assert row is not None
+                row = required_row(
+                    conn.execute("SELECT sequence, chain_hash FROM log_head WHERE id = 1").fetchone(),
+                    "the log_head row",
+                )
                 head = LogHead(row[0], bytes(row[1]))
                 prev: bytes | None = bytes(32)
                 if start_sequence > 0:
