@@ -74,13 +74,6 @@ def _start(spec: WorkerSpec, ready: IO[str]) -> Service | None:
     except Exception as err:  # noqa: BLE001 - whatever it is, the parent reports it and stops the rest
         ready.write(f"FAILED {_one_line(err)}\n")
         return None
-    try:
-        for setup in spec.setup:
-            setup(service)
-    except Exception as err:  # noqa: BLE001 - as above
-        service.stop(grace=0)
-        ready.write(f"FAILED {_one_line(err)}\n")
-        return None
     return service
 
 

@@ -43,7 +43,7 @@ _SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(s
 _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 # "request_id <> ''" repeats the partial index's predicate: once psycopg prepares the statement and
 # PostgreSQL plans it generically, nothing else proves that the index applies, and each batch would
-# scan the whole table (270 ms at 1,000,000 events).
+# scan the whole table.
 _BY_REQUEST_IDS = _SELECT + sql.SQL(" WHERE request_id = ANY(%s) AND request_id <> ''")
 _REQUEST_ID_INDEX = "audit_events_request_id"
 # The sequencer's one-round-trip write (AppendConnection.append_at_once): the rows as one array per
@@ -63,10 +63,8 @@ _HEAD_IS = "EXISTS (SELECT 1 FROM log_head WHERE id = 1 AND sequence = %s AND ch
 # is extended it must be the head, or rows were removed from the tail or planted beyond it.
 _TAIL = "SELECT sequence, chain_hash FROM audit_events ORDER BY sequence DESC LIMIT 1"
 _TAIL_IS = f"EXISTS (SELECT 1 FROM ({_TAIL}) AS tail WHERE tail.sequence = %s AND tail.chain_hash = %s)"
-# The column arrays go in binary (%b): psycopg's text format escapes every element in Python, which
-# was half of the sequencer's own CPU per one-trip batch (py-spy); binary dumps them in C.
-# Rendered to bytes once: psycopg turns a sql.Composed into bytes at every execute, 43 µs for this
-# one, paid by every CreateEvent batch.
+# The column arrays go in binary (%b): psycopg's text format escapes every element in Python.
+# Rendered to bytes once: psycopg would turn a sql.Composed into bytes at every batch's execute.
 _INSERT_IF_HEAD = (
     sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS + " AND " + _TAIL_IS)
     .format(

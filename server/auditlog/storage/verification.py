@@ -36,8 +36,7 @@ def canonical_timestamp_sql(column: str) -> str:
 
 
 # A StoredEvent per row, from start_sequence on, in sequence order, but details as its JSON text:
-# reading it as text and decoding it here costs half of what psycopg's jsonb loader does (the
-# same json_loads behind a Python loader per value).
+# decoding the text here skips psycopg's per-value Python loader around the same json_loads.
 _STORED_EVENTS = (
     "SELECT id::text, sequence, event_type, user_id, action, resource_type, resource_id, details::text,"
     " risk_level, ip_address, user_agent, session_id, request_id,"
