@@ -21,18 +21,13 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY server/ server/
 COPY clients/ clients/
-COPY db/ db/
-COPY gateway/ gateway/
-# Editable, so the package finds db/migrations and gateway/ beside its source; the variables below
-# name them explicitly too.
-RUN pip install -e . \
+# The migrations and the Envoy files are package data of auditlog (found with importlib.resources).
+RUN pip install . \
  && useradd --system --uid 10001 --home-dir /app --no-create-home auditlog \
  && mkdir -p /app/auditlog-data \
  && chown auditlog /app/auditlog-data
 
-ENV AUDITLOG_MIGRATIONS_DIR=/app/db/migrations \
-    AUDITLOG_GATEWAY_DIR=/app/gateway \
-    AUDITLOG_DATA_DIR=/app/auditlog-data \
+ENV AUDITLOG_DATA_DIR=/app/auditlog-data \
     ENVIRONMENT=production \
     GRPC_PORT=50051 \
     HTTP_PORT=8000

@@ -5,7 +5,7 @@
 A 1,000-event request of the benchmark's events (bench/workload.py, each with a request_id) goes
 through what the server does with it in one thread: parse and validate (api/convert.py), ids and
 canonical segments plus the COPY fields (Sequencer.append's share), the sequencer's records and COPY
-lines (sequencer._Batch, storage/copy_text.py), and the answer (fill_event_proto, serialised).
+lines (sequencer.Batch, storage/copy_text.py), and the answer (fill_event_proto, serialised).
 Prints µs per event for each stage, the median of the fastest sixth of the rounds: a steady figure
 for before/after comparisons of per-event Python, where bench.run's rates move 15-25% between runs
 on a 2-core VM. Not the server's CPU per event, which adds gRPC, thread hand-offs and psycopg.
@@ -22,7 +22,7 @@ from audit.v1 import audit_service_pb2 as pb
 from auditlog.api.convert import event_and_details_from_proto, fill_event_proto
 from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import random_uuids
-from auditlog.sequencer import _Batch
+from auditlog.sequencer import Batch
 from auditlog.storage.copy_text import copy_fields, copy_line, copy_timestamp
 from auditlog.storage.events import HeadState
 from bench.workload import BATCH, append_template
@@ -44,7 +44,7 @@ def one_request(data: bytes) -> list[float]:
     texts = [copy_fields(e) for e in events]
     placed = time.perf_counter()
     now = datetime.now(UTC)
-    batch = _Batch([prepared], HeadState(0, bytes(32), None), {}, now, [texts])
+    batch = Batch([prepared], HeadState(0, bytes(32), None), {}, now, [texts])
     recorded_at = copy_timestamp(now)
     lines = "".join(copy_line(record, recorded_at, fields) for record, fields in batch.build())
     built = time.perf_counter()

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,8 +29,8 @@ import psycopg
 from audit.v1 import export_service_pb2, export_service_pb2_grpc
 from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.chain import build_record
-from auditlog.domain.event import NewEvent
-from auditlog.storage.events import _COPY, row_from_record
+from auditlog.domain.event import EventRecord, NewEvent
+from auditlog.storage.events import AppendTransaction
 from auditlog.storage.migrations import apply_migrations
 
 LIMIT_MB = 150.0
@@ -40,30 +41,34 @@ def load_events(url: str, count: int) -> None:
     """count events with valid hashes, in one COPY, and the log head after them."""
     prev = ZERO_HASH
     started = time.monotonic()
+
+    def records() -> Iterator[tuple[EventRecord, None]]:
+        nonlocal prev
+        for i in range(count):
+            event = NewEvent(
+                event_type=("user.login", "record.update", "permission.change")[i % 3],
+                action="successful_login" if i % 2 else "=cmd|' /C calc'!A0",
+                user_id=f"user{i % 5000}",
+                resource_type="authentication",
+                resource_id=f"session_{i}",
+                details={"login_method": "password", "device_type": "web", "attempt": float(i % 7)},
+                risk_level=("low", "medium", "high", "critical")[i % 4],
+                ip_address=f"10.{i % 256}.{(i // 256) % 256}.1",
+                user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+                session_id=f"s{i // 10}",
+                request_id=f"bench-{i}",
+                occurred_at=T0 + timedelta(seconds=i) if i % 2 else None,
+            )
+            record = build_record(
+                event, sequence=i, recorded_at=T0 + timedelta(seconds=i), prev=prev, event_id=uuid.uuid4()
+            )
+            yield record, None
+            prev = record.chain_hash
+            if i and i % 200_000 == 0:
+                print(f"  loaded {i:,} events ({time.monotonic() - started:.0f}s)", flush=True)
+
     with psycopg.connect(url) as conn:
-        with conn.cursor() as cur, cur.copy(_COPY) as copy:
-            for i in range(count):
-                event = NewEvent(
-                    event_type=("user.login", "record.update", "permission.change")[i % 3],
-                    action="successful_login" if i % 2 else "=cmd|' /C calc'!A0",
-                    user_id=f"user{i % 5000}",
-                    resource_type="authentication",
-                    resource_id=f"session_{i}",
-                    details={"login_method": "password", "device_type": "web", "attempt": float(i % 7)},
-                    risk_level=("low", "medium", "high", "critical")[i % 4],
-                    ip_address=f"10.{i % 256}.{(i // 256) % 256}.1",
-                    user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
-                    session_id=f"s{i // 10}",
-                    request_id=f"bench-{i}",
-                    occurred_at=T0 + timedelta(seconds=i) if i % 2 else None,
-                )
-                record = build_record(
-                    event, sequence=i, recorded_at=T0 + timedelta(seconds=i), prev=prev, event_id=uuid.uuid4()
-                )
-                copy.write_row(row_from_record(record))
-                prev = record.chain_hash
-                if i and i % 200_000 == 0:
-                    print(f"  loaded {i:,} events ({time.monotonic() - started:.0f}s)", flush=True)
+        AppendTransaction(conn).insert(records())
         conn.execute(
             "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s WHERE id = 1",
             (count - 1, prev, T0 + timedelta(seconds=count - 1)),

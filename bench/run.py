@@ -47,7 +47,6 @@ from bench.measure import (
     tree_cpu_seconds,
     tree_peak_rss_mib,
 )
-from bench.server_process import MODELS
 from bench.table import Row, ms, rate, render
 from bench.workload import BATCH, EVENT_TYPES
 
@@ -99,11 +98,10 @@ def embedded_database(workdir: Path) -> Iterator[str]:
 
 @contextmanager
 def server_process(
-    database_url: str, workdir: Path, workers: int = 1, cpu_affinity: str = "", model: str = "threaded"
+    database_url: str, workdir: Path, workers: int = 1, cpu_affinity: str = ""
 ) -> Iterator[tuple[int, int]]:
     """(pid, port) of the server under test, started in its own process (with workers > 1: the
-    process that started that many worker processes on the port; measure its process tree). model:
-    as bench.server_process --model."""
+    process that started that many worker processes on the port; measure its process tree)."""
     command = [
         sys.executable,
         "-m",
@@ -116,8 +114,6 @@ def server_process(
         str(workers),
         "--cpu-affinity",
         cpu_affinity,
-        "--model",
-        model,
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -185,7 +181,7 @@ def bench_create(target: str, meter: CpuMeter, sizes: Sizes, log: Log) -> list[R
                 load.add(results, window)
         ratio = create.rate / noop.rate
         # The clients share the machine with the server: when its CPU is all in use, the ratio
-        # follows the CPU per call of everything (RESULTS.md, "Fifth session").
+        # follows the CPU per call of everything (RESULTS.md at commit 511552f, "Fifth session").
         cpu, noop_cpu = create.cpu_per_call(), noop.cpu_per_call()
         log(
             f"CreateEvent x{clients}: {create.rate:,.0f}/s vs no-op {noop.rate:,.0f}/s;"
@@ -361,14 +357,12 @@ class Log:
         print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def run(
-    sizes: Sizes, only: str = "", workers: int = 1, cpu_affinity: str = "", model: str = "threaded"
-) -> str:
+def run(sizes: Sizes, only: str = "", workers: int = 1, cpu_affinity: str = "") -> str:
     log = Log()
     with (
         tempfile.TemporaryDirectory(prefix="auditlog-bench-") as tmp,
         embedded_database(Path(tmp)) as db_url,
-        server_process(db_url, Path(tmp), workers, cpu_affinity, model) as (pid, port),
+        server_process(db_url, Path(tmp), workers, cpu_affinity) as (pid, port),
     ):
         meter = CpuMeter(pid, postmaster_pid(Path(tmp) / "pgdata"))
         if only == "append":
@@ -528,19 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         " create: only the CreateEvent rows (against an empty log);"
         " search: only the SearchEvents row (load to --events from empty, then search)",
     )
-    parser.add_argument(
-        "--server-model",
-        choices=MODELS,
-        default="threaded",
-        help="threaded (default): the product's server; aio: an asyncio server of CreateEvent and"
-        " the no-op only (bench/aio_server.py), with --only create and one worker",
-    )
     args = parser.parse_args(argv)
     sizes = sizes_from(args)
-    if args.server_model == "aio" and (args.only != "create" or args.workers != 1):
-        parser.error(
-            "--server-model aio: serves only CreateEvent and the no-op; use it with --only create and one worker"
-        )
     # SIGTERM unwinds like Ctrl-C, so the server process and the database stop and the data goes.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if sizes.events < 2 * BATCH:
@@ -552,19 +535,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         parser.error(f"--cpu-affinity: {err}")
     started = datetime.now(UTC)
-    table = run(sizes, args.only, args.workers, args.cpu_affinity, args.server_model)
+    table = run(sizes, args.only, args.workers, args.cpu_affinity)
     print(f"auditlog benchmark, {started:%Y-%m-%d %H:%M} UTC, {machine()}")
-    print(f"server: {server_description(args.workers, cpus, args.server_model)}")
+    print(f"server: {server_description(args.workers, cpus)}")
     print(f"command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print()
     print(table)
     return 0
 
 
-def server_description(workers: int, cpus: tuple[int, ...], model: str = "threaded") -> str:
+def server_description(workers: int, cpus: tuple[int, ...]) -> str:
     text = f"{workers} worker process{'es' if workers > 1 else ''} (AUDITLOG_WORKERS)"
-    if model == "aio":
-        text = "the asyncio probe (bench/aio_server.py: CreateEvent and the no-op only), 1 process"
     if not cpus:
         return f"{text}, not pinned to CPUs"
     pinned = ", ".join(map(str, cpus_of(cpus, workers)))

@@ -1,16 +1,16 @@
 """The server under test, in its own process: the product service plus the bench-only echo RPC.
 
-With --workers N > 1 this process starts N worker processes on one port as `auditlog serve` does
-with AUDITLOG_WORKERS=N (auditlog.workers), each serving the echo RPC too, and only supervises them.
-With --model aio it serves only CreateEvent and the echo RPC on an asyncio server (bench/aio_server.py).
+With --workers N > 1 this process reserves the port as `auditlog serve` does with AUDITLOG_WORKERS=N,
+starts N copies of itself (--worker I), each a whole service plus the echo RPC on that port with
+SO_REUSEPORT as each of auditlog.workers' processes is, and only supervises them.
 Prints `PORT <n>` on stdout once serving; stops gracefully when stdin closes.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,12 +19,8 @@ from auditlog.app import create_service
 from auditlog.config import Config
 from auditlog.storage.migrations import apply_migrations
 from auditlog.tuning import settle_server_process
-from auditlog.workers import reserve_port, start_workers
-from bench import aio_server
+from auditlog.workers import reserve_port
 from bench.echo import serve_echo
-
-# threaded: the product's service (auditlog.app); aio: bench/aio_server.py (CreateEvent and the no-op).
-MODELS = ("threaded", "aio")
 
 
 def main() -> int:
@@ -34,43 +30,70 @@ def main() -> int:
     parser.add_argument("--max-workers", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes on one port (default 1)")
     parser.add_argument("--cpu-affinity", default="", help="as AUDITLOG_CPU_AFFINITY (default: off)")
-    parser.add_argument("--model", choices=MODELS, default="threaded", help="the server (default threaded)")
+    # Given by the supervising process to each of its workers: the worker's number and reserved port.
+    parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = Config(
         database_url=args.database_url,
         data_dir=args.data_dir,
         grpc_host="127.0.0.1",
-        grpc_port=0,
+        grpc_port=args.port,
         cpu_affinity=parse_cpu_affinity(args.cpu_affinity),
     )
-    if args.model == "aio":
-        return aio_server.main(config, args.database_url)
-    if args.workers > 1:
+    if args.workers > 1 and not args.worker:
         return serve_workers(config, args)
-    service = create_service(config, database_url=args.database_url, max_workers=args.max_workers)
+    service = create_service(
+        config,
+        database_url=args.database_url,
+        max_workers=args.max_workers,
+        migrate=not args.worker,
+        so_reuseport=bool(args.worker),
+    )
     serve_echo(service)
-    settle_server_process(config.cpu_affinity, 1)  # as `auditlog serve` does; workers do it themselves
+    settle_server_process(config.cpu_affinity, args.worker or 1)  # as `auditlog serve` and its workers do
     print(f"PORT {service.port}", flush=True)
-    sys.stdin.read()  # until the harness closes our stdin
+    sys.stdin.read()  # until the harness (or the supervising process) closes our stdin
     service.stop(grace=5)
     return 0
 
 
 def serve_workers(config: Config, args: argparse.Namespace) -> int:
     apply_migrations(args.database_url)  # once, as auditlog serve does, so the workers start fast
+    workers: list[subprocess.Popen[str]] = []
     with reserve_port(config.grpc_host, config.grpc_port) as reserved:
-        workers = start_workers(
-            dataclasses.replace(config, grpc_port=reserved.port),
-            args.workers,
-            database_url=args.database_url,
-            log_level="warning",
-            max_workers=args.max_workers,
-            setup=(serve_echo,),
-        )
-        print(f"PORT {reserved.port}", flush=True)
-        sys.stdin.read()
-        workers.stop()
+        try:
+            for index in range(1, args.workers + 1):
+                command = [
+                    sys.executable,
+                    "-m",
+                    "bench.server_process",
+                    f"--database-url={args.database_url}",
+                    f"--data-dir={args.data_dir}",
+                    f"--max-workers={args.max_workers}",
+                    f"--cpu-affinity={args.cpu_affinity}",
+                    f"--worker={index}",
+                    f"--port={reserved.port}",
+                ]
+                workers.append(
+                    subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                )
+            for index, worker in enumerate(workers, 1):
+                if worker.stdout is None or not worker.stdout.readline().startswith("PORT "):
+                    raise RuntimeError(f"bench worker {index} did not start (exit code {worker.poll()})")
+            print(f"PORT {reserved.port}", flush=True)
+            sys.stdin.read()
+        finally:
+            for worker in workers:
+                if worker.stdin is not None:
+                    worker.stdin.close()
+            for worker in workers:
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
     return 0
 
 

@@ -19,7 +19,7 @@ PROTO_ROOT = ROOT / "proto"
 GOOGLEAPIS = ROOT / "third_party" / "googleapis"
 CLIENT_ROOT = ROOT / "clients"
 GENERATED_PACKAGE = Path("audit") / "v1"
-DESCRIPTOR = ROOT / "gateway" / "auditlog.binpb"
+DESCRIPTOR = ROOT / "server" / "auditlog" / "gateway_files" / "auditlog.binpb"
 GATEWAY_EXTRA_PROTOS = ("google/rpc/status.proto", "google/rpc/error_details.proto", "google/rpc/code.proto")
 
 

@@ -26,9 +26,9 @@ from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog.domain.canonical import ZERO_HASH, format_timestamp
 from auditlog.domain.chain import build_record
-from auditlog.domain.event import NewEvent
+from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.export.runner import RunnerSettings
-from auditlog.storage.events import _COPY, row_from_record
+from auditlog.storage.events import AppendTransaction
 from tests.fix_s3 import ACCESS_KEY, REGION, SECRET_KEY
 
 # Values a spreadsheet would execute, Unicode, quotes, separators and line breaks: what the formats
@@ -156,15 +156,19 @@ def download_content(channel: grpc.Channel, job_id: str) -> tuple[bytes, str, di
 def load_events_directly(database_url: str, count: int) -> None:
     """count valid events written with COPY as the owner (fast, for tests that need many rows)."""
     prev = ZERO_HASH
+
+    def records() -> Iterator[tuple[EventRecord, None]]:
+        nonlocal prev
+        for i in range(count):
+            event = NewEvent(event_type="bulk.load", action=f"a{i}", details={"i": float(i)})
+            record = build_record(
+                event, sequence=i, recorded_at=T0 + timedelta(seconds=i), prev=prev, event_id=uuid.uuid4()
+            )
+            prev = record.chain_hash
+            yield record, None
+
     with psycopg.connect(database_url) as conn:
-        with conn.cursor() as cur, cur.copy(_COPY) as copy:
-            for i in range(count):
-                event = NewEvent(event_type="bulk.load", action=f"a{i}", details={"i": float(i)})
-                record = build_record(
-                    event, sequence=i, recorded_at=T0 + timedelta(seconds=i), prev=prev, event_id=uuid.uuid4()
-                )
-                copy.write_row(row_from_record(record))
-                prev = record.chain_hash
+        AppendTransaction(conn).insert(records())
         conn.execute(
             "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s WHERE id = 1",
             (count - 1, prev, T0 + timedelta(seconds=count - 1)),

@@ -5,12 +5,17 @@ Not a timed test: the figures of a run this small mean nothing; bench/RESULTS.md
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from auditlog.workers import WorkerSpec, start_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ROWS = (
@@ -88,29 +93,6 @@ def test_bench_with_two_pinned_workers_runs_the_append_row() -> None:
     assert re.search(r"\(by process: [0-9.]+s, [0-9.]+s, [0-9.]+s\)", done.stderr), done.stderr[-3000:]
 
 
-@pytest.mark.slow
-def test_bench_runs_the_create_rows_against_the_asyncio_probe() -> None:
-    done = run_module(
-        "bench.run",
-        "--quick",
-        "--only",
-        "create",
-        "--concurrency",
-        "2",
-        "--seconds",
-        "0.3",
-        "--server-model",
-        "aio",
-    )
-    assert "server: the asyncio probe (bench/aio_server.py" in done.stdout
-    assert re.search(r"\| CreateEvent, 2 clients \| [1-9][0-9,]* ev/s; .* \| no-op RPC [1-9]", done.stdout)
-    # Its CreateEvent writes through the product's sequencer: PostgreSQL did the work.
-    assert re.search(r"CreateEvent x2: .* PostgreSQL [1-9][0-9,]* us", done.stderr), done.stderr[-3000:]
-    # It serves nothing else, so the rest of the benchmark is refused up front.
-    refused = run_module("bench.run", "--server-model", "aio", returncode=2)
-    assert "use it with --only create and one worker" in refused.stderr
-
-
 def test_append_path_prints_each_stage_per_event() -> None:
     done = run_module("bench.append_path", "--rounds", "2")
     lines = done.stdout.splitlines()
@@ -124,36 +106,6 @@ def test_append_path_prints_each_stage_per_event() -> None:
     assert all(float(line[28:].split()[0]) > 0 for line in lines)
 
 
-def test_batch_cost_prints_the_cpu_of_a_sequencer_batch() -> None:
-    # Enough batches for PostgreSQL's CPU to span many of /proc's 10 ms ticks (~0.4 ms a batch).
-    done = run_module("bench.batch_cost", "--events", "3", "--batches", "300")
-    header, *lines = done.stdout.splitlines()
-    assert header == "3 events a batch, 300 batches"
-    figures = {line[:19].strip(): line[19:].split() for line in lines}
-    assert list(figures) == ["wall time", "sequencer CPU", "PostgreSQL"], done.stdout
-    assert all(int(values[0]) > 0 for values in figures.values()), done.stdout
-    # Per event is per batch over the batch's three events.
-    per_batch, per_event = float(figures["PostgreSQL"][0]), float(figures["PostgreSQL"][2])
-    assert per_event == pytest.approx(per_batch / 3, abs=0.5)
-
-
-ROW = re.compile(
-    r" +(\d+) ms +([\d,]+) µs CPU/call \( *([\d.]+) ms\) +([\d,]+) µs CPU/call \( *([\d.]+) ms\)"
-)
-
-
-def test_client_wait_prints_cpu_per_call_for_each_wait() -> None:
-    done = run_module("bench.client_wait", "--calls", "20", "--waits", "0,5")
-    header, *lines = done.stdout.splitlines()
-    assert header.split() == ["server", "wait", "idle", "machine", "busy", "machine"]
-    rows = [match.groups() for match in map(ROW.fullmatch, lines) if match]
-    assert [row[0] for row in rows] == ["0", "5"], done.stdout
-    for _, idle_cpu, _, busy_cpu, _ in rows:
-        assert int(idle_cpu.replace(",", "")) > 0 and int(busy_cpu.replace(",", "")) > 0
-    # Each call of the second row took at least the server's 5 ms.
-    assert float(rows[1][2]) >= 5.0 and float(rows[1][4]) >= 5.0
-
-
 @pytest.mark.slow
 def test_fuzz_command_prints_counts_and_passes_on_a_small_run() -> None:
     done = run_module("bench.fuzz", "--grpc", "80", "--rest", "40", "--seed", "3")
@@ -161,3 +113,25 @@ def test_fuzz_command_prints_counts_and_passes_on_a_small_run() -> None:
     assert "REST: 40 requests" in done.stdout
     assert "failures (INTERNAL/5xx/no answer): 0" in done.stdout
     assert "chain valid=True" in done.stdout
+
+
+def test_bench_imports_only_public_names_of_the_product() -> None:
+    private = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("auditlog"):
+                names = [*(node.module or "").split("."), *(alias.name for alias in node.names)]
+                private += [f"{path.name}:{node.lineno} {name}" for name in names if name.startswith("_")]
+    assert private == []
+
+
+def test_workers_carry_no_benchmark_hook() -> None:
+    # The benchmark adds its echo RPC in processes of its own (bench/server_process.py).
+    assert [field.name for field in dataclasses.fields(WorkerSpec)] == [
+        "index",
+        "config",
+        "database_url",
+        "log_level",
+        "max_workers",
+    ]
+    assert "setup" not in inspect.signature(start_workers).parameters

@@ -1,5 +1,5 @@
-"""details_from_proto reads a Struct exactly as json_format.MessageToDict (numbers as doubles) does,
-and keeps the NaN and infinities json_format refuses."""
+"""A request's details Struct reads exactly as json_format.MessageToDict (numbers as doubles) reads
+it, and keeps the NaN and infinities json_format refuses."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from google.protobuf import json_format, struct_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditlog.api.convert import _numbers_as_doubles, details_from_proto
+from auditlog.api.convert import _details_and_exactness, _numbers_as_doubles
 
 JSON: st.SearchStrategy[Any] = st.recursive(
     st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(2**60), 2**60), st.text(max_size=8)),
@@ -19,6 +19,10 @@ JSON: st.SearchStrategy[Any] = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def details_from_proto(details: struct_pb2.Struct) -> dict[str, Any]:
+    return _details_and_exactness(details)[0]
 
 
 def outcome(convert: Any, struct: struct_pb2.Struct) -> Any:

@@ -1,5 +1,5 @@
-"""The sequencer's COPY text lines (storage.events.copy_line) store exactly what psycopg's own row
-adaptation (row_from_record with write_row) stores, on real PostgreSQL, for awkward values too."""
+"""The sequencer's COPY text lines (storage.copy_text.copy_line) store exactly what psycopg's own row
+adaptation (write_row of the record's values) stores, on real PostgreSQL, for awkward values too."""
 
 from __future__ import annotations
 
@@ -12,18 +12,33 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg.types.json import set_json_loads
+from psycopg import sql
+from psycopg.types.json import Jsonb, set_json_loads
 
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
-from auditlog.domain.jcs import json_loads
+from auditlog.domain.jcs import jcs_text, json_loads
 from auditlog.storage.copy_text import copy_line
-from auditlog.storage.events import _COPY, COLUMNS, row_from_record
+from auditlog.storage.events import COLUMNS
 from auditlog.storage.migrations import apply_migrations
 from tests.fix_db import create_database, drop_database
 
 T0 = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 AWKWARD = 'tab\there, new\nline, cr\r, back\\slash, \\N, \b\v\f, quote" and é ☃ 𝄞'
+
+
+def row_from_record(record: EventRecord) -> tuple[Any, ...]:
+    """The record's column values for psycopg to adapt, details as its canonical JSON text."""
+    return tuple(
+        Jsonb(record.details, dumps=jcs_text) if column == "details" else getattr(record, column)
+        for column in COLUMNS
+    )
+
+
+def copy_into(table: str) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    )
 
 
 def _record(
@@ -64,9 +79,9 @@ def _stored_both_ways(
     columns = ", ".join(COLUMNS)
     conn.execute("TRUNCATE copy_direct, copy_adapted")
     with conn.cursor() as cur:
-        with cur.copy(_COPY.as_string(conn).replace("audit_events", "copy_direct", 1)) as copy:
+        with cur.copy(copy_into("copy_direct")) as copy:
             copy.write("".join(copy_line(r, r.recorded_at.isoformat()) for r in records))
-        with cur.copy(_COPY.as_string(conn).replace("audit_events", "copy_adapted", 1)) as copy:
+        with cur.copy(copy_into("copy_adapted")) as copy:
             for record in records:
                 copy.write_row(row_from_record(record))
         direct = cur.execute(f"SELECT {columns}, details::text FROM copy_direct ORDER BY sequence").fetchall()

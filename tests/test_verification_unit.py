@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
-from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_records
+from auditlog.domain.verification import (
+    BreakKind,
+    LogHead,
+    VerificationResult,
+    stored_event,
+    verify_stored,
+)
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -33,6 +40,10 @@ def chain(length: int) -> list[EventRecord]:
 
 def head_of(records: list[EventRecord]) -> LogHead:
     return LogHead(records[-1].sequence, records[-1].chain_hash)
+
+
+def verify_records(records: Iterable[EventRecord], **bounds: Any) -> VerificationResult:
+    return verify_stored(map(stored_event, records), **bounds)
 
 
 def verify_all(records: list[EventRecord], head: LogHead) -> VerificationResult:

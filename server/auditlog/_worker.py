@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
     # The parent wrote both (its own process, over a pipe only the two of us hold).
     sys.path[:] = pickle.load(sys.stdin.buffer)  # noqa: S301
     spec = pickle.load(sys.stdin.buffer)  # noqa: S301
-    assert isinstance(spec, WorkerSpec)
+    if not isinstance(spec, WorkerSpec):
+        raise TypeError(f"stdin held a {type(spec).__name__}, not a WorkerSpec")
     logging.basicConfig(
         level=getattr(logging, spec.log_level.upper(), logging.INFO),
         format=f"%(asctime)s %(levelname)s {spec.name} %(name)s %(message)s",
@@ -71,13 +72,6 @@ def _start(spec: WorkerSpec, ready: IO[str]) -> Service | None:
             so_reuseport=True,
         )
     except Exception as err:  # noqa: BLE001 - whatever it is, the parent reports it and stops the rest
-        ready.write(f"FAILED {_one_line(err)}\n")
-        return None
-    try:
-        for setup in spec.setup:
-            setup(service)
-    except Exception as err:  # noqa: BLE001 - as above
-        service.stop(grace=0)
         ready.write(f"FAILED {_one_line(err)}\n")
         return None
     return service

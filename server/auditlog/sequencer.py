@@ -254,7 +254,7 @@ class Sequencer:
         expected = self._head
         if not lookup and expected is not None and sum(map(len, requests)) <= ONE_TRIP_MAX_EVENTS:
             self._writer.connect()  # unreachable: fails here, with nothing sent
-            batch = _Batch(requests, expected, {}, self._recorded_at(expected))
+            batch = Batch(requests, expected, {}, self._recorded_at(expected))
             records = [record for record, _ in batch.build()]
             try:
                 written = self._writer.append_at_once(
@@ -286,7 +286,7 @@ class Sequencer:
                 known = tx.find_by_request_ids(
                     sorted({p.event.request_id for events in requests for p in events if p.event.request_id})
                 )
-            batch = _Batch(requests, head, known, self._recorded_at(head), copy_texts)
+            batch = Batch(requests, head, known, self._recorded_at(head), copy_texts)
             if all(p.event.request_id and p.event.request_id in known for events in requests for p in events):
                 # Retries only: nothing to write (the loop just collects the original records).
                 for _ in batch.build():
@@ -306,14 +306,14 @@ class Sequencer:
         now = _as_utc(self._clock())
         return now if head.recorded_at is None or now > head.recorded_at else head.recorded_at
 
-    def _user_hour(self, batch: _Batch) -> tuple[datetime, list[str]] | None:
+    def _user_hour(self, batch: Batch) -> tuple[datetime, list[str]] | None:
         """The batch's users not yet written to user_hours for its hour by this process."""
         hour = hour_of(batch.recorded_at)
         seen = self._users_seen if hour == self._users_hour else set()
         users = sorted({record.user_id for record in batch.new_records if record.user_id} - seen)
         return (hour, users) if users else None
 
-    def _committed(self, batch: _Batch) -> None:
+    def _committed(self, batch: Batch) -> None:
         self._head = batch.head
         hour = hour_of(batch.recorded_at)
         if hour != self._users_hour:
@@ -321,7 +321,7 @@ class Sequencer:
         self._users_seen.update(record.user_id for record in batch.new_records if record.user_id)
 
 
-class _Batch:
+class Batch:
     """The records of one batch placed after head: new events get the next sequences and hashes,
     retries of known request_ids their original records."""
 

@@ -1,16 +1,13 @@
 """What a gRPC server process sets for itself once it serves: `auditlog serve` with one process,
 each worker of AUDITLOG_WORKERS, and the benchmark's server, alike.
 
-- **The cyclic garbage collector**, tuned. Under bulk AppendEvents it took ~12% of the server's CPU
-  (perf: gc_collect_main, visit_decref, visit_reachable): a collection every 700 allocations, and
-  full collections that walked every object the process holds, while a request's thousand events
-  are short-lived and acyclic (reference counting frees them). gc.freeze() moves what exists once
-  the service started (modules, protobuf descriptors, the service itself) out of every
-  collection, and the thresholds collect the young generation every 50,000 allocations and the
-  older ones less often. Measured on the 2-core VM (`bench.run --only append --cpu-affinity auto
-  --events 600000`, alternating with the code before): server CPU 31.3-31.4 -> 26.5-29.2 µs per
-  event, 28,062-28,234 -> 29,035-32,010 events/s. Cyclic garbage still gets collected, only later;
-  what waits for it is bounded by the thresholds.
+- **The cyclic garbage collector**, tuned. By default it collects every 700 allocations and its
+  full collections walk every object the process holds, while a request's thousand events are
+  short-lived and acyclic (reference counting frees them). gc.freeze() moves what exists once the
+  service started (modules, protobuf descriptors, the service itself) out of every collection,
+  and the thresholds collect the young generation every 50,000 allocations and the older ones
+  less often. Cyclic garbage still gets collected, only later; what waits for it is bounded by the
+  thresholds.
 - **CPU pinning** (AUDITLOG_CPU_AFFINITY, see auditlog.affinity).
 """
 

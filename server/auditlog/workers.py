@@ -5,7 +5,7 @@ several processes, each a whole service (`create_service`: its own pool, sequenc
 listen on one port with SO_REUSEPORT, and the kernel spreads incoming connections across them. They
 append to one chain safely: every batch locks the log head (docs/architecture.md, "Writing: the sequencer").
 
-The parent (`auditlog serve`, the benchmark's server process) first reserves the port with
+The parent (`auditlog serve`) first reserves the port with
 `reserve_port`, then `start_workers` starts the processes and returns once each reports serving.
 A worker is `python -m auditlog._worker` (see there): a fresh interpreter, never a fork of a process
 holding gRPC objects. It runs in its own session, so a terminal's Ctrl-C reaches only the parent,
@@ -26,21 +26,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from auditlog.config import Config
 from auditlog.errors import AuditLogError
 
-if TYPE_CHECKING:
-    from auditlog.app import Service
-
 _log = logging.getLogger(__name__)
-# Set up each worker's service before it reports serving; must be importable module-level functions
-# (they reach the worker pickled, i.e. by name).
-ServiceSetup = Callable[["Service"], None]
 
 
 def stop_on_signals(log: logging.Logger) -> threading.Event:
@@ -71,7 +64,6 @@ class WorkerSpec:
     database_url: str
     log_level: str = "info"
     max_workers: int = 32  # RPC threads (create_service's max_workers; the pool is sized from it)
-    setup: tuple[ServiceSetup, ...] = ()
 
     @property
     def name(self) -> str:
@@ -210,7 +202,6 @@ def start_workers(
     database_url: str,
     log_level: str = "info",
     max_workers: int = 32,
-    setup: Sequence[ServiceSetup] = (),
     startup_timeout: float = 60.0,
 ) -> WorkerSet:
     """Starts count workers serving config.grpc_port (reserved by the caller with `reserve_port`)
@@ -220,7 +211,7 @@ def start_workers(
     workers = WorkerSet()
     try:
         for index in range(1, count + 1):
-            spec = WorkerSpec(index, config, database_url, log_level, max_workers, tuple(setup))
+            spec = WorkerSpec(index, config, database_url, log_level, max_workers)
             workers.members.append(_spawn(spec))
         _wait_until_serving(workers.members, startup_timeout)
     except BaseException:
@@ -243,11 +234,13 @@ def _spawn(spec: WorkerSpec) -> WorkerProcess:
     finally:
         os.close(write_fd)  # the worker holds the write end: end of file once it exits
     worker = WorkerProcess(spec, process, os.fdopen(read_fd, "r"))
-    assert process.stdin is not None
+    stdin = process.stdin
+    if stdin is None:  # never: Popen was given stdin=PIPE
+        raise WorkerError(f"{spec.name} has no stdin to read its spec from")
     try:
-        # sys.path first (as multiprocessing does), so the worker can import the setup functions.
-        process.stdin.write(pickle.dumps(sys.path) + pickle.dumps(spec))
-        process.stdin.close()
+        # sys.path first (as multiprocessing does), so the worker imports what its parent does.
+        stdin.write(pickle.dumps(sys.path) + pickle.dumps(spec))
+        stdin.close()
     except BrokenPipeError:
         pass  # it exited already; reading its report says so
     return worker

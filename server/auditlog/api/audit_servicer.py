@@ -46,7 +46,7 @@ _ORDERS = {"": True, "sequence desc": True, "sequence asc": False, "sequence": F
 
 
 # Bounds of one SearchEvents message (documented on SearchEventsResponse): a gRPC stream message
-# costs the synchronous server about as much as 50 events, so events travel in batches.
+# costs the synchronous server far more than an event in it, so events travel in batches.
 SEARCH_MESSAGE_EVENTS = 1_000
 SEARCH_MESSAGE_BYTES = 1 << 20
 # What an event adds to its message beyond its own size: the field tag and a length of up to 5 bytes.

@@ -116,7 +116,7 @@ def canonical_document(
     }
 
 
-# The fast path below writes the same bytes as rfc8785.dumps(canonical_document(...)) ten times
+# The fast path below writes the same bytes as rfc8785.dumps(canonical_document(...)), much
 # faster: the top-level keys are known (written here in UTF-16 order), strings go through the C
 # JSON string encoder (which escapes exactly what RFC 8785 escapes: '"', '\\' and U+0000..U+001F,
 # with \b \f \n \r \t short forms and lowercase \u00xx otherwise), and common details values are

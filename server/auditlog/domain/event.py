@@ -70,8 +70,8 @@ _set_attribute = object.__setattr__
 
 def assemble(cls: type[_Value], values: dict[str, Any]) -> _Value:
     """cls(**values), values naming every field, made without the dataclass __init__, which assigns
-    the fields of a frozen instance one by one through object.__setattr__: building one event and
-    one record that way was a tenth of the Python cost of an append. values becomes the instance's
+    the fields of a frozen instance one by one through object.__setattr__, twice per appended
+    event (its event and its record). values becomes the instance's
     attribute dict, so it must be a fresh dict the caller keeps no reference to.
     tests/test_prepared_events.py holds the results to the __init__ ones, field for field."""
     instance = _new_object(cls)
@@ -98,13 +98,13 @@ class EventId(uuid.UUID):
 _V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _V4_SET = (0x4000 << 64) | (0x8000 << 48)
 # uuid.UUID's is_safe for a UUID not made by the platform's generator; read once, since reading an
-# enum member goes through a Python-level descriptor (~0.15 µs a time).
+# enum member goes through a Python-level descriptor.
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 
 def random_uuids(count: int) -> Iterator[EventId]:
     """count version-4 UUIDs from one read of the system's random source (uuid4 reads it per UUID),
-    made without uuid.UUID's argument checks (a third of the time)."""
+    made without uuid.UUID's argument checks, which a random 128-bit value cannot fail."""
     raw = os.urandom(16 * count)
     for offset in range(0, len(raw), 16):
         value = (int.from_bytes(raw[offset : offset + 16]) & _V4_CLEAR) | _V4_SET

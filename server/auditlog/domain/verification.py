@@ -89,24 +89,6 @@ def stored_leaf_hash(event: StoredEvent) -> bytes:
     return leaf_hash(canonical_bytes_from_text(*event[:15]))
 
 
-def verify_records(
-    records: Iterable[EventRecord],
-    *,
-    start_sequence: int,
-    prev_chain_hash: bytes,
-    end_sequence: int | None,
-    head: LogHead | None,
-) -> VerificationResult:
-    """verify_stored over records."""
-    return verify_stored(
-        map(stored_event, records),
-        start_sequence=start_sequence,
-        prev_chain_hash=prev_chain_hash,
-        end_sequence=end_sequence,
-        head=head,
-    )
-
-
 def verify_stored(
     events: Iterable[StoredEvent],
     *,
@@ -220,6 +202,5 @@ __all__ = [
     "record_leaf_hash",
     "stored_event",
     "stored_leaf_hash",
-    "verify_records",
     "verify_stored",
 ]

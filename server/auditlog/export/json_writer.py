@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from auditlog.domain.event import EventRecord
 from auditlog.export.fields import event_object
-from auditlog.export.writers import ExportMetadata
+from auditlog.export.metadata import ExportMetadata
 
 FORMAT_NAME = "auditlog.export.v1"
 HASHING = {

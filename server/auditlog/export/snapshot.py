@@ -10,6 +10,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.filters import EventFilter
+from auditlog.storage.database import required_row
 from auditlog.storage.events import filter_clause
 
 
@@ -29,14 +30,13 @@ def summarise(pool: ConnectionPool, event_filter: EventFilter, max_sequence: int
         " AND "
     ).join(conditions)
     with pool.connection() as conn:
-        row = conn.execute(query, params).fetchone()
-        assert row is not None
+        row = required_row(conn.execute(query, params).fetchone(), "the count of matching events")
         count, first, last = int(row[0]), row[1], row[2]
         last_hash: bytes | None = None
         if last is not None:
-            found = conn.execute(
-                "SELECT chain_hash FROM audit_events WHERE sequence = %s", (last,)
-            ).fetchone()
-            assert found is not None
+            found = required_row(
+                conn.execute("SELECT chain_hash FROM audit_events WHERE sequence = %s", (last,)).fetchone(),
+                f"the event at sequence {last}",
+            )
             last_hash = bytes(found[0])
     return SnapshotSummary(count, first, last, last_hash)

@@ -21,7 +21,7 @@ from openpyxl.utils import get_column_letter
 
 from auditlog.domain.event import EventRecord
 from auditlog.export.fields import TABLE_COLUMNS, details_json
-from auditlog.export.writers import XLSX_MAX_DATA_ROWS, ExportMetadata
+from auditlog.export.metadata import XLSX_MAX_DATA_ROWS, ExportMetadata
 
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss.000"
 # Excel's maximum characters in one cell.

@@ -1,6 +1,6 @@
 """Rows of audit_events as lines of PostgreSQL's COPY text format, written directly.
 
-psycopg's per-value adaptation in `Copy.write_row` was a sixth of the sequencer's time;
+psycopg's per-value adaptation in `Copy.write_row` runs in Python on the sequencer's thread;
 tests/test_copy_rows.py holds these lines to what write_row stores, on real PostgreSQL.
 """
 
@@ -66,7 +66,7 @@ def copy_fields(event: NewEvent | EventRecord) -> str:
 def copy_line(record: EventRecord, recorded_at: str, fields: str | None = None) -> str:
     """record as one line of COPY text format in COLUMNS order; recorded_at already formatted
     (copy_timestamp; a batch shares it), fields copy_fields(record) if already made. Written
-    directly: psycopg's per-value adaptation of write_row was a sixth of the sequencer's time."""
+    directly, without psycopg's per-value adaptation of write_row."""
     if fields is None:
         fields = copy_fields(record)
     return (

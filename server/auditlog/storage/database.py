@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import set_json_loads
@@ -22,6 +22,20 @@ from auditlog.domain.jcs import json_loads
 
 SERVICE_ROLE = "auditlog_service"
 _log = logging.getLogger(__name__)
+Row = TypeVar("Row")
+
+
+class MissingRowError(RuntimeError):
+    """A row the schema guarantees is absent: migrations did not run, or the database was altered."""
+
+
+def required_row(row: Row | None, what: str) -> Row:
+    """row, or MissingRowError naming what is missing (a check that python -O keeps, unlike assert)."""
+    if row is None:
+        raise MissingRowError(
+            f"{what} is missing from the database; migrations did not run or it was altered"
+        )
+    return row
 
 
 def normalise_url(url: str) -> str:

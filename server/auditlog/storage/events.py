@@ -12,14 +12,12 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
-from auditlog.domain.jcs import jcs_text
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
-from auditlog.storage.database import connect_like
+from auditlog.storage.database import connect_like, required_row
 
 COLUMNS = (
     "id",
@@ -45,7 +43,7 @@ _SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(s
 _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 # "request_id <> ''" repeats the partial index's predicate: once psycopg prepares the statement and
 # PostgreSQL plans it generically, nothing else proves that the index applies, and each batch would
-# scan the whole table (270 ms at 1,000,000 events).
+# scan the whole table.
 _BY_REQUEST_IDS = _SELECT + sql.SQL(" WHERE request_id = ANY(%s) AND request_id <> ''")
 _REQUEST_ID_INDEX = "audit_events_request_id"
 # The sequencer's one-round-trip write (AppendConnection.append_at_once): the rows as one array per
@@ -65,10 +63,8 @@ _HEAD_IS = "EXISTS (SELECT 1 FROM log_head WHERE id = 1 AND sequence = %s AND ch
 # is extended it must be the head, or rows were removed from the tail or planted beyond it.
 _TAIL = "SELECT sequence, chain_hash FROM audit_events ORDER BY sequence DESC LIMIT 1"
 _TAIL_IS = f"EXISTS (SELECT 1 FROM ({_TAIL}) AS tail WHERE tail.sequence = %s AND tail.chain_hash = %s)"
-# The column arrays go in binary (%b): psycopg's text format escapes every element in Python, which
-# was half of the sequencer's own CPU per one-trip batch (py-spy); binary dumps them in C.
-# Rendered to bytes once: psycopg turns a sql.Composed into bytes at every execute, 43 µs for this
-# one, paid by every CreateEvent batch.
+# The column arrays go in binary (%b): psycopg's text format escapes every element in Python.
+# Rendered to bytes once: psycopg would turn a sql.Composed into bytes at every batch's execute.
 _INSERT_IF_HEAD = (
     sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS + " AND " + _TAIL_IS)
     .format(
@@ -141,29 +137,6 @@ def record_from_row(row: Sequence[Any]) -> EventRecord:
         leaf_hash=bytes(row[15]),
         prev_hash=bytes(row[16]),
         chain_hash=bytes(row[17]),
-    )
-
-
-def row_from_record(record: EventRecord) -> tuple[Any, ...]:
-    return (
-        record.id,
-        record.sequence,
-        record.event_type,
-        record.user_id,
-        record.action,
-        record.resource_type,
-        record.resource_id,
-        Jsonb(record.details, dumps=jcs_text),
-        record.risk_level,
-        record.ip_address,
-        record.user_agent,
-        record.session_id,
-        record.request_id,
-        record.occurred_at,
-        record.recorded_at,
-        record.leaf_hash,
-        record.prev_hash,
-        record.chain_hash,
     )
 
 
@@ -483,7 +456,7 @@ class EventStore:
             row = conn.execute(
                 "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1"
             ).fetchone()
-        assert row is not None
+        row = required_row(row, "the log_head row")
         return HeadState(row[0], bytes(row[1]), row[2])
 
     def head_and_tail(self) -> tuple[HeadState, StoredTail]:
@@ -493,7 +466,7 @@ class EventStore:
                 f"SELECT h.sequence, h.chain_hash, h.recorded_at, t.sequence, t.chain_hash FROM log_head h"
                 f" LEFT JOIN LATERAL ({_TAIL}) AS t ON true WHERE h.id = 1"
             ).fetchone()
-        assert row is not None
+        row = required_row(row, "the log_head row")
         tail = None if row[3] is None else (row[3], bytes(row[4]))
         return HeadState(row[0], bytes(row[1]), row[2]), tail
 
@@ -539,18 +512,6 @@ class EventStore:
             for row in cur:
                 yield record_from_row(row)
 
-    def count_matching(self, event_filter: EventFilter, max_sequence: int | None = None) -> int:
-        conditions, params = filter_clause(event_filter)
-        if max_sequence is not None:
-            conditions.append(sql.SQL("sequence <= %s"))
-            params.append(max_sequence)
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM audit_events") + _where(conditions), params
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
-
     @staticmethod
     def _first_at_or_after(conn: psycopg.Connection[Any], moment: datetime, default: int) -> int:
         row = conn.execute(_RECENT_START, (moment,)).fetchone()
@@ -562,7 +523,7 @@ class EventStore:
             head_row = conn.execute(
                 "SELECT sequence, chain_hash, recorded_at, high_risk_events FROM log_head WHERE id = 1"
             ).fetchone()
-            assert head_row is not None
+            head_row = required_row(head_row, "the log_head row")
             head = HeadState(head_row[0], bytes(head_row[1]), head_row[2])
             cutoff = now - timedelta(hours=24)
             first_recent = self._first_at_or_after(conn, cutoff, head.sequence + 1)
@@ -571,7 +532,7 @@ class EventStore:
             )
             first_whole = self._first_at_or_after(conn, whole_hours, head.sequence + 1)
             users_row = conn.execute(_USERS_SINCE, (whole_hours, first_recent, first_whole)).fetchone()
-        assert users_row is not None
+        users_row = required_row(users_row, "the count of users")
         return Stats(
             total_events=head.sequence + 1,
             events_last_24h=head.sequence + 1 - first_recent,

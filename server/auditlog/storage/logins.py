@@ -25,7 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from auditlog.config import Config
 from auditlog.errors import ConfigError
 from auditlog.redaction import register_secret
-from auditlog.storage.database import SERVICE_ROLE, start_embedded
+from auditlog.storage.database import SERVICE_ROLE, required_row, start_embedded
 from auditlog.storage.migrations import apply_migrations
 
 EMBEDDED_LOGIN = "auditlog_app"
@@ -129,8 +129,7 @@ def check_runtime_login(runtime_url: str, owner_url: str, *, separate: bool, env
             " WHERE r.rolname = session_user AND c.oid = 'audit_events'::regclass",
             (SERVICE_ROLE,),
         ).fetchone()
-    assert row is not None
-    login, superuser, owner, member = row
+    login, superuser, owner, member = required_row(row, "the runtime login's role")
     if superuser or owner:
         what = "a superuser" if superuser else "an owner of audit_events"
         if separate or environment == "production":

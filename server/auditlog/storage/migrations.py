@@ -1,4 +1,4 @@
-"""Applies db/migrations/NNNN_name.sql in order, each once, recorded in schema_migrations.
+"""Applies the package's migrations/NNNN_name.sql in order, each once, recorded in schema_migrations.
 
 Runs as the owner role at start-up under an advisory lock, so several processes starting together
 apply each migration exactly once.
@@ -7,9 +7,9 @@ apply each migration exactly once.
 from __future__ import annotations
 
 import logging
-import os
 import re
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import psycopg
 
@@ -18,28 +18,27 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x6175646974  # "audit"
 
 
-def migrations_dir() -> Path:
-    """AUDITLOG_MIGRATIONS_DIR, else db/migrations of the source tree this package runs from."""
-    configured = os.environ.get("AUDITLOG_MIGRATIONS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3] / "db" / "migrations"
+def migrations_dir() -> Traversable:
+    """The migrations shipped as package data (auditlog/migrations), installed or in the source tree."""
+    return files("auditlog") / "migrations"
 
 
-def discover(directory: Path) -> list[tuple[int, str, Path]]:
+def discover(directory: Traversable) -> list[tuple[int, str, Traversable]]:
     found = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted(directory.iterdir(), key=lambda entry: entry.name):
+        if not path.name.endswith(".sql"):
+            continue
         match = _NAME.match(path.name)
         if not match:
             raise RuntimeError(f"migration file name {path.name!r} is not NNNN_name.sql")
-        found.append((int(match.group(1)), path.stem, path))
+        found.append((int(match.group(1)), path.name.removesuffix(".sql"), path))
     versions = [v for v, _, _ in found]
     if len(set(versions)) != len(versions):
         raise RuntimeError("two migrations share a number")
     return found
 
 
-def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
+def apply_migrations(url: str, directory: Traversable | None = None) -> list[str]:
     """Applies pending migrations; returns the names applied."""
     directory = directory or migrations_dir()
     applied: list[str] = []
@@ -57,7 +56,7 @@ def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
                     continue
                 with conn.transaction():
                     # A whole script: bytes with no parameters may hold several statements.
-                    conn.execute(path.read_text().encode())
+                    conn.execute(path.read_bytes())
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
                     )

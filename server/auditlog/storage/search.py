@@ -3,8 +3,8 @@
 PostgreSQL formats each column the way the API returns it: the id as its canonical UUID text, the
 hashes as lowercase hex, the timestamps as whole microseconds since the Unix epoch and `details` as
 its JSON text. psycopg then builds only a str or an int per value instead of a UUID, two datetimes,
-three bytes objects and a jsonb value through a Python loader: a third of the Python time it took to
-read a row this way, and the formatting is done by PostgreSQL on the other core.
+three bytes objects and a jsonb value through a Python loader, and the formatting runs in
+PostgreSQL, beside the server's Python rather than inside it.
 """
 
 from __future__ import annotations

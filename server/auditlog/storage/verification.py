@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from auditlog.domain.jcs import json_loads
 from auditlog.domain.verification import LogHead, StoredEvent
+from auditlog.storage.database import required_row
 from auditlog.storage.events import STREAM_BATCH, prefetched_batches
 
 
@@ -35,8 +36,7 @@ def canonical_timestamp_sql(column: str) -> str:
 
 
 # A StoredEvent per row, from start_sequence on, in sequence order, but details as its JSON text:
-# reading it as text and decoding it here costs half of what psycopg's jsonb loader does (the
-# same json_loads behind a Python loader per value).
+# decoding the text here skips psycopg's per-value Python loader around the same json_loads.
 _STORED_EVENTS = (
     "SELECT id::text, sequence, event_type, user_id, action, resource_type, resource_id, details::text,"
     " risk_level, ip_address, user_agent, session_id, request_id,"
@@ -63,8 +63,10 @@ def verification_snapshot(
         conn.read_only = True
         try:
             with conn.transaction():
-                row = conn.execute("SELECT sequence, chain_hash FROM log_head WHERE id = 1").fetchone()
-                assert row is not None
+                row = required_row(
+                    conn.execute("SELECT sequence, chain_hash FROM log_head WHERE id = 1").fetchone(),
+                    "the log_head row",
+                )
                 head = LogHead(row[0], bytes(row[1]))
                 prev: bytes | None = bytes(32)
                 if start_sequence > 0:
