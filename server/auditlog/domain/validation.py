@@ -46,6 +46,7 @@ _RFC3339 = re.compile(
     r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?"
     r"([Zz]|[+ -][0-9]{2}:[0-9]{2})?$"
 )
+_BLANKS = ("",) * len(_PLAIN_TEXTS)
 
 
 def _show(value: object, limit: int = 40) -> str:
@@ -233,7 +234,7 @@ def validate_new_event(
             violations.extend(err.violations)
     if violations:
         raise InvalidArgumentError(violations)
-    values: dict[str, Any] = {name: fields.get(name, "") for name in _PLAIN_TEXTS}
+    values: dict[str, Any] = dict(zip(_PLAIN_TEXTS, map(fields.get, _PLAIN_TEXTS, _BLANKS), strict=True))
     values["details"] = checked_details
     values["risk_level"] = risk_level
     values["ip_address"] = ip
