@@ -6,6 +6,7 @@ is json.loads(..., parse_int=float).
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import given, settings
@@ -21,24 +22,14 @@ from tests.test_canonical_fast import EVENTS, JSON, TIMES, fast
 
 def from_text(fields: dict[str, Any]) -> bytes | type[Exception]:
     occurred_at = fields["occurred_at"]
+    stored = {
+        **fields,
+        "id": str(fields["id"]),
+        "occurred_at": None if occurred_at is None else format_timestamp(occurred_at),
+        "recorded_at": format_timestamp(fields["recorded_at"]),
+    }
     try:
-        return canonical_bytes_from_text(
-            str(fields["id"]),
-            fields["sequence"],
-            fields["event_type"],
-            fields["user_id"],
-            fields["action"],
-            fields["resource_type"],
-            fields["resource_id"],
-            fields["details"],
-            fields["risk_level"],
-            fields["ip_address"],
-            fields["user_agent"],
-            fields["session_id"],
-            fields["request_id"],
-            None if occurred_at is None else format_timestamp(occurred_at),
-            format_timestamp(fields["recorded_at"]),
-        )
+        return canonical_bytes_from_text(SimpleNamespace(**stored))
     except Exception as err:
         return type(err)
 

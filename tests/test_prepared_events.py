@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ SAFE = 2**53 - 1
 
 def from_segments(fields: dict[str, Any]) -> bytes | type[Exception] | None:
     position_free = {k: v for k, v in fields.items() if k not in ("id", "sequence", "recorded_at")}
-    segments = canonical_segments(**position_free)
+    segments = canonical_segments(SimpleNamespace(details_json=None, **position_free))
     if segments is None:
         return None
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import grpc
 
@@ -12,6 +13,7 @@ from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_BYTES, SEARCH_MESSAGE_EVENTS, search_messages
 from auditlog.app import Service
+from auditlog.domain.schema import NAMES, EventRow
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
 from tests.fix_server import append_padded, search_backends
@@ -53,28 +55,11 @@ def test_search_messages_stay_within_1_mib_for_large_events(target: str) -> None
 
 def test_an_event_larger_than_the_byte_bound_travels_alone() -> None:
     # Only a row written behind the service's back can be this large (details are at most 64 KiB).
-    def row(sequence: int, pad: int) -> tuple[object, ...]:
-        details = json.dumps({"pad": "y" * pad})
-        return (
-            f"{sequence:08d}",
-            sequence,
-            "t",
-            "",
-            "a",
-            "",
-            "",
-            details,
-            "",
-            "",
-            "",
-            "",
-            "",
-            None,
-            0,
-            "",
-            "",
-            "",
-        )
+    def row(sequence: int, pad: int) -> Any:
+        values: dict[str, Any] = dict.fromkeys(NAMES, "")
+        values.update(id=f"{sequence:08d}", sequence=sequence, event_type="t", action="a")
+        values.update(details=json.dumps({"pad": "y" * pad}), occurred_at=None, recorded_at=0)
+        return EventRow(**values)
 
     rows = [row(0, 10), row(1, 2 * SEARCH_MESSAGE_BYTES), row(2, 10), row(3, 10)]
     messages = list(search_messages(rows))

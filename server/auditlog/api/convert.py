@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,13 +14,12 @@ from audit.v1 import audit_service_pb2, event_pb2
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.filters import FILTER_FIELDS, EventFilter
 from auditlog.domain.jcs import json_loads
+from auditlog.domain.schema import CLIENT_NAMES, FIELDS, Kind, compile_function
 from auditlog.domain.validation import validate_filter, validate_new_event
 
 # The string fields of EventInput: every NewEvent field but details (a Struct) and the text
 # validation makes of it; occurred_at arrives as text and is parsed by validation.
-EVENT_INPUT_FIELDS = tuple(
-    f.name for f in dataclasses.fields(NewEvent) if f.name not in ("details", "details_json")
-)
+EVENT_INPUT_FIELDS = tuple(name for name in CLIENT_NAMES if name != "details")
 
 
 def _numbers_as_doubles(value: Any) -> Any:
@@ -141,83 +139,36 @@ def event_to_proto(record: EventRecord, details: struct_pb2.Struct | None = None
     return message
 
 
-def fill_event_proto(
-    message: event_pb2.AuditEvent, record: EventRecord, details: struct_pb2.Struct | None = None
-) -> None:
-    """event_to_proto into an empty message, such as one just added to a response's repeated field
-    (filling it in place saves copying a built message into the response; setting fields one by one
-    is faster than keyword arguments)."""
-    message.id = str(record.id)
-    message.sequence = record.sequence
-    message.event_type = record.event_type
-    message.user_id = record.user_id
-    message.action = record.action
-    message.resource_type = record.resource_type
-    message.resource_id = record.resource_id
-    if details is None:
-        message.details.SetInParent()  # present even when empty
-        message.details.update(record.details)
-    else:
-        message.details.CopyFrom(details)
-    message.risk_level = record.risk_level
-    message.ip_address = record.ip_address
-    message.user_agent = record.user_agent
-    message.session_id = record.session_id
-    message.request_id = record.request_id
-    message.leaf_hash = record.leaf_hash.hex()
-    message.prev_hash = record.prev_hash.hex()
-    message.chain_hash = record.chain_hash.hex()
-    if record.occurred_at is not None:
-        message.occurred_at.FromDatetime(record.occurred_at)
-    message.recorded_at.CopyFrom(_timestamp(record.recorded_at))
-
-
-def fill_event_proto_from_row(message: event_pb2.AuditEvent, row: Sequence[Any]) -> None:
-    """What fill_event_proto gives for the record of a stored event, filled straight from its row
-    of storage.search (id and hashes as text, timestamps as epoch microseconds, details as JSON
-    text), with no EventRecord, UUID, datetime or bytes built on the way. For an empty message,
-    such as one just added to a response's repeated field."""
-    (
-        event_id,
-        sequence,
-        event_type,
-        user_id,
-        action,
-        resource_type,
-        resource_id,
-        details,
-        risk_level,
-        ip_address,
-        user_agent,
-        session_id,
-        request_id,
-        occurred_at,
-        recorded_at,
-        leaf_hash,
-        prev_hash,
-        chain_hash,
-    ) = row
-    message.id = event_id
-    message.sequence = sequence
-    message.event_type = event_type
-    message.user_id = user_id
-    message.action = action
-    message.resource_type = resource_type
-    message.resource_id = resource_id
-    struct = message.details
-    struct.SetInParent()  # present even when empty
-    _fill_struct(struct.fields, json_loads(details))
-    message.risk_level = risk_level
-    message.ip_address = ip_address
-    message.user_agent = user_agent
-    message.session_id = session_id
-    message.request_id = request_id
-    message.leaf_hash = leaf_hash
-    message.prev_hash = prev_hash
-    message.chain_hash = chain_hash
-    if occurred_at is not None:
-        _set_timestamp(message.occurred_at, occurred_at)
-    _set_timestamp(message.recorded_at, recorded_at)
+def _generate_fill(name: str, *, from_row: bool) -> str:
+    """Source of fill_event_proto (from a record) or fill_event_proto_from_row (from a search row:
+    id and hashes as text, timestamps as epoch microseconds, details as JSON text)."""
+    lines = []
+    for field in FIELDS:
+        value, target = f"r.{field.name}", f"m.{field.name}"
+        if field.kind is Kind.JSON:
+            if from_row:
+                lines.append(f"_struct = {target}")
+                lines.append("_struct.SetInParent()")  # present even when empty
+                lines.append(f"_fill_struct(_struct.fields, _json_loads({value}))")
+            else:
+                lines.append(f"if details is None:\n        {target}.SetInParent()")
+                lines.append(f"    {target}.update({value})")
+                lines.append(f"else:\n        {target}.CopyFrom(details)")
+        elif field.kind is Kind.TIMESTAMP:
+            setter = (
+                f"_set_timestamp({target}, {value})"
+                if from_row
+                else f"{target}.CopyFrom(_timestamp({value}))"
+            )
+            lines.append(f"if {value} is not None:\n        {setter}" if field.nullable else setter)
+        elif field.kind is Kind.UUID and not from_row:
+            lines.append(f"{target} = str({value})")
+        elif field.kind is Kind.HASH and not from_row:
+            lines.append(f"{target} = {value}.hex()")
+        else:
+            lines.append(f"{target} = {value}")
+    arguments = "m, r" if from_row else "m, r, details=None"
+    return f"def {name}({arguments}):\n" + "".join(f"    {line}\n" for line in lines)
 
 
 # Timestamp's range (RFC 3339 years 1 to 9999), in microseconds since the Unix epoch. Nothing the
@@ -285,6 +236,27 @@ def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     message = timestamp_pb2.Timestamp()
     message.FromDatetime(value)
     return message
+
+
+_FILL_NAMESPACE: dict[str, Any] = {
+    "_fill_struct": _fill_struct,
+    "_json_loads": json_loads,
+    "_set_timestamp": _set_timestamp,
+    "_timestamp": _timestamp,
+}
+# Generated: setting fields one by one is faster than keyword arguments or a loop.
+fill_event_proto: Callable[[event_pb2.AuditEvent, EventRecord, struct_pb2.Struct | None], None] = (
+    compile_function("fill_event_proto", _generate_fill("fill_event_proto", from_row=False), _FILL_NAMESPACE)
+)
+fill_event_proto.__doc__ = """event_to_proto into an empty message, such as one just added to a response's repeated
+field (filling it in place saves copying a built message into the response)."""
+fill_event_proto_from_row: Callable[[event_pb2.AuditEvent, Any], None] = compile_function(
+    "fill_event_proto_from_row", _generate_fill("fill_event_proto_from_row", from_row=True), _FILL_NAMESPACE
+)
+fill_event_proto_from_row.__doc__ = """What fill_event_proto gives for the record of a stored event, filled straight from its
+row of storage.search (a schema.EventRow: id and hashes as text, timestamps as epoch microseconds,
+details as JSON text), with no EventRecord, UUID, datetime or bytes built on the way. For an empty
+message, such as one just added to a response's repeated field."""
 
 
 __all__ = [

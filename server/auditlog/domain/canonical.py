@@ -16,6 +16,7 @@ from typing import Any
 import rfc8785
 
 from auditlog.domain.jcs import SAFE_INT, NotFastPathError, write_value
+from auditlog.domain.schema import CANONICAL_FIELDS, CANONICAL_NAMES, Field, Kind, compile_function
 
 ZERO_HASH = bytes(32)
 LEAF_PREFIX = b"\x00"
@@ -30,294 +31,186 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-def canonical_bytes(
-    *,
-    id: uuid.UUID,
-    sequence: int,
-    event_type: str,
-    user_id: str,
-    action: str,
-    resource_type: str,
-    resource_id: str,
-    details: dict[str, Any],
-    risk_level: str,
-    ip_address: str,
-    user_agent: str,
-    session_id: str,
-    request_id: str,
-    occurred_at: datetime | None,
-    recorded_at: datetime,
-) -> bytes:
-    """The JCS serialisation of the event's hashed fields."""
-    fast = _fast_canonical(
-        id, sequence, event_type, user_id, action, resource_type, resource_id, details, risk_level,
-        ip_address, user_agent, session_id, request_id, occurred_at, recorded_at,
-    )  # fmt: skip
+def canonical_bytes(**values: Any) -> bytes:
+    """The JCS serialisation of the event's hashed fields, given by name (schema.CANONICAL_NAMES)."""
+    if values.keys() != _CANONICAL_SET:
+        raise TypeError(f"canonical_bytes takes exactly {', '.join(CANONICAL_NAMES)}")
+    fast: bytes | None = _fast_canonical(values)
     if fast is not None:
         return fast
-    return bytes(
-        rfc8785.dumps(
-            canonical_document(
-                id=id,
-                sequence=sequence,
-                event_type=event_type,
-                user_id=user_id,
-                action=action,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                details=details,
-                risk_level=risk_level,
-                ip_address=ip_address,
-                user_agent=user_agent,
-                session_id=session_id,
-                request_id=request_id,
-                occurred_at=occurred_at,
-                recorded_at=recorded_at,
-            )
-        )
+    return bytes(rfc8785.dumps(canonical_document(**values)))
+
+
+def canonical_document(**values: Any) -> dict[str, Any]:
+    """The JSON object whose RFC 8785 serialisation is the event's canonical bytes."""
+    document: dict[str, Any] = {}
+    for field in CANONICAL_FIELDS:
+        value = values[field.name]
+        if field.kind is Kind.UUID:
+            value = str(value)
+        elif field.kind is Kind.TIMESTAMP:
+            value = None if value is None else format_timestamp(value)
+        document[field.name] = value
+    return document
+
+
+# The fast paths below write the same bytes as rfc8785.dumps(canonical_document(...)), much
+# faster: the top-level keys are known (the templates hold them in UTF-16 order), strings go through
+# the C JSON string encoder (which escapes exactly what RFC 8785 escapes: '"', '\\' and
+# U+0000..U+001F, with \b \f \n \r \t short forms and lowercase \u00xx otherwise), and common
+# details values are written directly. Anything else (non-integral floats, non-ASCII or non-string
+# keys, values of other types, lone surrogates) is left to rfc8785 itself, so that its bytes and
+# errors are kept exactly. tests/test_canonical_fast.py checks equality on arbitrary input with
+# hypothesis. The functions are generated from the schema at import, one expression per member.
+
+_CANONICAL_SET = frozenset(CANONICAL_NAMES)
+# The members the sequencer assigns, cut out of the template by canonical_segments, in key order;
+# canonical_bytes_from_segments takes them in this order.
+_CUTS = tuple(f.name for f in CANONICAL_FIELDS if not f.client)
+if _CUTS != ("id", "recorded_at", "sequence"):
+    raise ImportError(f"canonical_bytes_from_segments expects the cuts id, recorded_at, sequence: {_CUTS}")
+
+
+def _member(field: Field, value: str, *, as_text: bool) -> tuple[str, str]:
+    """The template's placeholder and the argument expression for one member whose value is the
+    expression value; as_text: the id and timestamps are already in their canonical text."""
+    if field.kind is Kind.JSON:
+        return "%s", '"".join(_details_out)'
+    if field.kind is Kind.SEQUENCE:
+        return "%d", value
+    if field.kind is Kind.TEXT or (as_text and field.kind in (Kind.UUID, Kind.TIMESTAMP)):
+        if field.nullable:
+            return "%s", f'"null" if {value} is None else _enc({value})'
+        return "%s", f"_enc({value})"
+    if field.kind is Kind.UUID:
+        return '"%s"', f"str({value})"
+    if field.kind is Kind.TIMESTAMP:
+        if field.nullable:
+            return "%s", f"""'null' if {value} is None else '"' + _fmt({value}) + '"'"""
+        return '"%s"', f"_fmt({value})"
+    raise ImportError(f"no canonical form for {field.name}")
+
+
+def _template(members: list[tuple[Field, str]]) -> str:
+    return "{" + ",".join(f'"{field.name}":{placeholder}' for field, placeholder in members) + "}"
+
+
+def _generate_whole(name: str, value: str, *, as_text: bool, guard: str) -> str:
+    """Source of a function of one argument (e) giving the canonical bytes, or None where rfc8785
+    must decide; value formats a member's name into the expression reading it from e."""
+    members = [_member(f, value.format(f.name), as_text=as_text) for f in CANONICAL_FIELDS]
+    template = _template(
+        [(f, placeholder) for f, (placeholder, _) in zip(CANONICAL_FIELDS, members, strict=True)]
+    )
+    arguments = ",\n            ".join(expression for _, expression in members)
+    details = value.format(next(f.name for f in CANONICAL_FIELDS if f.kind is Kind.JSON))
+    return f"""
+def {name}(e):
+    if not ({guard}):
+        return None
+    _details_out = []
+    try:
+        _write({details}, _details_out)
+        return ({template!r} % (
+            {arguments},
+        )).encode("utf-8")
+    except (NotFastPathError, TypeError, UnicodeEncodeError):
+        return None
+"""
+
+
+def _sequence_guard(value: str) -> str:
+    return " and ".join(
+        f"type({value.format(f.name)}) is int and -_SAFE <= {value.format(f.name)} <= _SAFE"
+        for f in CANONICAL_FIELDS
+        if f.kind is Kind.SEQUENCE
     )
 
 
-def canonical_document(
-    *,
-    id: uuid.UUID,
-    sequence: int,
-    event_type: str,
-    user_id: str,
-    action: str,
-    resource_type: str,
-    resource_id: str,
-    details: dict[str, Any],
-    risk_level: str,
-    ip_address: str,
-    user_agent: str,
-    session_id: str,
-    request_id: str,
-    occurred_at: datetime | None,
-    recorded_at: datetime,
-) -> dict[str, Any]:
-    """The JSON object whose RFC 8785 serialisation is the event's canonical bytes."""
-    return {
-        "id": str(id),
-        "sequence": sequence,
-        "event_type": event_type,
-        "user_id": user_id,
-        "action": action,
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "details": details,
-        "risk_level": risk_level,
-        "ip_address": ip_address,
-        "user_agent": user_agent,
-        "session_id": session_id,
-        "request_id": request_id,
-        "occurred_at": None if occurred_at is None else format_timestamp(occurred_at),
-        "recorded_at": format_timestamp(recorded_at),
-    }
+def _generate_segments() -> str:
+    """Source of _segments(e, details_json): canonical_segments' four segments."""
+    segments: list[list[tuple[str, str]]] = [[]]
+    templates = [""]
+    for index, field in enumerate(CANONICAL_FIELDS):
+        key = ("{" if index == 0 else ",") + f'"{field.name}":'
+        if field.client:
+            placeholder, expression = _member(field, f"e.{field.name}", as_text=False)
+            templates[-1] += key + placeholder
+            segments[-1].append((placeholder, expression.replace('"".join(_details_out)', "details_json")))
+        else:
+            quote = "" if field.kind is Kind.SEQUENCE else '"'
+            templates[-1] += key + quote
+            templates.append(quote)
+            segments.append([])
+    templates[-1] += "}"
+    parts = ",\n        ".join(
+        f"({template!r} % ({''.join(e + ', ' for _, e in members)})).encode()"
+        for template, members in zip(templates, segments, strict=True)
+    )
+    return f"""
+def _segments(e, details_json):
+    return (
+        {parts},
+    )
+"""
 
 
-# The fast path below writes the same bytes as rfc8785.dumps(canonical_document(...)), much
-# faster: the top-level keys are known (written here in UTF-16 order), strings go through the C
-# JSON string encoder (which escapes exactly what RFC 8785 escapes: '"', '\\' and U+0000..U+001F,
-# with \b \f \n \r \t short forms and lowercase \u00xx otherwise), and common details values are
-# written directly. Anything else (non-integral floats, non-ASCII or non-string keys, values of
-# other types, lone surrogates) is left to rfc8785 itself, so that its bytes and errors are kept
-# exactly. tests/test_canonical_fast.py checks equality on arbitrary input with hypothesis.
-
-
-# The event's keys in UTF-16 order; every %s is a JSON string or value, %d the sequence.
-_CANONICAL_TEMPLATE = (
-    '{"action":%s,"details":%s,"event_type":%s,"id":"%s","ip_address":%s,"occurred_at":%s,'
-    '"recorded_at":"%s","request_id":%s,"resource_id":%s,"resource_type":%s,"risk_level":%s,'
-    '"sequence":%d,"session_id":%s,"user_agent":%s,"user_id":%s}'
+_NAMESPACE: dict[str, Any] = {
+    "_enc": encode_basestring,
+    "_fmt": format_timestamp,
+    "_write": write_value,
+    "_SAFE": SAFE_INT,
+    "_UUID": uuid.UUID,
+    "NotFastPathError": NotFastPathError,
+}
+_fast_canonical = compile_function(
+    "_fast_canonical",
+    _generate_whole(
+        "_fast_canonical",
+        "e[{!r}]",
+        as_text=False,
+        guard=" and ".join(
+            [f"type(e[{f.name!r}]) is _UUID" for f in CANONICAL_FIELDS if f.kind is Kind.UUID]
+            + [_sequence_guard("e[{!r}]")]
+        ),
+    ),
+    dict(_NAMESPACE),
 )
-
-
-def _fast_canonical(
-    id: uuid.UUID,
-    sequence: int,
-    event_type: str,
-    user_id: str,
-    action: str,
-    resource_type: str,
-    resource_id: str,
-    details: dict[str, Any],
-    risk_level: str,
-    ip_address: str,
-    user_agent: str,
-    session_id: str,
-    request_id: str,
-    occurred_at: datetime | None,
-    recorded_at: datetime,
-) -> bytes | None:
-    """The canonical bytes, or None where the reference serialiser must decide."""
-    if type(id) is not uuid.UUID or type(sequence) is not int or not -SAFE_INT <= sequence <= SAFE_INT:
-        return None
-    details_out: list[str] = []
-    try:
-        write_value(details, details_out)
-        text = _CANONICAL_TEMPLATE % (
-            encode_basestring(action),
-            "".join(details_out),
-            encode_basestring(event_type),
-            str(id),
-            encode_basestring(ip_address),
-            "null" if occurred_at is None else '"' + format_timestamp(occurred_at) + '"',
-            format_timestamp(recorded_at),
-            encode_basestring(request_id),
-            encode_basestring(resource_id),
-            encode_basestring(resource_type),
-            encode_basestring(risk_level),
-            sequence,
-            encode_basestring(session_id),
-            encode_basestring(user_agent),
-            encode_basestring(user_id),
-        )
-        return text.encode("utf-8")
-    except (NotFastPathError, TypeError, UnicodeEncodeError):
-        # Not a str where one belongs, an unusual details value, or a lone surrogate: rfc8785
-        # decides (and raises its own error where it refuses).
-        return None
-
-
-# The same document from the stored text forms of id and the timestamps (the verifier reads them
-# so, formatted by PostgreSQL): the id and timestamps go through the string encoder like any string.
-_CANONICAL_TEXT_TEMPLATE = (
-    '{"action":%s,"details":%s,"event_type":%s,"id":%s,"ip_address":%s,"occurred_at":%s,'
-    '"recorded_at":%s,"request_id":%s,"resource_id":%s,"resource_type":%s,"risk_level":%s,'
-    '"sequence":%d,"session_id":%s,"user_agent":%s,"user_id":%s}'
+_fast_from_text = compile_function(
+    "_fast_from_text",
+    _generate_whole("_fast_from_text", "e.{}", as_text=True, guard=_sequence_guard("e.{}")),
+    dict(_NAMESPACE),
 )
+_segments = compile_function("_segments", _generate_segments(), dict(_NAMESPACE))
 
 
-def canonical_bytes_from_text(
-    id: str,
-    sequence: int,
-    event_type: str,
-    user_id: str,
-    action: str,
-    resource_type: str,
-    resource_id: str,
-    details: dict[str, Any],
-    risk_level: str,
-    ip_address: str,
-    user_agent: str,
-    session_id: str,
-    request_id: str,
-    occurred_at: str | None,
-    recorded_at: str,
-    /,
-) -> bytes:
-    """The canonical bytes of an event whose id and timestamps are already in their canonical text
-    (str(uuid), format_timestamp): canonical_bytes of the same event, byte for byte.
-
-    Positional, in the order of the stored columns, because the verifier calls it once per event.
-    """
-    if type(sequence) is int and -SAFE_INT <= sequence <= SAFE_INT:
-        details_out: list[str] = []
-        try:
-            write_value(details, details_out)
-            text = _CANONICAL_TEXT_TEMPLATE % (
-                encode_basestring(action),
-                "".join(details_out),
-                encode_basestring(event_type),
-                encode_basestring(id),
-                encode_basestring(ip_address),
-                "null" if occurred_at is None else encode_basestring(occurred_at),
-                encode_basestring(recorded_at),
-                encode_basestring(request_id),
-                encode_basestring(resource_id),
-                encode_basestring(resource_type),
-                encode_basestring(risk_level),
-                sequence,
-                encode_basestring(session_id),
-                encode_basestring(user_agent),
-                encode_basestring(user_id),
-            )
-            return text.encode("utf-8")
-        except (NotFastPathError, TypeError, UnicodeEncodeError):
-            pass  # rfc8785 decides, as in canonical_bytes
-    document: dict[str, Any] = {
-        "id": id,
-        "sequence": sequence,
-        "event_type": event_type,
-        "user_id": user_id,
-        "action": action,
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "details": details,
-        "risk_level": risk_level,
-        "ip_address": ip_address,
-        "user_agent": user_agent,
-        "session_id": session_id,
-        "request_id": request_id,
-        "occurred_at": occurred_at,
-        "recorded_at": recorded_at,
-    }
-    return bytes(rfc8785.dumps(document))
+def canonical_bytes_from_text(event: Any) -> bytes:
+    """The canonical bytes of a stored event (an EventRow, or anything with its attributes) whose id
+    and timestamps are already in their canonical text (str(uuid), format_timestamp):
+    canonical_bytes of the same event, byte for byte. The verifier calls it once per event."""
+    fast: bytes | None = _fast_from_text(event)
+    if fast is not None:
+        return fast
+    return bytes(rfc8785.dumps({name: getattr(event, name) for name in CANONICAL_NAMES}))
 
 
-# _CANONICAL_TEMPLATE cut around the three values the sequencer assigns (id, recorded_at, sequence),
-# for canonical_segments.
-_SEGMENT_TEMPLATES = (
-    '{"action":%s,"details":%s,"event_type":%s,"id":"',
-    '","ip_address":%s,"occurred_at":%s,"recorded_at":"',
-    '","request_id":%s,"resource_id":%s,"resource_type":%s,"risk_level":%s,"sequence":',
-    ',"session_id":%s,"user_agent":%s,"user_id":%s}',
-)
-
-
-def canonical_segments(
-    *,
-    event_type: str,
-    user_id: str,
-    action: str,
-    resource_type: str,
-    resource_id: str,
-    details: dict[str, Any],
-    risk_level: str,
-    ip_address: str,
-    user_agent: str,
-    session_id: str,
-    request_id: str,
-    occurred_at: datetime | None,
-    details_json: str | None = None,
-) -> tuple[bytes, bytes, bytes, bytes] | None:
-    """The canonical bytes of an event without the values its position gives it, as four segments
-    (a, b, c, d) such that a + str(id) + b + format_timestamp(recorded_at) + c + str(sequence) + d
-    (all UTF-8) is canonical_bytes of the event at that position, byte for byte (see
+def canonical_segments(event: Any) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """The canonical bytes of an event (a NewEvent, or anything with its client attributes and
+    details_json) without the values its position gives it, as four segments (a, b, c, d) such that
+    a + str(id) + b + format_timestamp(recorded_at) + c + str(sequence) + d (all UTF-8) is
+    canonical_bytes of the event at that position, byte for byte (see
     canonical_bytes_from_segments). None where the fast path would leave the event to rfc8785 (or
     fail): canonical_bytes decides then. Lets a request thread do the per-event work before the
-    single sequencer thread assigns positions. details_json, when given, must be jcs_text(details)
-    (validation made it): it is used instead of serialising details again."""
+    single sequencer thread assigns positions. details_json, when not None, must be
+    jcs_text(details) (validation made it): it is used instead of serialising details again."""
     try:
+        details_json = event.details_json
         if details_json is None:
             details_out: list[str] = []
-            write_value(details, details_out)
+            write_value(event.details, details_out)
             details_json = "".join(details_out)
-        first, second, third, fourth = _SEGMENT_TEMPLATES
-        return (
-            (first % (encode_basestring(action), details_json, encode_basestring(event_type))).encode(),
-            (
-                second
-                % (
-                    encode_basestring(ip_address),
-                    "null" if occurred_at is None else '"' + format_timestamp(occurred_at) + '"',
-                )
-            ).encode(),
-            (
-                third
-                % (
-                    encode_basestring(request_id),
-                    encode_basestring(resource_id),
-                    encode_basestring(resource_type),
-                    encode_basestring(risk_level),
-                )
-            ).encode(),
-            (
-                fourth
-                % (encode_basestring(session_id), encode_basestring(user_agent), encode_basestring(user_id))
-            ).encode(),
-        )
+        segments: tuple[bytes, bytes, bytes, bytes] = _segments(event, details_json)
+        return segments
     except (NotFastPathError, TypeError, ValueError, UnicodeEncodeError):
         return None
 

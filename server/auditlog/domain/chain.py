@@ -15,31 +15,15 @@ from auditlog.domain.canonical import (
     leaf_hash,
 )
 from auditlog.domain.event import EventRecord, NewEvent, assemble
+from auditlog.domain.schema import CLIENT_NAMES
 
 
 def _leaf(
     event: NewEvent | EventRecord, *, event_id: uuid.UUID, sequence: int, recorded_at: datetime
 ) -> bytes:
     """The leaf hash of the client fields of event placed at sequence (both classes name them alike)."""
-    return leaf_hash(
-        canonical_bytes(
-            id=event_id,
-            sequence=sequence,
-            event_type=event.event_type,
-            user_id=event.user_id,
-            action=event.action,
-            resource_type=event.resource_type,
-            resource_id=event.resource_id,
-            details=event.details,
-            risk_level=event.risk_level,
-            ip_address=event.ip_address,
-            user_agent=event.user_agent,
-            session_id=event.session_id,
-            request_id=event.request_id,
-            occurred_at=event.occurred_at,
-            recorded_at=recorded_at,
-        )
-    )
+    values = {name: getattr(event, name) for name in CLIENT_NAMES}
+    return leaf_hash(canonical_bytes(**values, id=event_id, sequence=sequence, recorded_at=recorded_at))
 
 
 def build_record(
@@ -54,30 +38,16 @@ def _record(
     event: NewEvent, *, event_id: uuid.UUID, sequence: int, recorded_at: datetime, leaf: bytes, prev: bytes
 ) -> EventRecord:
     """The record of event placed at sequence whose leaf hash is leaf, chained after prev."""
-    return assemble(
-        EventRecord,
-        {
-            "id": event_id,
-            "sequence": sequence,
-            "event_type": event.event_type,
-            "user_id": event.user_id,
-            "action": event.action,
-            "resource_type": event.resource_type,
-            "resource_id": event.resource_id,
-            "details": event.details,
-            "risk_level": event.risk_level,
-            "ip_address": event.ip_address,
-            "user_agent": event.user_agent,
-            "session_id": event.session_id,
-            "request_id": event.request_id,
-            "occurred_at": event.occurred_at,
-            "recorded_at": recorded_at,
-            "leaf_hash": leaf,
-            "prev_hash": prev,
-            "chain_hash": chain_hash(prev, leaf),
-            "details_json": event.details_json,
-        },
-    )
+    # The event's attribute dict holds exactly its fields (and details_json): the record's are
+    # those plus the ones its position gives it.
+    values = event.__dict__.copy()
+    values["id"] = event_id
+    values["sequence"] = sequence
+    values["recorded_at"] = recorded_at
+    values["leaf_hash"] = leaf
+    values["prev_hash"] = prev
+    values["chain_hash"] = chain_hash(prev, leaf)
+    return assemble(EventRecord, values)
 
 
 def record_leaf_hash(record: EventRecord) -> bytes:
@@ -99,21 +69,7 @@ def prepare_event(event: NewEvent, event_id: uuid.UUID) -> PreparedEvent:
     return PreparedEvent(
         event,
         event_id,
-        canonical_segments(
-            event_type=event.event_type,
-            user_id=event.user_id,
-            action=event.action,
-            resource_type=event.resource_type,
-            resource_id=event.resource_id,
-            details=event.details,
-            risk_level=event.risk_level,
-            ip_address=event.ip_address,
-            user_agent=event.user_agent,
-            session_id=event.session_id,
-            request_id=event.request_id,
-            occurred_at=event.occurred_at,
-            details_json=event.details_json,
-        ),
+        canonical_segments(event),
     )
 
 

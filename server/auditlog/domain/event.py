@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
+
+from auditlog.domain.schema import CLIENT_NAMES, NAMES
 
 RISK_LEVELS = ("low", "medium", "high", "critical")
 HIGH_RISK_LEVELS = ("high", "critical")
@@ -15,7 +17,8 @@ HIGH_RISK_LEVELS = ("high", "critical")
 
 @dataclass(frozen=True)
 class NewEvent:
-    """A validated event as a client supplied it, before the log assigns its position."""
+    """A validated event as a client supplied it, before the log assigns its position: the client
+    fields of auditlog.domain.schema (spelled here for type checkers; checked at import)."""
 
     event_type: str
     action: str
@@ -38,7 +41,7 @@ class NewEvent:
 
 @dataclass(frozen=True)
 class EventRecord:
-    """One recorded event: the client's fields plus the server-assigned ones (hashes are raw bytes)."""
+    """One recorded event: every field of auditlog.domain.schema, in its order (hashes are raw bytes)."""
 
     id: uuid.UUID
     sequence: int
@@ -62,6 +65,16 @@ class EventRecord:
     # otherwise (records read back from the database). Not part of equality.
     details_json: str | None = field(default=None, compare=False, repr=False)
 
+
+def _check_against_schema() -> None:
+    """The typed classes (for mypy) must hold exactly the schema's fields, the record in column order."""
+    record = tuple(f.name for f in fields(EventRecord) if f.name != "details_json")
+    event = {f.name for f in fields(NewEvent) if f.name != "details_json"}
+    if record != NAMES or event != set(CLIENT_NAMES):
+        raise ImportError("NewEvent and EventRecord must hold the fields of auditlog.domain.schema")
+
+
+_check_against_schema()
 
 _Value = TypeVar("_Value", NewEvent, EventRecord)
 _new_object = object.__new__

@@ -8,19 +8,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from auditlog.domain.page_token import PageTokenCodec
+from auditlog.domain.schema import FILTER_NAMES
 
 # The exact-match filters, named as the event fields they compare; start_date and end_date bound
 # recorded_at.
-TEXT_FILTER_FIELDS = (
-    "event_type",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "risk_level",
-    "ip_address",
-)
-FILTER_FIELDS = (*TEXT_FILTER_FIELDS, "start_date", "end_date")
+TEXT_FILTER_FIELDS = FILTER_NAMES
+FILTER_FIELDS: tuple[str, ...] = (*TEXT_FILTER_FIELDS, "start_date", "end_date")
 
 
 @dataclass(frozen=True)

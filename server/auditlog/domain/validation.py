@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from auditlog.domain import schema
 from auditlog.domain.event import RISK_LEVELS, NewEvent, assemble
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.jcs import jcs_text
@@ -28,20 +29,15 @@ MAX_PAGE_SIZE = 1_000
 MAX_PAGE = 10_000
 
 # Single-line text fields and their maximum lengths in characters.
-TEXT_LIMITS: dict[str, int] = {
-    "event_type": 128,
-    "user_id": 256,
-    "action": 128,
-    "resource_type": 128,
-    "resource_id": 256,
-    "user_agent": 1024,
-    "session_id": 256,
-    "request_id": 128,
-}
+TEXT_LIMITS = schema.TEXT_LIMITS
 _TEXT_LIMIT_VALUES = tuple(TEXT_LIMITS.values())
 # The longest IPv6 text (45 characters, IPv4-mapped) with room for a scope id such as an interface name.
 MAX_IP_TEXT = 64
-REQUIRED_FIELDS = ("event_type", "action")
+REQUIRED_FIELDS = schema.REQUIRED_NAMES
+# Client fields taken as received ("" when absent); validate_new_event makes the others.
+_PLAIN_TEXTS = tuple(
+    name for name in schema.CLIENT_NAMES if name not in ("details", "risk_level", "ip_address", "occurred_at")
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # ASCII digits only: Python's \d (and int) would take any script's digits. A space before an
 # offset is a `+` that form encoding of a query string turned into one.
@@ -50,6 +46,7 @@ _RFC3339 = re.compile(
     r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?"
     r"([Zz]|[+ -][0-9]{2}:[0-9]{2})?$"
 )
+_BLANKS = ("",) * len(_PLAIN_TEXTS)
 
 
 def _show(value: object, limit: int = 40) -> str:
@@ -237,24 +234,13 @@ def validate_new_event(
             violations.extend(err.violations)
     if violations:
         raise InvalidArgumentError(violations)
-    return assemble(
-        NewEvent,
-        {
-            "event_type": fields["event_type"],
-            "action": fields["action"],
-            "user_id": fields.get("user_id", ""),
-            "resource_type": fields.get("resource_type", ""),
-            "resource_id": fields.get("resource_id", ""),
-            "details": checked_details,
-            "risk_level": risk_level,
-            "ip_address": ip,
-            "user_agent": fields.get("user_agent", ""),
-            "session_id": fields.get("session_id", ""),
-            "request_id": fields.get("request_id", ""),
-            "occurred_at": occurred_at,
-            "details_json": details_json,
-        },
-    )
+    values: dict[str, Any] = dict(zip(_PLAIN_TEXTS, map(fields.get, _PLAIN_TEXTS, _BLANKS), strict=True))
+    values["details"] = checked_details
+    values["risk_level"] = risk_level
+    values["ip_address"] = ip
+    values["occurred_at"] = occurred_at
+    values["details_json"] = details_json
+    return assemble(NewEvent, values)
 
 
 def validate_filter(fields: Mapping[str, str], prefix: str = "") -> EventFilter:

@@ -20,15 +20,12 @@ from auditlog.domain.canonical import (
 )
 from auditlog.domain.chain import record_leaf_hash
 from auditlog.domain.event import EventRecord
+from auditlog.domain.schema import FIELDS, EventRow, Kind
 
-# A stored event as the verifier reads it: the columns in the order of canonical_bytes_from_text's
-# parameters, then leaf_hash, prev_hash, chain_hash. The id and timestamps are in their canonical
-# text (str(uuid), format_timestamp), so the storage can hand them over as PostgreSQL formats them
-# and no Python object is built for them; a plain tuple, not a dataclass, for the same reason.
-StoredEvent = tuple[
-    str, int, str, str, str, str, str, dict[str, Any], str, str, str, str, str, str | None, str,
-    bytes, bytes, bytes,
-]  # fmt: skip
+# A stored event as the verifier reads it (schema.EventRow, read by name): the id and timestamps in
+# their canonical text (str(uuid), format_timestamp), so the storage can hand them over as PostgreSQL
+# formats them and no Python object is built for them; details as a dict, hashes as bytes.
+StoredEvent = Any
 
 
 class BreakKind(StrEnum):
@@ -62,31 +59,20 @@ class VerificationResult:
 
 def stored_event(record: EventRecord) -> StoredEvent:
     """The record in the form the verifier reads."""
-    return (
-        str(record.id),
-        record.sequence,
-        record.event_type,
-        record.user_id,
-        record.action,
-        record.resource_type,
-        record.resource_id,
-        record.details,
-        record.risk_level,
-        record.ip_address,
-        record.user_agent,
-        record.session_id,
-        record.request_id,
-        None if record.occurred_at is None else format_timestamp(record.occurred_at),
-        format_timestamp(record.recorded_at),
-        record.leaf_hash,
-        record.prev_hash,
-        record.chain_hash,
-    )
+    values = []
+    for field in FIELDS:
+        value = getattr(record, field.name)
+        if field.kind is Kind.UUID:
+            value = str(value)
+        elif field.kind is Kind.TIMESTAMP:
+            value = None if value is None else format_timestamp(value)
+        values.append(value)
+    return EventRow._make(values)
 
 
 def stored_leaf_hash(event: StoredEvent) -> bytes:
     """The leaf hash recomputed from the stored event's columns (record_leaf_hash of the record)."""
-    return leaf_hash(canonical_bytes_from_text(*event[:15]))
+    return leaf_hash(canonical_bytes_from_text(event))
 
 
 def verify_stored(
@@ -120,7 +106,7 @@ def verify_stored(
         )
 
     for event in events:
-        sequence = event[1]
+        sequence = event.sequence
         if end_sequence is not None and sequence > end_sequence and head is None:
             break
         if head is not None and sequence > head.sequence:
@@ -135,7 +121,7 @@ def verify_stored(
                     expected, BreakKind.GAP, f"event {expected} is missing (next found: {sequence})"
                 )
             return broken(sequence, BreakKind.GAP, f"event {sequence} appears more than once")
-        if event[16] != prev:
+        if event.prev_hash != prev:
             return broken(
                 sequence,
                 BreakKind.LINK,
@@ -144,19 +130,19 @@ def verify_stored(
         leaf = stored_leaf_hash(event)
         checked += 1
         last_seen = sequence
-        if leaf != event[15]:
+        if leaf != event.leaf_hash:
             return broken(
                 sequence,
                 BreakKind.LEAF_HASH,
                 f"event {sequence}'s contents do not match its leaf hash",
             )
-        if chain_hash(prev, leaf) != event[17]:
+        if chain_hash(prev, leaf) != event.chain_hash:
             return broken(
                 sequence,
                 BreakKind.CHAIN_HASH,
                 f"event {sequence}'s chain hash is not SHA-256(prev_hash || leaf hash)",
             )
-        prev = event[17]
+        prev = event.chain_hash
         expected += 1
 
     if head is not None:

@@ -16,7 +16,8 @@ from typing import IO
 
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.event import EventRecord
-from auditlog.export.fields import TABLE_COLUMNS, details_json
+from auditlog.domain.schema import Kind
+from auditlog.export.fields import TABLE_COLUMNS, table_values
 
 # OWASP's list, the full-width forms some spreadsheet locales also read as formula starts, and the
 # apostrophe itself (for reversibility, see above).
@@ -34,31 +35,15 @@ def restore(cell: str) -> str:
 
 
 def csv_row(record: EventRecord) -> list[str | int]:
-    return [
-        record.sequence,
-        str(record.id),
-        format_timestamp(record.recorded_at),
-        "" if record.occurred_at is None else format_timestamp(record.occurred_at),
-        *(
-            neutralise(value)
-            for value in (
-                record.event_type,
-                record.user_id,
-                record.action,
-                record.resource_type,
-                record.resource_id,
-                record.risk_level,
-                record.ip_address,
-                record.user_agent,
-                record.session_id,
-                record.request_id,
-                details_json(record.details),
-            )
-        ),
-        record.leaf_hash.hex(),
-        record.prev_hash.hex(),
-        record.chain_hash.hex(),
-    ]
+    row: list[str | int] = []
+    for field, value in table_values(record):
+        if field.kind is Kind.TIMESTAMP:
+            row.append("" if value is None else format_timestamp(value))
+        elif field.kind in (Kind.TEXT, Kind.JSON):
+            row.append(neutralise(value))  # what a client wrote
+        else:
+            row.append(value)
+    return row
 
 
 class CsvExportWriter:

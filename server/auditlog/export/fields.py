@@ -11,29 +11,11 @@ from typing import Any
 
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.event import EventRecord
+from auditlog.domain.schema import FIELDS, TABLE_FIELDS, Field, Kind
 
-# Column order of the tabular formats: position and time first, then the client's fields, then the
-# hashes that tie each row to the chain.
-TABLE_COLUMNS = (
-    "sequence",
-    "id",
-    "recorded_at",
-    "occurred_at",
-    "event_type",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "risk_level",
-    "ip_address",
-    "user_agent",
-    "session_id",
-    "request_id",
-    "details",
-    "leaf_hash",
-    "prev_hash",
-    "chain_hash",
-)
+# Column order of the tabular formats (schema.TABLE_FIELDS): position and time first, then the
+# client's fields, then the hashes that tie each row to the chain.
+TABLE_COLUMNS = tuple(f.name for f in TABLE_FIELDS)
 
 
 def details_json(details: dict[str, Any]) -> str:
@@ -43,23 +25,30 @@ def details_json(details: dict[str, Any]) -> str:
 
 def event_object(record: EventRecord) -> dict[str, Any]:
     """The JSON export's object for one event: every canonical field as hashed, plus the hashes."""
-    return {
-        "id": str(record.id),
-        "sequence": record.sequence,
-        "event_type": record.event_type,
-        "user_id": record.user_id,
-        "action": record.action,
-        "resource_type": record.resource_type,
-        "resource_id": record.resource_id,
-        "details": record.details,
-        "risk_level": record.risk_level,
-        "ip_address": record.ip_address,
-        "user_agent": record.user_agent,
-        "session_id": record.session_id,
-        "request_id": record.request_id,
-        "occurred_at": None if record.occurred_at is None else format_timestamp(record.occurred_at),
-        "recorded_at": format_timestamp(record.recorded_at),
-        "leaf_hash": record.leaf_hash.hex(),
-        "prev_hash": record.prev_hash.hex(),
-        "chain_hash": record.chain_hash.hex(),
-    }
+    return {f.name: _json_value(f, getattr(record, f.name)) for f in FIELDS}
+
+
+def _json_value(field: Field, value: Any) -> Any:
+    if field.kind is Kind.UUID:
+        return str(value)
+    if field.kind is Kind.TIMESTAMP:
+        return None if value is None else format_timestamp(value)
+    if field.kind is Kind.HASH:
+        return value.hex()
+    return value
+
+
+def table_values(record: EventRecord) -> list[tuple[Field, Any]]:
+    """The record's fields in TABLE_COLUMNS order, each with its value (details as JSON text, hashes
+    as hex; the id, sequence and timestamps as they are, for each format to write)."""
+    values: list[tuple[Field, Any]] = []
+    for field in TABLE_FIELDS:
+        value = getattr(record, field.name)
+        if field.kind is Kind.UUID:
+            value = str(value)
+        elif field.kind is Kind.JSON:
+            value = details_json(value)
+        elif field.kind is Kind.HASH:
+            value = value.hex()
+        values.append((field, value))
+    return values

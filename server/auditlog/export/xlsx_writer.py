@@ -20,7 +20,8 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from auditlog.domain.event import EventRecord
-from auditlog.export.fields import TABLE_COLUMNS, details_json
+from auditlog.domain.schema import TABLE_FIELDS, Kind
+from auditlog.export.fields import TABLE_COLUMNS, table_values
 from auditlog.export.metadata import XLSX_MAX_DATA_ROWS, ExportMetadata
 
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss.000"
@@ -30,7 +31,7 @@ TRUNCATED = " [truncated: Excel cells hold at most 32,767 characters; see the JS
 # Characters XML 1.0 cannot carry (openpyxl refuses them); validation keeps them out of text fields,
 # this guards the rest.
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_HEADERS = [f"{name} (UTC)" if name in ("recorded_at", "occurred_at") else name for name in TABLE_COLUMNS]
+_HEADERS = [f"{f.name} (UTC)" if f.kind is Kind.TIMESTAMP else f.name for f in TABLE_FIELDS]
 _WIDTHS = {"sequence": 10, "id": 38, "recorded_at": 24, "occurred_at": 24, "details": 60, "user_agent": 40}
 
 
@@ -93,29 +94,15 @@ class XlsxExportWriter:
     def write(self, record: EventRecord) -> None:
         if self._rows_on_sheet >= self._limit:
             self._new_sheet()
-        text = self._text
-        self._sheet.append(
-            [
-                record.sequence,
-                str(record.id),
-                self._date(record.recorded_at),
-                self._date(record.occurred_at),
-                text(record.event_type),
-                text(record.user_id),
-                text(record.action),
-                text(record.resource_type),
-                text(record.resource_id),
-                text(record.risk_level),
-                text(record.ip_address),
-                text(record.user_agent),
-                text(record.session_id),
-                text(record.request_id),
-                text(details_json(record.details)),
-                record.leaf_hash.hex(),
-                record.prev_hash.hex(),
-                record.chain_hash.hex(),
-            ]
-        )
+        row = []
+        for field, value in table_values(record):
+            if field.kind is Kind.TIMESTAMP:
+                row.append(self._date(value))
+            elif field.kind in (Kind.TEXT, Kind.JSON):
+                row.append(self._text(value))
+            else:
+                row.append(value)
+        self._sheet.append(row)
         self._rows_on_sheet += 1
 
     def _write_metadata_sheet(self) -> None:

@@ -7,10 +7,12 @@ tests/test_copy_rows.py holds these lines to what write_row stores, on real Post
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.jcs import jcs_text
+from auditlog.domain.schema import FIELDS, Kind, compile_function
 
 # COPY text format (PostgreSQL docs, "COPY", "Text Format"): columns separated by tabs, rows ended by
 # newlines, NULL as \N, and in values a backslash, the control characters below, the delimiter and the
@@ -38,38 +40,55 @@ def copy_timestamp(value: datetime | None) -> str:
     return "\\N" if value is None else value.isoformat()
 
 
-def copy_fields(event: NewEvent | EventRecord) -> str:
-    """The COPY text of the columns event_type .. occurred_at (the client's fields, which an event
-    and its record share): the middle of copy_line, which a request thread can write before the
-    sequencer places the event."""
-    texts = (
-        event.event_type,
-        event.user_id,
-        event.action,
-        event.resource_type,
-        event.resource_id,
-        details_text(event),
-        event.risk_level,
-        event.ip_address,
-        event.user_agent,
-        event.session_id,
-        event.request_id,
-    )
-    joined = "\t".join(texts)
-    # One scan for the usual case of nothing to escape: no special character, and no tab but the
-    # separators just added.
-    if joined.count("\t") != len(texts) - 1 or _COPY_SPECIAL_BUT_TAB.search(joined):
-        joined = "\t".join(map(_copy_escape, texts))
-    return f"{joined}\t{copy_timestamp(event.occurred_at)}"
-
-
-def copy_line(record: EventRecord, recorded_at: str, fields: str | None = None) -> str:
-    """record as one line of COPY text format in COLUMNS order; recorded_at already formatted
-    (copy_timestamp; a batch shares it), fields copy_fields(record) if already made. Written
-    directly, without psycopg's per-value adaptation of write_row."""
-    if fields is None:
-        fields = copy_fields(record)
+def _generate() -> str:
+    """Source of copy_fields and copy_line, one expression per column of the schema."""
+    client = [f for f in FIELDS if f.client]
+    texts = [f for f in client if f.kind in (Kind.TEXT, Kind.JSON)]
+    stamps = [f for f in client if f.kind is Kind.TIMESTAMP]
+    if client != texts + stamps:
+        raise ImportError("copy_fields expects the client's text columns, then its timestamps")
+    names = ", ".join("details_text(e)" if f.kind is Kind.JSON else f"e.{f.name}" for f in texts)
+    stamp_text = "".join(f"\\t{{copy_timestamp(e.{f.name})}}" for f in stamps)
+    line = []
+    for field in FIELDS:
+        if field.client:
+            if field is client[0]:
+                line.append("{fields}")
+        elif field.kind is Kind.TIMESTAMP:
+            line.append("{recorded_at}")  # the one server timestamp, formatted once per batch
+        elif field.kind is Kind.HASH:
+            line.append(f"\\\\\\\\x{{r.{field.name}.hex()}}")
+        else:
+            line.append(f"{{r.{field.name}}}")
     return (
-        f"{record.id}\t{record.sequence}\t{fields}\t{recorded_at}"
-        f"\t\\\\x{record.leaf_hash.hex()}\t\\\\x{record.prev_hash.hex()}\t\\\\x{record.chain_hash.hex()}\n"
+        "def copy_fields(e):\n"
+        f"    texts = ({names},)\n"
+        '    joined = "\\t".join(texts)\n'
+        f'    if joined.count("\\t") != {len(texts) - 1} or _SPECIAL_BUT_TAB.search(joined):\n'
+        '        joined = "\\t".join(map(_copy_escape, texts))\n'
+        f'    return f"{{joined}}{stamp_text}"\n'
+        "\n"
+        "def copy_line(r, recorded_at, fields=None):\n"
+        "    if fields is None:\n"
+        "        fields = copy_fields(r)\n"
+        '    return f"' + "\\t".join(line) + '\\n"\n'
     )
+
+
+_generated = _generate()
+copy_fields: Callable[[NewEvent | EventRecord], str] = compile_function(
+    "copy_fields",
+    _generated,
+    {
+        "details_text": details_text,
+        "copy_timestamp": copy_timestamp,
+        "_copy_escape": _copy_escape,
+        "_SPECIAL_BUT_TAB": _COPY_SPECIAL_BUT_TAB,
+    },
+)
+copy_fields.__doc__ = """The COPY text of the client's columns (which an event and its record share): the middle
+of copy_line, which a request thread can write before the sequencer places the event. One scan in
+the usual case of nothing to escape: no special character, and no tab but the separators."""
+copy_line: Callable[..., str] = copy_fields.__globals__["copy_line"]
+copy_line.__doc__ = """record as one line of COPY text format in COLUMNS order; recorded_at already formatted
+(copy_timestamp; a batch shares it), fields copy_fields(record) if already made."""

@@ -12,33 +12,16 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import kwargs_row
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
+from auditlog.domain.schema import FIELDS, HASH_NAMES, NAMES
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
 from auditlog.storage.database import connect_like, required_row
 
-COLUMNS = (
-    "id",
-    "sequence",
-    "event_type",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "details",
-    "risk_level",
-    "ip_address",
-    "user_agent",
-    "session_id",
-    "request_id",
-    "occurred_at",
-    "recorded_at",
-    "leaf_hash",
-    "prev_hash",
-    "chain_hash",
-)
+COLUMNS = NAMES
 _SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 # "request_id <> ''" repeats the partial index's predicate: once psycopg prepares the statement and
@@ -48,16 +31,7 @@ _BY_REQUEST_IDS = _SELECT + sql.SQL(" WHERE request_id = ANY(%s) AND request_id 
 _REQUEST_ID_INDEX = "audit_events_request_id"
 # The sequencer's one-round-trip write (AppendConnection.append_at_once): the rows as one array per
 # column, inserted only while the locked head is the one they were built on.
-_COLUMN_TYPES = {
-    "id": "uuid",
-    "sequence": "bigint",
-    "details": "jsonb",
-    "occurred_at": "timestamptz",
-    "recorded_at": "timestamptz",
-    "leaf_hash": "bytea",
-    "prev_hash": "bytea",
-    "chain_hash": "bytea",
-}
+_COLUMN_TYPES = {f.name: f.kind.sql_type for f in FIELDS}
 _HEAD_IS = "EXISTS (SELECT 1 FROM log_head WHERE id = 1 AND sequence = %s AND chain_hash = %s)"
 # The stored tail (the last event row, one probe of the primary key from its end): before the log
 # is extended it must be the head, or rows were removed from the tail or planted beyond it.
@@ -69,9 +43,7 @@ _INSERT_IF_HEAD = (
     sql.SQL("INSERT INTO audit_events ({}) SELECT * FROM unnest({}) WHERE " + _HEAD_IS + " AND " + _TAIL_IS)
     .format(
         sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-        sql.SQL(", ").join(
-            sql.SQL("%b::{}[]").format(sql.SQL(_COLUMN_TYPES.get(column, "text"))) for column in COLUMNS
-        ),
+        sql.SQL(", ").join(sql.SQL("%b::{}[]").format(sql.SQL(_COLUMN_TYPES[column])) for column in COLUMNS),
     )
     .as_bytes()
 )
@@ -117,27 +89,14 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def record_from_row(row: Sequence[Any]) -> EventRecord:
-    return EventRecord(
-        id=row[0],
-        sequence=row[1],
-        event_type=row[2],
-        user_id=row[3],
-        action=row[4],
-        resource_type=row[5],
-        resource_id=row[6],
-        details=row[7],
-        risk_level=row[8],
-        ip_address=row[9],
-        user_agent=row[10],
-        session_id=row[11],
-        request_id=row[12],
-        occurred_at=row[13],
-        recorded_at=row[14],
-        leaf_hash=bytes(row[15]),
-        prev_hash=bytes(row[16]),
-        chain_hash=bytes(row[17]),
-    )
+def _record(**columns: Any) -> EventRecord:
+    """The record of a row of _SELECT, read by column name (a psycopg kwargs_row factory)."""
+    for name in HASH_NAMES:
+        columns[name] = bytes(columns[name])
+    return EventRecord(**columns)
+
+
+_RECORDS = kwargs_row(_record)
 
 
 _FIRST_AT_OR_AFTER = (
@@ -265,8 +224,9 @@ class AppendTransaction:
             return {}
         # Planned afresh each time (prepare=False): a plan cached while the table was tiny could
         # keep scanning it whole long after it has grown.
-        rows = self._conn.execute(_BY_REQUEST_IDS, (list(request_ids),), prepare=False).fetchall()
-        return {record.request_id: record for record in map(record_from_row, rows)}
+        with self._conn.cursor(row_factory=_RECORDS) as cur:
+            records = cur.execute(_BY_REQUEST_IDS, (list(request_ids),), prepare=False).fetchall()
+        return {record.request_id: record for record in records}
 
     def insert(self, records: Iterable[tuple[EventRecord, str | None]]) -> None:
         """COPYs records in, each with its copy_fields text if already made (None: made here),
@@ -471,9 +431,8 @@ class EventStore:
         return HeadState(row[0], bytes(row[1]), row[2]), tail
 
     def get(self, event_id: uuid.UUID) -> EventRecord | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(_SELECT + sql.SQL(" WHERE id = %s"), (event_id,)).fetchone()
-        return None if row is None else record_from_row(row)
+        with self.pool.connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
+            return cur.execute(_SELECT + sql.SQL(" WHERE id = %s"), (event_id,)).fetchone()
 
     def list_page(
         self,
@@ -491,9 +450,8 @@ class EventStore:
             params.append(after_sequence)
         order = sql.SQL(" ORDER BY sequence DESC" if descending else " ORDER BY sequence ASC")
         query = _SELECT + _where(conditions) + order + sql.SQL(" LIMIT %s OFFSET %s")
-        with self.pool.connection() as conn:
-            rows = conn.execute(query, [*params, limit, offset]).fetchall()
-        return [record_from_row(row) for row in rows]
+        with self.pool.connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
+            return cur.execute(query, [*params, limit, offset]).fetchall()
 
     def iter_matching(
         self, event_filter: EventFilter, max_sequence: int | None = None
@@ -504,13 +462,16 @@ class EventStore:
             conditions.append(sql.SQL("sequence <= %s"))
             params.append(max_sequence)
         query = _SELECT + _where(conditions) + sql.SQL(" ORDER BY sequence ASC")
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor(name="auditlog_search") as cur:
+        with (
+            self.pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="auditlog_search", row_factory=_RECORDS) as cur,
+        ):
             # No read-ahead here (unlike verification): a stream paced by a slow reader keeps at most
             # one batch in memory, and a database failure mid-stream ends it where it is.
             cur.itersize = STREAM_BATCH
             cur.execute(query, params)
-            for row in cur:
-                yield record_from_row(row)
+            yield from cur
 
     @staticmethod
     def _first_at_or_after(conn: psycopg.Connection[Any], moment: datetime, default: int) -> int:

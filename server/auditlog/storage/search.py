@@ -9,7 +9,7 @@ PostgreSQL, beside the server's Python rather than inside it.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from contextlib import closing
 from typing import Any
 
@@ -18,21 +18,40 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.filters import EventFilter
+from auditlog.domain.schema import FIELDS, NAMES, EventRow, Field, Kind
 from auditlog.storage.events import filter_clause, prefetched_batches
 
-# A row of the search, in this order (api.convert.fill_event_proto_from_row reads it so):
-# id (text), sequence, event_type, user_id, action, resource_type, resource_id, details (JSON text),
-# risk_level, ip_address, user_agent, session_id, request_id, occurred_at (epoch microseconds or
-# None), recorded_at (epoch microseconds), leaf_hash, prev_hash, chain_hash (lowercase hex).
-# extract(epoch ...) is an exact numeric (PostgreSQL 14 and later), so no microsecond is rounded.
-SearchRow = tuple[Any, ...]
-_SEARCH = sql.SQL(
-    "SELECT id::text, sequence, event_type, user_id, action, resource_type, resource_id, details::text,"
-    " risk_level, ip_address, user_agent, session_id, request_id,"
-    " (extract(epoch FROM occurred_at) * 1000000)::int8, (extract(epoch FROM recorded_at) * 1000000)::int8,"
-    " encode(leaf_hash, 'hex'), encode(prev_hash, 'hex'), encode(chain_hash, 'hex')"
-    " FROM audit_events"
-)
+
+def _search_column(field: Field) -> str:
+    """The SQL giving field in its API form, named as the field. extract(epoch ...) is an exact
+    numeric (PostgreSQL 14 and later), so no microsecond is rounded."""
+    name = field.name
+    if field.kind in (Kind.UUID, Kind.JSON):
+        return f"{name}::text AS {name}"
+    if field.kind is Kind.TIMESTAMP:
+        return f"(extract(epoch FROM {name}) * 1000000)::int8 AS {name}"
+    if field.kind is Kind.HASH:
+        return f"encode({name}, 'hex') AS {name}"
+    return name
+
+
+# A row of the search: a schema.EventRow (api.convert.fill_event_proto_from_row reads it by name)
+# holding the id (text), sequence, texts, details (JSON text), timestamps (epoch microseconds, None
+# when unset) and hashes (lowercase hex).
+SearchRow = Any
+_SEARCH = sql.SQL("SELECT " + ", ".join(map(_search_column, FIELDS)) + " FROM audit_events")
+
+
+def event_rows(cursor: Any) -> Callable[[Sequence[Any]], Any]:
+    """A psycopg row factory making a schema.EventRow of each row of a query that selects every
+    field under its own name, in schema order."""
+    names = tuple(column.name for column in cursor.description or ())
+    if names != NAMES:
+        raise RuntimeError(f"the query's columns are not the event's fields: {names}")
+    make: Callable[[Sequence[Any]], Any] = EventRow._make
+    return make
+
+
 # Rows per round trip: one message's worth of events (see api.audit_servicer.SEARCH_MESSAGE_EVENTS).
 SEARCH_FETCH_ROWS = 1_000
 
@@ -49,7 +68,7 @@ def search_rows(pool: ConnectionPool, event_filter: EventFilter) -> Generator[li
     query += sql.SQL(" ORDER BY sequence ASC")
     with pool.connection() as conn, conn.transaction():
         cur: psycopg.ServerCursor[Any]
-        with conn.cursor(name="auditlog_search") as cur:
+        with conn.cursor(name="auditlog_search", row_factory=event_rows) as cur:
             cur.execute(query, params)
             with closing(prefetched_batches(cur, SEARCH_FETCH_ROWS)) as batches:
                 yield from batches

@@ -7,7 +7,7 @@ builds no UUID or datetime per event; it still recomputes every hash from the st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
 
@@ -15,9 +15,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.jcs import json_loads
+from auditlog.domain.schema import FIELDS, NAMES, Field, Kind
 from auditlog.domain.verification import LogHead, StoredEvent
 from auditlog.storage.database import required_row
 from auditlog.storage.events import STREAM_BATCH, prefetched_batches
+from auditlog.storage.search import event_rows
 
 
 def canonical_timestamp_sql(column: str) -> str:
@@ -35,21 +37,38 @@ def canonical_timestamp_sql(column: str) -> str:
     )
 
 
+def _stored_column(field: Field) -> str:
+    """The SQL giving field as the verifier reads it, named as the field."""
+    name = field.name
+    if field.kind in (Kind.UUID, Kind.JSON):
+        return f"{name}::text AS {name}"
+    if field.kind is Kind.TIMESTAMP:
+        return f"{canonical_timestamp_sql(name)} AS {name}"
+    return name
+
+
 # A StoredEvent per row, from start_sequence on, in sequence order, but details as its JSON text:
 # decoding the text here skips psycopg's per-value Python loader around the same json_loads.
 _STORED_EVENTS = (
-    "SELECT id::text, sequence, event_type, user_id, action, resource_type, resource_id, details::text,"
-    " risk_level, ip_address, user_agent, session_id, request_id,"
-    f" {canonical_timestamp_sql('occurred_at')}, {canonical_timestamp_sql('recorded_at')},"
-    " leaf_hash, prev_hash, chain_hash"
-    " FROM audit_events WHERE sequence >= %s ORDER BY sequence ASC"
+    "SELECT "
+    + ", ".join(map(_stored_column, FIELDS))
+    + " FROM audit_events WHERE sequence >= %s ORDER BY sequence ASC"
 )
+_DETAILS = next(f.name for f in FIELDS if f.kind is Kind.JSON)
 
 
-def _stored_events(batches: Iterable[list[Any]]) -> Iterator[StoredEvent]:
-    """StoredEvents from rows of _STORED_EVENTS (psycopg gives bytea as bytes, the texts as str)."""
-    for rows in batches:
-        yield from [(*row[:7], json_loads(row[7]), *row[8:]) for row in rows]
+def _stored_events(cursor: Any) -> Callable[[Sequence[Any]], StoredEvent]:
+    """A psycopg row factory making StoredEvents of rows of _STORED_EVENTS (bytea as bytes, the texts
+    as str, details decoded here)."""
+    make_row = event_rows(cursor)
+    details_at = NAMES.index(_DETAILS)
+
+    def make(values: Sequence[Any]) -> StoredEvent:
+        row = list(values)
+        row[details_at] = json_loads(row[details_at])
+        return make_row(row)
+
+    return make
 
 
 @contextmanager
@@ -75,11 +94,11 @@ def verification_snapshot(
                     ).fetchone()
                     prev = None if found is None else bytes(found[0])
                 cur: psycopg.ServerCursor[Any]
-                with conn.cursor(name="auditlog_verify") as cur:
+                with conn.cursor(name="auditlog_verify", row_factory=_stored_events) as cur:
                     cur.itersize = STREAM_BATCH
                     cur.execute(_STORED_EVENTS, (start_sequence,))
                     with closing(prefetched_batches(cur, STREAM_BATCH)) as batches:
-                        yield head, prev, _stored_events(batches)
+                        yield head, prev, (event for batch in batches for event in batch)
         finally:
             conn.isolation_level = None
             conn.read_only = False
