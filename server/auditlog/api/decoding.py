@@ -4,21 +4,31 @@ grpcio runs the request deserializer in its own code and answers INTERNAL "Excep
 request!" when it raises (invalid UTF-8 in a string field, truncated data, a bad varint, nesting past
 protobuf's depth limit). `guarded(server)` stands in for the server while services are added: each
 method's deserializer is replaced by one that hands a marker to the method instead of raising, and
-the method refuses the marker with a BadRequest naming the request.
+the method refuses the marker with a BadRequest naming the request. A method given a CallPool runs
+on it, and answers RESOURCE_EXHAUSTED when the pool refuses the call or its request's bytes do not
+fit in the pool's budget (checked before parsing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import grpc
 
-from auditlog.api.status import refuse
-from auditlog.errors import FieldViolation
+from auditlog.api.limits import CallPool, refusing
+from auditlog.api.status import fail, refuse
+from auditlog.errors import AuditLogError, FieldViolation, ResourceExhaustedError
 
 # What a deserializer that failed hands on; no real message is this object.
 _UNDECODABLE: Any = object()
+
+
+class _Refused:
+    """What a deserializer hands on instead of parsing a request the server will refuse."""
+
+    def __init__(self, error: AuditLogError) -> None:
+        self.error = error
 
 
 def _violation(deserialize: Callable[[bytes], Any], method: str) -> FieldViolation:
@@ -32,8 +42,10 @@ def _violation(deserialize: Callable[[bytes], Any], method: str) -> FieldViolati
     )
 
 
-def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-    """handler with its request deserializer made safe (see module docstring)."""
+def guard_handler(
+    handler: grpc.RpcMethodHandler, method: str, pool: CallPool | None = None
+) -> grpc.RpcMethodHandler:
+    """handler with its request deserializer made safe, run on pool if any (see module docstring)."""
     deserialize = handler.request_deserializer
     if deserialize is None:
         return handler
@@ -41,6 +53,11 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
     name = method.rsplit("/", 1)[-1]
 
     def safe_deserialize(data: bytes) -> Any:
+        if pool is not None and pool.budget is not None:
+            try:
+                pool.budget.check(len(data))
+            except ResourceExhaustedError as err:
+                return _Refused(err)
         try:
             return deserialize(data)
         except Exception:  # noqa: BLE001 - whatever the bytes make a message class raise, they are the client's
@@ -51,10 +68,16 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
         behaviour = handler.unary_stream if handler.response_streaming else handler.unary_unary
 
         def checked(request: Any, context: grpc.ServicerContext) -> Any:
+            if pool is not None and refusing():
+                fail(context, name, ResourceExhaustedError(pool.message))
+            if isinstance(request, _Refused):
+                fail(context, name, request.error)
             if request is _UNDECODABLE:
                 refuse(context, name, violations)
             return behaviour(request, context)
 
+        if pool is not None:
+            checked.experimental_thread_pool = pool  # type: ignore[attr-defined]
         make = (
             grpc.unary_stream_rpc_method_handler
             if handler.response_streaming
@@ -62,6 +85,8 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
         )
         return make(checked, request_deserializer=safe_deserialize, response_serializer=serialize)
 
+    if pool is not None:
+        raise ValueError(f"{method}: a CallPool bounds unary requests only")
     streamed = handler.stream_stream if handler.response_streaming else handler.stream_unary
 
     def checked_requests(requests: Iterable[Any], context: grpc.ServicerContext) -> Iterator[Any]:
@@ -82,8 +107,9 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
 
 
 class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
-    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, pools: Mapping[str, CallPool]) -> None:
         self._inner = inner
+        self._pools = pools
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
@@ -94,18 +120,19 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
         guarded = self._guarded.get(method)
         if guarded is None:
             # Only methods the service has get here, so the cache stays as small as the services.
-            guarded = self._guarded[method] = guard_handler(handler, method)
+            guarded = self._guarded[method] = guard_handler(handler, method, self._pools.get(method))
         return guarded
 
 
 class _GuardedRegistrar:
     """The part of grpc.Server that generated add_*_to_server functions and reflection call."""
 
-    def __init__(self, server: grpc.Server) -> None:
+    def __init__(self, server: grpc.Server, pools: Mapping[str, CallPool]) -> None:
         self._server = server
+        self._pools = pools
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(tuple(_GuardedGenericHandler(h) for h in handlers))
+        self._server.add_generic_rpc_handlers(tuple(_GuardedGenericHandler(h, self._pools) for h in handlers))
 
     def add_registered_method_handlers(
         self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
@@ -113,12 +140,15 @@ class _GuardedRegistrar:
         self._server.add_registered_method_handlers(
             service_name,
             {
-                method: guard_handler(handler, f"/{service_name}/{method}")
+                method: guard_handler(
+                    handler, f"/{service_name}/{method}", self._pools.get(f"/{service_name}/{method}")
+                )
                 for method, handler in method_handlers.items()
             },
         )
 
 
-def guarded(server: grpc.Server) -> grpc.Server:
-    """A stand-in for server to add services to (see module docstring)."""
-    return cast(grpc.Server, _GuardedRegistrar(server))
+def guarded(server: grpc.Server, pools: Mapping[str, CallPool] | None = None) -> grpc.Server:
+    """A stand-in for server to add services to (see module docstring); pools: by full method name,
+    e.g. /audit.v1.AuditService/AppendEvents."""
+    return cast(grpc.Server, _GuardedRegistrar(server, pools or {}))
