@@ -60,7 +60,7 @@ class Config:
     stream_idle_seconds: int = 30
     max_append_bytes: int = 16 << 20
     append_threads: int = 2
-    append_waiting: int = 4
+    append_waiting: int = 128
     max_export_jobs: int = 10
 
 
@@ -174,6 +174,6 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         # At least one request of the largest size the server receives (16 MiB).
         max_append_bytes=_bounded_int(env, "AUDITLOG_MAX_APPEND_BYTES", 16 << 20, 16 << 20, 1 << 30),
         append_threads=_bounded_int(env, "AUDITLOG_APPEND_THREADS", 2, 1, 32),
-        append_waiting=_bounded_int(env, "AUDITLOG_APPEND_WAITING", 4, 0, 1000),
+        append_waiting=_bounded_int(env, "AUDITLOG_APPEND_WAITING", 128, 0, 10000),
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
     )
