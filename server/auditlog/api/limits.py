@@ -1,15 +1,16 @@
-"""Bounds on what callers hold: concurrent server streams, their idle time, and AppendEvents bytes in
-flight. Beyond a bound a caller gets RESOURCE_EXHAUSTED at once, so appends, unary reads and health
-keep their threads, connections and memory whatever streaming or bulk callers do."""
+"""Bounds on what callers hold: concurrent server streams, their idle time, AppendEvents calls and
+bytes in flight. Beyond a bound a caller gets RESOURCE_EXHAUSTED at once, so appends, unary reads and
+health keep their threads, connections and memory whatever streaming or bulk callers do."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from contextlib import closing, contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -102,17 +103,82 @@ class ByteBudget:
         self._used = 0
         self._lock = threading.Lock()
 
+    def check(self, size: int) -> None:
+        """Raises ResourceExhaustedError when size would not fit now (nothing is held)."""
+        with self._lock:
+            self._check(size)
+
+    def _check(self, size: int) -> None:
+        if self._used and self._used + size > self.limit:
+            raise ResourceExhaustedError(
+                f"too many {self._what} bytes in flight: got {size} more with {self._used} in flight,"
+                f" want at most {self.limit} in all; retry later"
+            )
+
     @contextmanager
     def hold(self, size: int) -> Iterator[None]:
         with self._lock:
-            if self._used and self._used + size > self.limit:
-                raise ResourceExhaustedError(
-                    f"too many {self._what} bytes in flight: got {size} more with {self._used} in flight,"
-                    f" want at most {self.limit} in all; retry later"
-                )
+            self._check(size)
             self._used += size
         try:
             yield
         finally:
             with self._lock:
                 self._used -= size
+
+
+_refusal_thread = threading.local()
+
+
+def _mark_refusal_thread() -> None:
+    _refusal_thread.refusing = True
+
+
+def refusing() -> bool:
+    """Whether this thread only refuses calls (see CallPool)."""
+    return getattr(_refusal_thread, "refusing", False)
+
+
+class CallPool(futures.ThreadPoolExecutor):
+    """The threads of one unary method (grpcio's experimental_thread_pool). grpcio starts receiving a
+    request only in the thread that runs the call, so at most `threads` requests are received and
+    parsed at once; `waiting` more calls may queue, not yet received. Calls beyond that run on one
+    refusal thread, where `refusing()` is true: the method answers RESOURCE_EXHAUSTED at once."""
+
+    def __init__(self, threads: int, waiting: int, name: str, budget: ByteBudget | None = None) -> None:
+        super().__init__(max_workers=threads, thread_name_prefix=name)
+        self.threads = threads
+        self.waiting = waiting
+        # The bytes the method holds while it runs: a request that cannot fit is not parsed.
+        self.budget = budget
+        self.message = (
+            f"too many {name} calls: got {threads} running and {waiting} waiting, want fewer; retry later"
+        )
+        # One thread: a refused request is still received, so one at a time bounds their memory.
+        self._refusals = futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"{name}-refusal", initializer=_mark_refusal_thread
+        )
+        self._admitted = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> futures.Future[T]:
+        with self._lock:
+            admitted = self._admitted < self.threads + self.waiting
+            self._admitted += admitted
+        if not admitted:
+            return self._refusals.submit(fn, *args, **kwargs)
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(lambda _: self._release())
+        return future
+
+    def _release(self) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait, cancel_futures=cancel_futures)
+        self._refusals.shutdown(wait, cancel_futures=cancel_futures)

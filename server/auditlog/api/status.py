@@ -100,7 +100,12 @@ def _fail(
 
 def refuse(context: grpc.ServicerContext, name: str, violations: list[FieldViolation]) -> None:
     """Ends the call with INVALID_ARGUMENT listing violations, logged as rpc_method logs; raises."""
-    _fail(context, name, InvalidArgumentError(violations), _request_id(context), time.monotonic())
+    fail(context, name, InvalidArgumentError(violations))
+
+
+def fail(context: grpc.ServicerContext, name: str, err: AuditLogError) -> None:
+    """Ends the call with err's status, logged as rpc_method logs; raises."""
+    _fail(context, name, err, _request_id(context), time.monotonic())
 
 
 def refuse_unavailable(context: grpc.ServicerContext, name: str, message: str) -> None:
