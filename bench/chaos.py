@@ -19,13 +19,13 @@ answer is counted by status. The faults, in turn:
 
 After each round every acknowledged event must be stored with the answer's id and sequence, the
 sequences must run from 0 without a gap, and VerifyChain over the whole log must answer valid. The
-table gives per round: events acknowledged so far, lost, INTERNAL answers, retried answers, the time
-from the restart (or from PostgreSQL being back) to the first acknowledged append and to readiness
-(GET /health/ready through Envoy answering 200), and the server process's peak RSS. At the end the
-embedded PostgreSQL must stop with its last user, the killed servers forgotten. Exits 1 when an
-acknowledged event is lost, the chain is not valid, a caller got INTERNAL or another status no retry
-explains (CANCELLED is counted but allowed: calls racing a SIGTERM may still get it), or PostgreSQL
-kept running.
+table gives per round: events acknowledged so far, lost, INTERNAL answers, retried answers, how long
+the restart took (to the server's start-up line, or PostgreSQL's start), the time from the restart
+to the first acknowledged append and to readiness (GET /health/ready through Envoy answering 200),
+and the server process's peak RSS. At the end the embedded PostgreSQL must stop with its last user,
+the killed servers forgotten. Exits 1 when an acknowledged event is lost, the chain is not valid, a
+caller got INTERNAL or another status no retry explains (CANCELLED is counted but allowed: calls
+racing a SIGTERM may still get it), or PostgreSQL kept running.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class RoundResult:
     acknowledged: int = 0
     lost: int = 0
     codes: collections.Counter[str] = field(default_factory=collections.Counter)
-    first_append: float | None = None  # seconds from restart / PostgreSQL back
+    restart: float = 0.0  # seconds the restart took: to the server's start-up line, or PostgreSQL's start
+    first_append: float | None = None  # seconds from the restart's beginning
     ready: float | None = None
     peak_rss_mib: float = 0.0
     chain_valid: bool = False
@@ -452,6 +453,7 @@ class Chaos:
         back = time.monotonic()
         self.serve.start()
         self.serve.wait_started()
+        result.restart = time.monotonic() - back
         return back
 
     def _postgres_outage(self, outage: float, result: RoundResult) -> float:
@@ -460,10 +462,12 @@ class Chaos:
         if seen_down is None:
             result.problems.append("readiness stayed 200 with PostgreSQL down")
         time.sleep(max(0.0, outage - (seen_down or 0.0)))
+        back = time.monotonic()  # its crash recovery counts in the time to recover
         self.postgres.start()
+        result.restart = time.monotonic() - back
         if self.serve.process is not None and self.serve.process.poll() is not None:
             result.problems.append(f"auditlog serve exited ({self.serve.process.returncode}) in the outage")
-        return time.monotonic()
+        return back
 
     @staticmethod
     def _seconds_until(condition: Callable[[], bool], since: float, timeout: float = 60.0) -> float | None:
@@ -504,6 +508,7 @@ def render(results: list[RoundResult]) -> str:
         "INTERNAL",
         "Other failures",
         "Retried (UNAVAILABLE/CANCELLED/DEADLINE)",
+        "Restart took",
         "First append after",
         "Ready after",
         "Peak RSS",
@@ -520,6 +525,7 @@ def render(results: list[RoundResult]) -> str:
             str(r.internal),
             str(r.unexplained - r.internal),
             retried,
+            seconds(r.restart),
             seconds(r.first_append),
             seconds(r.ready),
             f"{r.peak_rss_mib:.0f} MB",
