@@ -135,3 +135,17 @@ def test_workers_carry_no_benchmark_hook() -> None:
         "max_workers",
     ]
     assert "setup" not in inspect.signature(start_workers).parameters
+
+
+@pytest.mark.slow
+def test_chaos_command_prints_a_row_per_round_and_passes() -> None:
+    done = run_module("bench.chaos", "--rounds", "1", "--seconds", "1", "--outage", "1", timeout=180)
+    rows = [line for line in done.stdout.splitlines() if re.match(r"\| \d+ \| ", line)]
+    assert [row.split(" | ")[1] for row in rows] == ["kill", "term", "postgres"], done.stdout
+    for row in rows:
+        # Acknowledged, lost, INTERNAL, other failures; the chain verified after the round.
+        cells = row.strip("| ").split(" | ")
+        assert int(cells[2].replace(",", "")) > 0 and cells[3:6] == ["0", "0", "0"], row
+        assert cells[-1] == "valid", row
+        assert re.fullmatch(r"\d+ MB", cells[-2]), row
+    assert "0 lost, 0 INTERNAL answers" in done.stdout
