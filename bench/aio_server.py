@@ -33,7 +33,7 @@ from bench.echo import create_event_method, sample_response
 async def serve(config: Config, database_url: str) -> None:
     apply_migrations(database_url)
     pool = create_pool(database_url, max_size=16, timeout=5)
-    sequencer = Sequencer(EventStore(pool))
+    sequencer = Sequencer(EventStore(pool).writer())
     sequencer.start()
     echo = sample_response()
 

@@ -24,7 +24,7 @@ from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import random_uuids
 from auditlog.sequencer import _Batch
 from auditlog.storage.copy_text import copy_fields, copy_line, copy_timestamp
-from auditlog.storage.events import HeadState
+from auditlog.storage.api import HeadState
 from bench.workload import BATCH, append_template
 
 STAGES = ("parse and validate", "ids, segments, COPY fields", "records and COPY lines", "answer")

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="auditlog-batch-") as tmp, embedded_database(Path(tmp)) as url:
         apply_migrations(url)
         pool = create_pool(url, max_size=2)
-        sequencer = Sequencer(EventStore(pool))
+        sequencer = Sequencer(EventStore(pool).writer())
         # Started only so that stop() closes its connection: nothing is queued, so its thread
         # waits while this one calls append_batch, as that thread does with queued calls.
         sequencer.start()
