@@ -23,8 +23,8 @@ from auditlog.api.convert import event_and_details_from_proto, fill_event_proto
 from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import random_uuids
 from auditlog.sequencer import Batch
+from auditlog.storage.api import HeadState
 from auditlog.storage.copy_text import copy_fields, copy_line, copy_timestamp
-from auditlog.storage.events import HeadState
 from bench.workload import BATCH, append_template
 
 STAGES = ("parse and validate", "ids, segments, COPY fields", "records and COPY lines", "answer")

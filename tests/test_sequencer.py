@@ -18,6 +18,7 @@ from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import NewEvent
 from auditlog.errors import ShuttingDownError, UnavailableError
 from auditlog.sequencer import ONE_TRIP_MAX_EVENTS, Sequencer
+from auditlog.storage.api import DatabaseUnavailableError
 from auditlog.storage.database import create_pool
 from auditlog.storage.events import AppendConnection, EventStore
 from auditlog.storage.migrations import apply_migrations
@@ -28,7 +29,7 @@ def running(database_url: str, max_size: int = 4) -> Iterator[tuple[Sequencer, E
     """A started sequencer on its own pool (as one server process has), stopped and closed after."""
     pool = create_pool(database_url, max_size=max_size)
     store = EventStore(pool)
-    sequencer = Sequencer(store)
+    sequencer = Sequencer(store.writer())
     sequencer.start()
     try:
         yield sequencer, store
@@ -144,7 +145,9 @@ def test_a_batch_committed_before_its_connection_failed_is_answered_once(
 
     def commit_then_fail(self: AppendConnection, *args: Any, **kwargs: Any) -> bool:
         real(self, *args, **kwargs)
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
+        raise DatabaseUnavailableError from psycopg.OperationalError(
+            "server closed the connection unexpectedly"
+        )
 
     sequencer.append([NewEvent(event_type="a.b", action="warm")])  # the head is now known
     monkeypatch.setattr(AppendConnection, "append_at_once", commit_then_fail)

@@ -49,7 +49,7 @@ def pool(database_url: str) -> Iterator[ConnectionPool]:
 
 @pytest.fixture
 def sequencer(pool: ConnectionPool) -> Iterator[Sequencer]:
-    seq = Sequencer(EventStore(pool))
+    seq = Sequencer(EventStore(pool).writer())
     seq.start()
     yield seq
     seq.stop()

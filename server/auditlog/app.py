@@ -145,7 +145,7 @@ def create_service(
     store = EventStore(pool)
     with pool.connection() as conn:
         tokens = PageTokenCodec(read_page_token_key(conn))
-    sequencer = Sequencer(store, clock=clock)
+    sequencer = Sequencer(store.writer(), clock=clock)
     stopped = sequencer.check_tail()
     if stopped is not None:
         _log.error("not serving: %s", stopped)

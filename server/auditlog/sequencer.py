@@ -26,21 +26,19 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import psycopg
-import psycopg_pool
-
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent, random_uuids
 from auditlog.errors import AuditLogError, FailedPreconditionError, ShuttingDownError, UnavailableError
-from auditlog.storage.copy_text import copy_fields
-from auditlog.storage.events import (
-    AppendConnection,
+from auditlog.storage.api import (
+    DatabaseUnavailableError,
     DuplicateRequestIdError,
-    EventStore,
     HeadState,
+    LogWriter,
+    SequenceTakenError,
     hour_of,
     tail_mismatch,
 )
+from auditlog.storage.copy_text import copy_fields
 
 _log = logging.getLogger(__name__)
 # Batches up to this many events (concurrent CreateEvent calls, small AppendEvents) are written in
@@ -71,16 +69,15 @@ class Sequencer:
 
     def __init__(
         self,
-        store: EventStore,
+        writer: LogWriter,
         *,
         clock: Clock = utc_now,
         max_batch_events: int = 1_000,
         max_wait_seconds: float = 0.002,
     ) -> None:
-        self._store = store
-        self._writer = AppendConnection(store.pool)
+        self._writer = writer
         # The head as this process last committed it: a small batch is written in one round trip
-        # on the assumption that it is still the head (see AppendConnection.append_at_once).
+        # on the assumption that it is still the head (see LogWriter.append_at_once).
         self._head: HeadState | None = None
         self._clock = clock
         self._max_batch = max_batch_events
@@ -103,7 +100,7 @@ class Sequencer:
     def check_tail(self) -> str | None:
         """Reads the head and the stored tail now: why appends are stopped, or None (which lets
         them go on). Called at start, and by readiness while they are stopped."""
-        self._stopped_reason = tail_mismatch(*self._store.head_and_tail())
+        self._stopped_reason = tail_mismatch(*self._writer.head_and_tail())
         return self._stopped_reason
 
     def appends_stopped(self) -> str | None:
@@ -197,8 +194,9 @@ class Sequencer:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             results = self.append_batch([item.events for item in batch], [item.copy_texts for item in batch])
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
-            _log.warning("append batch failed: database unavailable: %s", err.__class__.__name__)
+        except DatabaseUnavailableError as err:
+            cause = err.__cause__ or err
+            _log.warning("append batch failed: database unavailable: %s", cause.__class__.__name__)
             failure: Exception = UnavailableError(
                 "the database is unavailable; retry with the same request_id (a retry never records an event twice)"
             )
@@ -233,10 +231,10 @@ class Sequencer:
                 return self._write(requests, copy_texts, lookup=False)
             except DuplicateRequestIdError:
                 return self._write(requests, copy_texts, lookup=True)
-        except psycopg.errors.UniqueViolation as err:
+        except SequenceTakenError:
             # A row planted beyond the head after the tail was read under the lock.
             self._head = None
-            reason = self.check_tail() if err.diag.constraint_name == "audit_events_pkey" else None
+            reason = self.check_tail()
             if reason is None:
                 raise
             raise FailedPreconditionError(reason) from None
@@ -264,11 +262,11 @@ class Sequencer:
                     high_risk_added=batch.high_risk(),
                     user_hour=self._user_hour(batch),
                 )
-            except psycopg.OperationalError:
+            except DatabaseUnavailableError:
                 # The connection failed with COMMIT sent or not (say, PostgreSQL dropped it since
                 # the last batch): the batch is all or nothing, so its first id tells which. Not
                 # committed: written under the lock below, on a fresh connection.
-                written = self._store.get(records[0].id) is not None
+                written = self._writer.get(records[0].id) is not None
                 if written:
                     _log.info("append batch committed although its connection failed")
             if written:

@@ -22,16 +22,16 @@ from auditlog.api.limits import ByteBudget, StreamLimiter
 from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, fitting_count, transcoded
 from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.config import Config
-from auditlog.domain.filters import EventFilter, PageToken
+from auditlog.domain.filters import FILTER_FIELDS, EventFilter, PageToken
 from auditlog.domain.page_token import PageTokenCodec
-from auditlog.domain.validation import MAX_BATCH_EVENTS, MAX_PAGE, validate_page_size, validate_uuid
-from auditlog.domain.verification import BreakKind, LogHead, VerificationResult, verify_stored
+from auditlog.domain.requests import validate_batch_size, validate_list_events, validate_verify_range
+from auditlog.domain.validation import validate_uuid
+from auditlog.domain.verification import BreakKind
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from auditlog.sequencer import Sequencer
-from auditlog.storage.events import EventStore
-from auditlog.storage.search import SearchRow, search_rows
-from auditlog.storage.verification import verification_snapshot
-from auditlog.storage.verification_records import VerificationRecord, VerificationRecords
+from auditlog.storage.api import LogReader, SearchRow, VerificationLog
+from auditlog.storage.verification_records import VerificationRecord
+from auditlog.verifier import verify_chain
 
 BREAK_KINDS = {
     None: pb.BREAK_KIND_UNSPECIFIED,
@@ -42,7 +42,6 @@ BREAK_KINDS = {
     BreakKind.HEAD: pb.BREAK_KIND_HEAD,
 }
 _MIB_TEXT = f"{MAX_REST_ANSWER_BYTES >> 20} MiB"
-_ORDERS = {"": True, "sequence desc": True, "sequence asc": False, "sequence": False}
 
 
 # Bounds of one SearchEvents message (documented on SearchEventsResponse): a gRPC stream message
@@ -86,10 +85,10 @@ def search_messages(rows: Iterable[SearchRow]) -> Iterator[pb.SearchEventsRespon
 class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def __init__(
         self,
-        store: EventStore,
+        store: LogReader,
         sequencer: Sequencer,
         clock: Callable[[], datetime],
-        verifications: VerificationRecords,
+        verifications: VerificationLog,
         tokens: PageTokenCodec,
         *,
         streams: StreamLimiter | None = None,
@@ -127,10 +126,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self, request: pb.AppendEventsRequest, context: grpc.ServicerContext
     ) -> pb.AppendEventsResponse:
         count = len(request.events)
-        if not 1 <= count <= MAX_BATCH_EVENTS:
-            raise InvalidArgumentError(
-                [FieldViolation("events", f"got {count} events, want 1 to {MAX_BATCH_EVENTS}")]
-            )
+        validate_batch_size(count)
         violations: list[FieldViolation] = []
         events = []
         sent_details = []
@@ -175,37 +171,16 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def ListEvents(
         self, request: pb.ListEventsRequest, context: grpc.ServicerContext
     ) -> pb.ListEventsResponse:
-        violations: list[FieldViolation] = []
-        try:
-            event_filter = filter_from_proto(request)
-        except InvalidArgumentError as err:
-            violations.extend(err.violations)
-            event_filter = None
-        try:
-            page_size = validate_page_size("page_size", request.page_size)
-        except InvalidArgumentError as err:
-            violations.extend(err.violations)
-            page_size = 0
-        order = request.order_by.strip().lower()
-        if order not in _ORDERS:
-            violations.append(
-                FieldViolation(
-                    "order_by", f"got {request.order_by!r}, want 'sequence desc' or 'sequence asc'"
-                )
-            )
-        if request.page < 0 or request.page > MAX_PAGE:
-            violations.append(
-                FieldViolation(
-                    "page", f"got {request.page}, want 1 to {MAX_PAGE} (use page_token to page deeper)"
-                )
-            )
-        if request.page and request.page_token:
-            violations.append(FieldViolation("page_token", "got both page and page_token, want one of them"))
-        if violations or event_filter is None:
-            raise InvalidArgumentError(violations)
-        descending = _ORDERS.get(order, True)
+        query = validate_list_events(
+            {name: getattr(request, name) for name in FILTER_FIELDS},
+            page_size=request.page_size,
+            order_by=request.order_by,
+            page=request.page,
+            has_page_token=bool(request.page_token),
+        )
+        event_filter, page_size, descending = query.event_filter, query.page_size, query.descending
         fingerprint = event_filter.fingerprint()
-        page = 0
+        page = query.page
         if request.page_token:
             token = PageToken.decode(self._tokens, "page_token", request.page_token)
             if token.filter_fingerprint != fingerprint or token.descending != descending:
@@ -220,7 +195,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                 event_filter, descending=descending, limit=page_size + 1, after_sequence=token.last_sequence
             )
         else:
-            page = request.page or 1
             records = self._store.list_page(
                 event_filter, descending=descending, limit=page_size + 1, offset=(page - 1) * page_size
             )
@@ -260,7 +234,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def _search(
         self, event_filter: EventFilter, context: grpc.ServicerContext
     ) -> Iterator[pb.SearchEventsResponse]:
-        with closing(search_rows(self._store.pool, event_filter)) as batches:
+        with closing(self._store.search_rows(event_filter)) as batches:
             for message in search_messages(itertools.chain.from_iterable(batches)):
                 if not context.is_active():
                     return  # the caller went away: closing the rows closes the cursor
@@ -270,35 +244,13 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def VerifyChain(
         self, request: pb.VerifyChainRequest, context: grpc.ServicerContext
     ) -> pb.VerifyChainResponse:
-        has_range = request.HasField("start_sequence") or request.HasField("end_sequence")
-        violations: list[FieldViolation] = []
-        if request.verify_all and has_range:
-            violations.append(
-                FieldViolation("verify_all", "got verify_all with a range, want one or the other")
-            )
-        start = request.start_sequence if request.HasField("start_sequence") else 0
-        end = request.end_sequence if request.HasField("end_sequence") else None
-        if start < 0:
-            violations.append(FieldViolation("start_sequence", f"got {start}, want at least 0"))
-        if end is not None and end < start:
-            violations.append(
-                FieldViolation("end_sequence", f"got {end}, want at least start_sequence ({start})")
-            )
-        if violations:
-            raise InvalidArgumentError(violations)
-        verify_all = request.verify_all or not has_range
-        head_now = self._store.head()
-        if start > max(head_now.sequence, 0):
-            raise InvalidArgumentError(
-                [
-                    FieldViolation(
-                        "start_sequence", f"got {start}, want at most the head sequence {head_now.sequence}"
-                    )
-                ]
-            )
-        result, head, whole = self._verify(start, end, verify_all)
-        verified_at = self._clock()
-        self._verifications.record(result, whole=whole, verified_at=verified_at)
+        wanted = validate_verify_range(
+            start=request.start_sequence if request.HasField("start_sequence") else None,
+            end=request.end_sequence if request.HasField("end_sequence") else None,
+            verify_all=request.verify_all,
+        )
+        done = verify_chain(self._store, self._verifications, self._clock, wanted)
+        result, head, verified_at = done.result, done.head, done.verified_at
         response = pb.VerifyChainResponse(
             valid=result.valid,
             events_checked=result.events_checked,
@@ -315,35 +267,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             response.end_sequence = result.end_sequence
         response.verified_at.FromDatetime(verified_at)
         return response
-
-    def _verify(
-        self, start: int, end: int | None, verify_all: bool
-    ) -> tuple[VerificationResult, LogHead, bool]:
-        """The result, the head it was checked against, and whether it covered the whole log."""
-        # A range that reaches the head checks the head too; the snapshot is read to the end then.
-        with verification_snapshot(self._store.pool, start) as (head, prev, events):
-            reaches_head = verify_all or end is None or end >= head.sequence
-            whole = start == 0 and reaches_head
-            if prev is None:
-                # The event before the range is missing: the range cannot be anchored.
-                result = VerificationResult(
-                    valid=False,
-                    events_checked=0,
-                    start_sequence=None,
-                    end_sequence=None,
-                    first_bad_sequence=start - 1,
-                    break_kind=BreakKind.GAP,
-                    message=f"event {start - 1} (the range's anchor) is missing",
-                )
-                return result, head, whole
-            result = verify_stored(
-                events,
-                start_sequence=start,
-                prev_chain_hash=prev,
-                end_sequence=None if reaches_head else end,
-                head=head if reaches_head else None,
-            )
-            return result, head, whole
 
     @rpc_method
     def GetStats(self, request: pb.GetStatsRequest, context: grpc.ServicerContext) -> pb.GetStatsResponse:

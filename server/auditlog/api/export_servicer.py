@@ -11,16 +11,15 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 
 from audit.v1 import export_service_pb2 as pb
 from audit.v1 import export_service_pb2_grpc
-from auditlog.api.convert import filter_from_proto, filter_to_proto
+from auditlog.api.convert import filter_to_proto
 from auditlog.api.limits import StreamLimiter
 from auditlog.api.status import rpc_method, rpc_stream
-from auditlog.domain.filters import EventFilter
+from auditlog.domain.filters import FILTER_FIELDS
 from auditlog.domain.page_token import PageTokenCodec
-from auditlog.domain.validation import check_text, validate_page_size, validate_uuid
+from auditlog.domain.requests import ExportSpec, validate_export_spec
+from auditlog.domain.validation import validate_page_size, validate_uuid
 from auditlog.errors import (
     FailedPreconditionError,
-    FieldViolation,
-    InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
     UnavailableError,
@@ -29,42 +28,22 @@ from auditlog.export.formats import FORMATS, file_name_for
 from auditlog.export.jobs import ExportJob, JobStatus
 from auditlog.export.setup import Exports
 from auditlog.export.storage import ExportStorage, StorageError
-from auditlog.storage.events import EventStore
+from auditlog.storage.api import LogReader
 
-MAX_JOB_NAME = 200
-MAX_REQUESTED_BY = 256
 # HttpBody chunk size of DownloadExportContent: big enough for throughput, far below gRPC's 4 MiB.
 CONTENT_CHUNK = 256 * 1024
 
 
-def _validate_spec(request: pb.CreateExportRequest) -> tuple[str, str, EventFilter, str]:
-    """(job_name, export_format, filter, requested_by); raises with every violation at once."""
-    violations: list[FieldViolation] = []
-    if not request.HasField("export"):
-        raise InvalidArgumentError(
-            [FieldViolation("export", "got nothing, want job_name, export_format and filters")]
-        )
+def _validate_spec(request: pb.CreateExportRequest) -> ExportSpec:
     spec = request.export
-    job_name = spec.job_name.strip()
-    if not job_name:
-        violations.append(FieldViolation("export.job_name", "got an empty name, want 1 to 200 characters"))
-    check_text("export.job_name", job_name, MAX_JOB_NAME, violations)
-    export_format = spec.export_format.strip().lower()
-    if export_format not in FORMATS:
-        violations.append(
-            FieldViolation(
-                "export.export_format", f"got {spec.export_format[:20]!r}, want one of {', '.join(FORMATS)}"
-            )
-        )
-    event_filter = EventFilter()
-    try:
-        event_filter = filter_from_proto(spec.filters, prefix="export.filters.")
-    except InvalidArgumentError as err:
-        violations.extend(err.violations)
-    check_text("requested_by", request.requested_by, MAX_REQUESTED_BY, violations)
-    if violations:
-        raise InvalidArgumentError(violations)
-    return job_name, export_format, event_filter, request.requested_by.strip()
+    return validate_export_spec(
+        {"job_name": spec.job_name, "export_format": spec.export_format}
+        if request.HasField("export")
+        else None,
+        {name: getattr(spec.filters, name) for name in FILTER_FIELDS},
+        request.requested_by,
+        FORMATS,
+    )
 
 
 _EXPORTS = "exports"
@@ -107,7 +86,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
     def __init__(
         self,
         exports: Exports,
-        events: EventStore,
+        events: LogReader,
         clock: Callable[[], datetime],
         tokens: PageTokenCodec,
         *,
@@ -148,20 +127,20 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
 
     @rpc_method
     def CreateExport(self, request: pb.CreateExportRequest, context: grpc.ServicerContext) -> pb.ExportJob:
-        job_name, export_format, event_filter, requested_by = _validate_spec(request)
+        spec = _validate_spec(request)
         job = ExportJob(
             id=uuid.uuid4(),
-            job_name=job_name,
-            export_format=export_format,
-            filters=event_filter,
-            requested_by=requested_by,
+            job_name=spec.job_name,
+            export_format=spec.export_format,
+            filters=spec.event_filter,
+            requested_by=spec.requested_by,
             status=JobStatus.PENDING,
             error="",
             rows_written=0,
             rows_expected=0,
             # The snapshot bound: events recorded after this moment are never part of the job.
             max_sequence=self._events.head().sequence,
-            file_name=file_name_for(job_name, FORMATS[export_format]),
+            file_name=file_name_for(spec.job_name, FORMATS[spec.export_format]),
             file_sha256="",
             file_size=0,
             storage="",

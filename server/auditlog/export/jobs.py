@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.filters import EventFilter
+from auditlog.storage.events import translated_errors
 
 
 class JobStatus(StrEnum):
@@ -88,6 +91,11 @@ class JobStore:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with translated_errors(), self._pool.connection() as conn:
+            yield conn
+
     def create(self, job: ExportJob, *, max_active: int | None = None) -> bool:
         """Inserts job; False (nothing inserted) when max_active jobs are already pending or running.
         An advisory lock makes the count and the insert one step for every process."""
@@ -96,7 +104,7 @@ class JobStore:
         values = [getattr(job, name) for name in _COLUMNS]
         values[_COLUMNS.index("filters")] = Jsonb(filter_to_json(job.filters))
         values[_COLUMNS.index("status")] = job.status.value
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             if max_active is not None:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
                 row = conn.execute(
@@ -110,7 +118,7 @@ class JobStore:
         return True
 
     def get(self, job_id: uuid.UUID) -> ExportJob | None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(_SELECT + sql.SQL(" WHERE id = %s"), (job_id,)).fetchone()
         return None if row is None else _job_from_row(row)
 
@@ -123,7 +131,7 @@ class JobStore:
             params.extend(after)
         query += sql.SQL(" ORDER BY created_at DESC, id DESC LIMIT %s")
         params.append(limit)
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(query, params).fetchall()
         return [_job_from_row(row) for row in rows]
 
@@ -139,13 +147,13 @@ class JobStore:
             )
             + _RETURNING
         )
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(query, (now, now)).fetchone()
         return None if row is None else _job_from_row(row)
 
     def _update_running(self, job_id: uuid.UUID, assignments: str, params: Sequence[Any]) -> bool:
         query = f"UPDATE export_jobs SET {assignments} WHERE id = %s AND status = 'running'"
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             cur = conn.execute(query.encode(), [*params, job_id])
             return cur.rowcount == 1
 
@@ -186,7 +194,7 @@ class JobStore:
     def heartbeat(self, job_ids: Sequence[uuid.UUID], now: datetime) -> None:
         if not job_ids:
             return
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute(
                 "UPDATE export_jobs SET heartbeat_at = %s WHERE id = ANY(%s) AND status = 'running'",
                 (now, list(job_ids)),
@@ -196,7 +204,7 @@ class JobStore:
         """Running jobs whose heartbeat is older than lease were left by a process that died: they
         go back to pending, or fail once they have used max_attempts runs. Returns (requeued, failed)."""
         stale = now - lease
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             failed = conn.execute(
                 "UPDATE export_jobs SET status = 'failed', finished_at = %s, error = %s"
                 " WHERE status = 'running' AND heartbeat_at < %s AND attempts >= %s",

@@ -19,15 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import psycopg
-import psycopg_pool
-
 from auditlog.export.formats import FORMATS
-from auditlog.export.jobs import ExportJob, JobStore, filter_to_json
-from auditlog.export.snapshot import SnapshotSummary, summarise
+from auditlog.export.jobs import ExportJob, filter_to_json
 from auditlog.export.storage import ExportStorage, StorageError
 from auditlog.export.writers import XLSX_MAX_DATA_ROWS, ExportMetadata, open_writer
-from auditlog.storage.events import EventStore
+from auditlog.storage.api import DatabaseUnavailableError, ExportJobQueue, LogReader, SnapshotSummary
 
 _log = logging.getLogger(__name__)
 _HASH_CHUNK = 1024 * 1024
@@ -67,8 +63,8 @@ def file_digest(path: Path) -> tuple[str, int]:
 class ExportRunner:
     def __init__(
         self,
-        jobs: JobStore,
-        events: EventStore,
+        jobs: ExportJobQueue,
+        events: LogReader,
         storage: ExportStorage,
         spool_dir: Path,
         *,
@@ -128,7 +124,7 @@ class ExportRunner:
                         "export jobs abandoned by a stopped process: requeued=%d failed=%d", requeued, failed
                     )
                     self._wake.set()
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+            except Exception as err:  # noqa: BLE001 - the keeper must outlive any failure
                 _log.warning("export keeper cannot reach the database: %s", err)
             self._stopping.wait(self.settings.heartbeat_interval)
 
@@ -138,7 +134,7 @@ class ExportRunner:
         while not self._stopping.is_set():
             try:
                 job = self._jobs.claim_next(self._clock())
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+            except Exception as err:  # noqa: BLE001 - the worker must outlive any failure
                 _log.warning("export worker cannot reach the database: %s", err)
                 job = None
             if job is None:
@@ -186,7 +182,7 @@ class ExportRunner:
             self._finish_failed(job, str(err))
         except _SnapshotChangedError as err:
             self._finish_failed(job, str(err))
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+        except DatabaseUnavailableError as err:
             # The database went away mid-run; if it cannot even be marked failed, the lease
             # returns the job to pending later.
             _log.warning("export job=%s database error: %s", job.id, err)
@@ -203,7 +199,7 @@ class ExportRunner:
         _log.warning("export job=%s failed: %s", job.id, reason)
         try:
             self._jobs.fail(job.id, reason, self._clock())
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+        except DatabaseUnavailableError as err:
             _log.warning("export job=%s cannot be marked failed: %s", job.id, err)
 
     def _metadata(self, job: ExportJob, summary: SnapshotSummary) -> ExportMetadata:
@@ -223,7 +219,7 @@ class ExportRunner:
 
     def _write(self, job: ExportJob, spool: Path) -> int:
         """Writes the job's file to spool; returns the rows written."""
-        summary = summarise(self._events.pool, job.filters, job.max_sequence)
+        summary = self._events.summarise(job.filters, job.max_sequence)
         self._jobs.set_expected(job.id, summary.row_count, self._clock())
         writer = open_writer(
             job.export_format,

@@ -12,12 +12,13 @@ from auditlog.export.local_storage import LocalStorage
 from auditlog.export.runner import ExportRunner, RunnerSettings
 from auditlog.export.s3_storage import S3Storage, create_s3_client
 from auditlog.export.storage import ExportStorage
+from auditlog.storage.api import ExportJobQueue
 from auditlog.storage.events import EventStore
 
 
 @dataclass(frozen=True)
 class Exports:
-    jobs: JobStore
+    jobs: ExportJobQueue
     runner: ExportRunner
     # Where new exports go: S3 when S3_BUCKET_NAME is set, else the local folder.
     storage: ExportStorage

@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg import sql
 from psycopg.rows import kwargs_row
 from psycopg_pool import ConnectionPool
@@ -18,6 +18,18 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.schema import FIELDS, HASH_NAMES, NAMES
+from auditlog.domain.verification import LogHead, StoredEvent
+from auditlog.storage.api import (
+    DatabaseUnavailableError,
+    DuplicateRequestIdError,
+    HeadState,
+    SearchRow,
+    SequenceTakenError,
+    SnapshotSummary,
+    Stats,
+    StoredTail,
+    hour_of,
+)
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
 from auditlog.storage.database import connect_like, required_row
 
@@ -29,6 +41,7 @@ _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(m
 # scan the whole table.
 _BY_REQUEST_IDS = _SELECT + sql.SQL(" WHERE request_id = ANY(%s) AND request_id <> ''")
 _REQUEST_ID_INDEX = "audit_events_request_id"
+_SEQUENCE_KEY = "audit_events_pkey"
 # The sequencer's one-round-trip write (AppendConnection.append_at_once): the rows as one array per
 # column, inserted only while the locked head is the one they were built on.
 _COLUMN_TYPES = {f.name: f.kind.sql_type for f in FIELDS}
@@ -82,11 +95,6 @@ SELECT count(DISTINCT user_id) FROM (
     SELECT user_id FROM audit_events WHERE sequence >= %s AND sequence < %s AND user_id <> ''
 ) AS active
 """
-
-
-def hour_of(moment: datetime) -> datetime:
-    """The start of moment's hour, in UTC."""
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _record(**columns: Any) -> EventRecord:
@@ -152,42 +160,18 @@ def prefetched_batches(cursor: psycopg.ServerCursor[Any], size: int) -> Generato
             yield rows
 
 
-@dataclass(frozen=True)
-class HeadState:
-    sequence: int
-    chain_hash: bytes
-    recorded_at: datetime | None
-
-
-StoredTail = tuple[int, bytes] | None
-
-
-def tail_mismatch(head: HeadState, tail: StoredTail) -> str | None:
-    """Why the stored tail (the last event row's sequence and chain hash, None for no rows) does not
-    match the head, naming the first sequence in doubt; None when it matches."""
-    if (tail is None and head.sequence < 0) or tail == (head.sequence, head.chain_hash):
-        return None
-    # The first event missing before the head; else a row beyond it, or its row with another hash.
-    last = -1 if tail is None else tail[0]
-    sequence = last + 1 if last < head.sequence else last
-    return (
-        f"the log's stored tail does not match its head at sequence {sequence}:"
-        " appends are stopped; run VerifyChain"
-    )
-
-
-@dataclass(frozen=True)
-class Stats:
-    total_events: int
-    events_last_24h: int
-    unique_users_last_24h: int
-    high_risk_events: int
-    head: HeadState
-
-
-class DuplicateRequestIdError(Exception):
-    """A batch's COPY hit the unique request_id index: an idempotent retry of a recorded event.
-    The transaction is rolled back; the sequencer redoes the batch looking the originals up."""
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Raises the storage seam's errors for the driver's: an unreachable database or a failed
+    connection becomes DatabaseUnavailableError, a taken sequence SequenceTakenError."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
+        raise DatabaseUnavailableError from err
+    except psycopg.errors.UniqueViolation as err:
+        if err.diag.constraint_name == _SEQUENCE_KEY:
+            raise SequenceTakenError from err
+        raise
 
 
 class AppendTransaction:
@@ -286,6 +270,13 @@ class AppendConnection:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         self._conn: psycopg.Connection[Any] | None = None
+        self._reader = EventStore(pool)
+
+    def head_and_tail(self) -> tuple[HeadState, StoredTail]:
+        return self._reader.head_and_tail()
+
+    def get(self, event_id: uuid.UUID) -> EventRecord | None:
+        return self._reader.get(event_id)
 
     @contextmanager
     def transaction(self) -> Iterator[tuple[AppendTransaction, HeadState]]:
@@ -293,8 +284,9 @@ class AppendConnection:
         (or end_unchanged() when it wrote nothing); an exception rolls it back. A held connection found dead at the first round trip (say,
         PostgreSQL restarted since the last batch) is replaced once: nothing was sent that could
         have been committed."""
-        reused = self._conn is not None
-        conn = self._checkout()
+        with translated_errors():
+            reused = self._conn is not None
+            conn = self._checkout()
         try:
             tx = AppendTransaction(conn)
             try:
@@ -307,6 +299,11 @@ class AppendConnection:
                 tx = AppendTransaction(conn)
                 head = tx.lock_head()
             yield tx, head
+        except (psycopg.OperationalError, psycopg.errors.UniqueViolation) as err:
+            self._rollback(conn)
+            with translated_errors():
+                raise err from None
+            raise
         except BaseException:
             self._rollback(conn)
             raise
@@ -329,7 +326,8 @@ class AppendConnection:
         since (or the stored tail no longer matches), nothing is written and the answer is False. Raises DuplicateRequestIdError as insert does; on a
         connection failure the connection is discarded and the error raised: whether the batch
         committed is then unknown to this method (the caller looks an id up)."""
-        conn = self._checkout()
+        with translated_errors():
+            conn = self._checkout()
         # One array per column (COLUMNS are EventRecord's attribute names); details as JSON text.
         columns = [
             [details_text(r) for r in records]
@@ -359,13 +357,15 @@ class AppendConnection:
                     ),
                 )
                 conn.commit()
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as err:
             self._discard(conn)
-            raise
+            raise DatabaseUnavailableError from err
         except psycopg.errors.UniqueViolation as err:
             self._rollback(conn)
             if err.diag.constraint_name == _REQUEST_ID_INDEX:
                 raise DuplicateRequestIdError from None
+            with translated_errors():
+                raise err from None
             raise
         except BaseException:
             self._rollback(conn)
@@ -375,7 +375,8 @@ class AppendConnection:
     def connect(self) -> None:
         """Makes the connection now if there is none (raising OperationalError when PostgreSQL
         cannot be reached), so that a later failure is one of a connection that existed."""
-        self._checkout()
+        with translated_errors():
+            self._checkout()
 
     def close(self) -> None:
         """Closes the connection (at shutdown)."""
@@ -407,12 +408,21 @@ class EventStore:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
+    @contextmanager
+    def _connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        with translated_errors(), self.pool.connection(timeout=timeout) as conn:
+            yield conn
+
+    def writer(self) -> AppendConnection:
+        """The sequencer's writer, on a connection of its own made like the pool's."""
+        return AppendConnection(self.pool)
+
     def ping(self, timeout: float = 2.0) -> None:
-        with self.pool.connection(timeout=timeout) as conn:
+        with self._connection(timeout) as conn:
             conn.execute("SELECT 1")
 
     def head(self) -> HeadState:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1"
             ).fetchone()
@@ -421,7 +431,7 @@ class EventStore:
 
     def head_and_tail(self) -> tuple[HeadState, StoredTail]:
         """The head and the stored tail, in one snapshot (see tail_mismatch)."""
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 f"SELECT h.sequence, h.chain_hash, h.recorded_at, t.sequence, t.chain_hash FROM log_head h"
                 f" LEFT JOIN LATERAL ({_TAIL}) AS t ON true WHERE h.id = 1"
@@ -431,7 +441,7 @@ class EventStore:
         return HeadState(row[0], bytes(row[1]), row[2]), tail
 
     def get(self, event_id: uuid.UUID) -> EventRecord | None:
-        with self.pool.connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
+        with self._connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
             return cur.execute(_SELECT + sql.SQL(" WHERE id = %s"), (event_id,)).fetchone()
 
     def list_page(
@@ -450,7 +460,7 @@ class EventStore:
             params.append(after_sequence)
         order = sql.SQL(" ORDER BY sequence DESC" if descending else " ORDER BY sequence ASC")
         query = _SELECT + _where(conditions) + order + sql.SQL(" LIMIT %s OFFSET %s")
-        with self.pool.connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
+        with self._connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
             return cur.execute(query, [*params, limit, offset]).fetchall()
 
     def iter_matching(
@@ -463,7 +473,7 @@ class EventStore:
             params.append(max_sequence)
         query = _SELECT + _where(conditions) + sql.SQL(" ORDER BY sequence ASC")
         with (
-            self.pool.connection() as conn,
+            self._connection() as conn,
             conn.transaction(),
             conn.cursor(name="auditlog_search", row_factory=_RECORDS) as cur,
         ):
@@ -473,6 +483,44 @@ class EventStore:
             cur.execute(query, params)
             yield from cur
 
+    def search_rows(self, event_filter: EventFilter) -> Generator[list[SearchRow], None, None]:
+        from auditlog.storage.search import search_rows  # search.py imports this module
+
+        with translated_errors():
+            yield from search_rows(self.pool, event_filter)
+
+    @contextmanager
+    def verification_snapshot(
+        self, start_sequence: int
+    ) -> Iterator[tuple[LogHead, bytes | None, Iterator[StoredEvent]]]:
+        from auditlog.storage.verification import verification_snapshot  # as above
+
+        with translated_errors(), verification_snapshot(self.pool, start_sequence) as snapshot:
+            yield snapshot
+
+    def summarise(self, event_filter: EventFilter, max_sequence: int) -> SnapshotSummary:
+        """Count, sequence range and last chain hash of the matches at or below max_sequence."""
+        conditions, params = filter_clause(event_filter)
+        conditions.append(sql.SQL("sequence <= %s"))
+        params.append(max_sequence)
+        query = sql.SQL("SELECT count(*), min(sequence), max(sequence) FROM audit_events") + _where(
+            conditions
+        )
+        with self._connection() as conn:
+            row = conn.execute(query, params).fetchone()
+            if row is None:
+                raise RuntimeError("count(*) returned no row")
+            count, first, last = int(row[0]), row[1], row[2]
+            last_hash: bytes | None = None
+            if last is not None:
+                found = conn.execute(
+                    "SELECT chain_hash FROM audit_events WHERE sequence = %s", (last,)
+                ).fetchone()
+                if found is None:
+                    raise RuntimeError(f"event {last} vanished from an append-only log")
+                last_hash = bytes(found[0])
+        return SnapshotSummary(count, first, last, last_hash)
+
     @staticmethod
     def _first_at_or_after(conn: psycopg.Connection[Any], moment: datetime, default: int) -> int:
         row = conn.execute(_RECENT_START, (moment,)).fetchone()
@@ -480,7 +528,7 @@ class EventStore:
 
     def stats(self, now: datetime) -> Stats:
         """Statistics in a few index probes at any log size (see _RECENT_START and _USERS_SINCE)."""
-        with self.pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             head_row = conn.execute(
                 "SELECT sequence, chain_hash, recorded_at, high_risk_events FROM log_head WHERE id = 1"
             ).fetchone()

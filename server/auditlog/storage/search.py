@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.schema import FIELDS, NAMES, EventRow, Field, Kind
+from auditlog.storage.api import SearchRow
 from auditlog.storage.events import filter_clause, prefetched_batches
 
 
@@ -35,10 +36,8 @@ def _search_column(field: Field) -> str:
     return name
 
 
-# A row of the search: a schema.EventRow (api.convert.fill_event_proto_from_row reads it by name)
-# holding the id (text), sequence, texts, details (JSON text), timestamps (epoch microseconds, None
-# when unset) and hashes (lowercase hex).
-SearchRow = Any
+# storage.api.SearchRow: a schema.EventRow holding the id (text), sequence, texts, details (JSON
+# text), timestamps (epoch microseconds, None when unset) and hashes (lowercase hex).
 _SEARCH = sql.SQL("SELECT " + ", ".join(map(_search_column, FIELDS)) + " FROM audit_events")
 
 

@@ -1,0 +1,373 @@
+"""An in-memory implementation of the storage seam (storage.api), for unit tests of the servicers,
+the sequencer and the export runner: no database. Not used by the service itself.
+
+Set `unavailable` to make every call raise DatabaseUnavailableError, as an unreachable database does.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from auditlog.domain.canonical import ZERO_HASH
+from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord
+from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
+from auditlog.domain.jcs import jcs_text
+from auditlog.domain.schema import FIELDS, EventRow, Kind
+from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult, stored_event
+from auditlog.export.jobs import ExportJob, JobStatus
+from auditlog.storage.api import (
+    DatabaseUnavailableError,
+    DuplicateRequestIdError,
+    HeadState,
+    SearchRow,
+    SequenceTakenError,
+    SnapshotSummary,
+    Stats,
+    StoredTail,
+    UserHour,
+)
+from auditlog.storage.verification_records import LatestVerifications, VerificationRecord
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _matches(record: EventRecord, event_filter: EventFilter) -> bool:
+    for name in TEXT_FILTER_FIELDS:
+        wanted = getattr(event_filter, name)
+        if wanted and getattr(record, name) != wanted:
+            return False
+    if event_filter.start_date is not None and record.recorded_at < event_filter.start_date:
+        return False
+    return event_filter.end_date is None or record.recorded_at <= event_filter.end_date
+
+
+def search_row(record: EventRecord) -> SearchRow:
+    """record as storage.search reads it (API texts), a schema.EventRow."""
+    values = []
+    for field in FIELDS:
+        value = getattr(record, field.name)
+        if field.kind is Kind.UUID:
+            value = str(value)
+        elif field.kind is Kind.JSON:
+            value = jcs_text(value)
+        elif field.kind is Kind.TIMESTAMP:
+            value = None if value is None else _micros(value)
+        elif field.kind is Kind.HASH:
+            value = value.hex()
+        values.append(value)
+    return EventRow(*values)
+
+
+class _Transaction:
+    def __init__(self, log: MemoryLog) -> None:
+        self._log = log
+        self._pending: list[EventRecord] = []
+        self.stored_tail: StoredTail = log.tail()
+        self.ended = False
+
+    def find_by_request_ids(self, request_ids: Sequence[str]) -> dict[str, EventRecord]:
+        self._log.check()
+        return {r: self._log.by_request_id[r] for r in request_ids if r in self._log.by_request_id}
+
+    def insert(self, records: Iterable[tuple[EventRecord, str | None]]) -> None:
+        self._log.check()
+        for record, _ in records:
+            self._pending.append(record)
+        self._log.refuse_duplicates(self._pending)
+
+    def end_unchanged(self) -> None:
+        self.ended = True
+
+    def finish(self, head: HeadState, *, high_risk_added: int, user_hour: UserHour | None) -> None:
+        self._log.check()
+        self._log.commit(self._pending, head)
+        self.ended = True
+
+
+class MemoryLog:
+    """LogWriter, LogReader and VerificationLog over lists; one lock makes each call atomic."""
+
+    def __init__(self) -> None:
+        self.events: list[EventRecord] = []
+        self.by_id: dict[uuid.UUID, EventRecord] = {}
+        self.by_request_id: dict[str, EventRecord] = {}
+        self.head_state = HeadState(-1, ZERO_HASH, None)
+        self.verifications: list[VerificationRecord] = []
+        self.unavailable = False
+        self._lock = threading.RLock()
+
+    def check(self) -> None:
+        if self.unavailable:
+            raise DatabaseUnavailableError
+
+    def tail(self) -> StoredTail:
+        return (self.events[-1].sequence, self.events[-1].chain_hash) if self.events else None
+
+    def refuse_duplicates(self, records: Sequence[EventRecord]) -> None:
+        for record in records:
+            if record.request_id and record.request_id in self.by_request_id:
+                raise DuplicateRequestIdError
+            if record.sequence <= (self.events[-1].sequence if self.events else -1):
+                raise SequenceTakenError
+
+    def commit(self, records: Sequence[EventRecord], head: HeadState) -> None:
+        for record in records:
+            self.events.append(record)
+            self.by_id[record.id] = record
+            if record.request_id:
+                self.by_request_id[record.request_id] = record
+        self.head_state = head
+
+    # -- LogWriter ----------------------------------------------------------------------------
+
+    def head_and_tail(self) -> tuple[HeadState, StoredTail]:
+        self.check()
+        return self.head_state, self.tail()
+
+    def connect(self) -> None:
+        self.check()
+
+    def append_at_once(
+        self,
+        expected: HeadState,
+        records: Sequence[EventRecord],
+        head: HeadState,
+        *,
+        high_risk_added: int,
+        user_hour: UserHour | None,
+    ) -> bool:
+        with self._lock:
+            self.check()
+            current = (self.head_state.sequence, self.head_state.chain_hash)
+            if current != (expected.sequence, expected.chain_hash) or self.tail() != (
+                None if expected.sequence < 0 else current
+            ):
+                return False
+            self.refuse_duplicates(records)
+            self.commit(records, head)
+            return True
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[_Transaction, HeadState]]:
+        with self._lock:
+            self.check()
+            tx = _Transaction(self)
+            yield tx, self.head_state
+            if not tx.ended:
+                raise RuntimeError("an append transaction ended without finish()")
+
+    def close(self) -> None:
+        pass
+
+    # -- LogReader ----------------------------------------------------------------------------
+
+    def ping(self, timeout: float = 2.0) -> None:
+        self.check()
+
+    def head(self) -> HeadState:
+        self.check()
+        return self.head_state
+
+    def get(self, event_id: uuid.UUID) -> EventRecord | None:
+        self.check()
+        return self.by_id.get(event_id)
+
+    def _matching(self, event_filter: EventFilter, max_sequence: int | None = None) -> list[EventRecord]:
+        self.check()
+        with self._lock:
+            return [
+                r
+                for r in self.events
+                if _matches(r, event_filter) and (max_sequence is None or r.sequence <= max_sequence)
+            ]
+
+    def list_page(
+        self,
+        event_filter: EventFilter,
+        *,
+        descending: bool,
+        limit: int,
+        after_sequence: int | None = None,
+        offset: int = 0,
+    ) -> list[EventRecord]:
+        records = self._matching(event_filter)
+        if descending:
+            records.reverse()
+        if after_sequence is not None:
+            records = [
+                r
+                for r in records
+                if (r.sequence < after_sequence if descending else r.sequence > after_sequence)
+            ]
+        return records[offset : offset + limit]
+
+    def iter_matching(
+        self, event_filter: EventFilter, max_sequence: int | None = None
+    ) -> Iterator[EventRecord]:
+        yield from self._matching(event_filter, max_sequence)
+
+    def search_rows(self, event_filter: EventFilter) -> Generator[list[SearchRow], None, None]:
+        rows = [search_row(r) for r in self._matching(event_filter)]
+        for start in range(0, len(rows), 1_000):
+            yield rows[start : start + 1_000]
+
+    def summarise(self, event_filter: EventFilter, max_sequence: int) -> SnapshotSummary:
+        records = self._matching(event_filter, max_sequence)
+        if not records:
+            return SnapshotSummary(0, None, None, None)
+        return SnapshotSummary(
+            len(records), records[0].sequence, records[-1].sequence, records[-1].chain_hash
+        )
+
+    @contextmanager
+    def verification_snapshot(
+        self, start_sequence: int
+    ) -> Iterator[tuple[LogHead, bytes | None, Iterator[StoredEvent]]]:
+        self.check()
+        with self._lock:
+            events = [r for r in self.events if r.sequence >= start_sequence]
+            head = LogHead(self.head_state.sequence, self.head_state.chain_hash)
+            prev: bytes | None = ZERO_HASH
+            if start_sequence > 0:
+                before = [r for r in self.events if r.sequence == start_sequence - 1]
+                prev = before[0].chain_hash if before else None
+        yield head, prev, iter([stored_event(r) for r in events])
+
+    def stats(self, now: datetime) -> Stats:
+        self.check()
+        recent = [r for r in self.events if r.recorded_at >= now - timedelta(hours=24)]
+        return Stats(
+            total_events=self.head_state.sequence + 1,
+            events_last_24h=len(recent),
+            unique_users_last_24h=len({r.user_id for r in recent if r.user_id}),
+            high_risk_events=sum(1 for r in self.events if r.risk_level in HIGH_RISK_LEVELS),
+            head=self.head_state,
+        )
+
+    # -- VerificationLog ----------------------------------------------------------------------
+
+    def record(self, result: VerificationResult, *, whole: bool, verified_at: datetime) -> None:
+        self.check()
+        self.verifications.append(
+            VerificationRecord(
+                verified_at=verified_at,
+                verify_all=whole,
+                valid=result.valid,
+                events_checked=result.events_checked,
+                start_sequence=result.start_sequence,
+                end_sequence=result.end_sequence,
+                first_bad_sequence=result.first_bad_sequence,
+                break_kind=result.break_kind.value if result.break_kind else "",
+                message=result.message,
+            )
+        )
+
+    def latest(self) -> LatestVerifications:
+        self.check()
+        newest = sorted(self.verifications, key=lambda v: v.verified_at, reverse=True)
+        whole = next((v for v in newest if v.verify_all), None)
+        failure = next((v for v in newest if not v.valid), None)
+        return LatestVerifications(whole, failure, 0)
+
+
+class MemoryJobs:
+    """ExportJobQueue over a dict."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[uuid.UUID, ExportJob] = {}
+        self.unavailable = False
+        self._lock = threading.Lock()
+
+    def _check(self) -> None:
+        if self.unavailable:
+            raise DatabaseUnavailableError
+
+    def create(self, job: ExportJob, *, max_active: int | None = None) -> bool:
+        self._check()
+        with self._lock:
+            active = sum(1 for j in self.jobs.values() if j.status in (JobStatus.PENDING, JobStatus.RUNNING))
+            if max_active is not None and active >= max_active:
+                return False
+            self.jobs[job.id] = job
+            return True
+
+    def get(self, job_id: uuid.UUID) -> ExportJob | None:
+        self._check()
+        return self.jobs.get(job_id)
+
+    def list_page(self, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[ExportJob]:
+        self._check()
+        jobs = sorted(self.jobs.values(), key=lambda j: (j.created_at, j.id.bytes), reverse=True)
+        if after is not None:
+            jobs = [j for j in jobs if (j.created_at, j.id.bytes) < (after[0], after[1].bytes)]
+        return jobs[:limit]
+
+    def claim_next(self, now: datetime) -> ExportJob | None:
+        self._check()
+        with self._lock:
+            pending = sorted(
+                (j for j in self.jobs.values() if j.status is JobStatus.PENDING), key=lambda j: j.created_at
+            )
+            if not pending:
+                return None
+            job = replace(
+                pending[0], status=JobStatus.RUNNING, started_at=now, attempts=pending[0].attempts + 1,
+                rows_written=0, error="",
+            )  # fmt: skip
+            self.jobs[job.id] = job
+            return job
+
+    def _update(self, job_id: uuid.UUID, **changes: object) -> bool:
+        self._check()
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.status is not JobStatus.RUNNING:
+                return False
+            self.jobs[job_id] = replace(job, **changes)  # type: ignore[arg-type]
+            return True
+
+    def set_expected(self, job_id: uuid.UUID, rows_expected: int, now: datetime) -> bool:
+        return self._update(job_id, rows_expected=rows_expected)
+
+    def set_progress(self, job_id: uuid.UUID, rows_written: int, now: datetime) -> bool:
+        return self._update(job_id, rows_written=rows_written)
+
+    def complete(
+        self,
+        job_id: uuid.UUID,
+        *,
+        rows_written: int,
+        file_sha256: str,
+        file_size: int,
+        storage: str,
+        location: str,
+        now: datetime,
+    ) -> bool:
+        return self._update(
+            job_id, status=JobStatus.COMPLETED, rows_written=rows_written, file_sha256=file_sha256,
+            file_size=file_size, storage=storage, location=location, finished_at=now,
+        )  # fmt: skip
+
+    def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool:
+        return self._update(job_id, status=JobStatus.FAILED, error=reason, finished_at=now)
+
+    def release(self, job_id: uuid.UUID) -> bool:
+        job = self.jobs.get(job_id)
+        attempts = max((job.attempts if job else 1) - 1, 0)
+        return self._update(job_id, status=JobStatus.PENDING, rows_written=0, attempts=attempts)
+
+    def heartbeat(self, job_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        self._check()
+
+    def recover_abandoned(self, now: datetime, lease: timedelta, max_attempts: int) -> tuple[int, int]:
+        self._check()
+        return 0, 0
