@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
-import psycopg_pool
 
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent, random_uuids
@@ -197,14 +196,6 @@ class Sequencer:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             results = self.append_batch([item.events for item in batch], [item.copy_texts for item in batch])
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
-            _log.warning("append batch failed: database unavailable: %s", err.__class__.__name__)
-            failure: Exception = UnavailableError(
-                "the database is unavailable; retry with the same request_id (a retry never records an event twice)"
-            )
-            for item in batch:
-                item.future.set_exception(failure)
-            return
         except AuditLogError as err:
             _log.warning("append batch refused: %s", err)
             for item in batch:
@@ -264,7 +255,7 @@ class Sequencer:
                     high_risk_added=batch.high_risk(),
                     user_hour=self._user_hour(batch),
                 )
-            except psycopg.OperationalError:
+            except UnavailableError:
                 # The connection failed with COMMIT sent or not (say, PostgreSQL dropped it since
                 # the last batch): the batch is all or nothing, so its first id tells which. Not
                 # committed: written under the lock below, on a fresh connection.

@@ -32,7 +32,7 @@ from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING
 
 from auditlog.config import Config
-from auditlog.errors import AuditLogError
+from auditlog.errors import InternalError
 
 if TYPE_CHECKING:
     from auditlog.app import Service
@@ -57,7 +57,7 @@ def stop_on_signals(log: logging.Logger) -> threading.Event:
     return stop
 
 
-class WorkerError(AuditLogError):
+class WorkerError(InternalError):
     """A worker process could not start."""
 
 

@@ -4,7 +4,7 @@ grpcio runs the request deserializer in its own code and answers INTERNAL "Excep
 request!" when it raises (invalid UTF-8 in a string field, truncated data, a bad varint, nesting past
 protobuf's depth limit). `guarded(server)` stands in for the server while services are added: each
 method's deserializer is replaced by one that hands a marker to the method instead of raising, and
-the method refuses the marker with a BadRequest naming the request.
+the method refuses the marker (InvalidArgumentError, a BadRequest naming the request).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any, cast
 
 import grpc
 
-from auditlog.api.status import refuse
-from auditlog.errors import FieldViolation
+from auditlog.errors import FieldViolation, InvalidArgumentError
 
 # What a deserializer that failed hands on; no real message is this object.
 _UNDECODABLE: Any = object()
@@ -38,7 +37,6 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
     if deserialize is None:
         return handler
     violations = [_violation(deserialize, method)]
-    name = method.rsplit("/", 1)[-1]
 
     def safe_deserialize(data: bytes) -> Any:
         try:
@@ -52,7 +50,7 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
 
         def checked(request: Any, context: grpc.ServicerContext) -> Any:
             if request is _UNDECODABLE:
-                refuse(context, name, violations)
+                raise InvalidArgumentError(violations)
             return behaviour(request, context)
 
         make = (
@@ -67,7 +65,7 @@ def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
     def checked_requests(requests: Iterable[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         for request in requests:
             if request is _UNDECODABLE:
-                refuse(context, name, violations)
+                raise InvalidArgumentError(violations)
             yield request
 
     def checked_stream(requests: Iterable[Any], context: grpc.ServicerContext) -> Any:

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
-import psycopg_pool
 
+from auditlog.errors import UnavailableError
 from auditlog.export.formats import FORMATS
 from auditlog.export.jobs import ExportJob, JobStore, filter_to_json
 from auditlog.export.snapshot import SnapshotSummary, summarise
@@ -128,7 +128,7 @@ class ExportRunner:
                         "export jobs abandoned by a stopped process: requeued=%d failed=%d", requeued, failed
                     )
                     self._wake.set()
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+            except (UnavailableError, psycopg.Error) as err:
                 _log.warning("export keeper cannot reach the database: %s", err)
             self._stopping.wait(self.settings.heartbeat_interval)
 
@@ -138,7 +138,7 @@ class ExportRunner:
         while not self._stopping.is_set():
             try:
                 job = self._jobs.claim_next(self._clock())
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+            except (UnavailableError, psycopg.Error) as err:
                 _log.warning("export worker cannot reach the database: %s", err)
                 job = None
             if job is None:
@@ -186,7 +186,7 @@ class ExportRunner:
             self._finish_failed(job, str(err))
         except _SnapshotChangedError as err:
             self._finish_failed(job, str(err))
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+        except (UnavailableError, psycopg.Error) as err:
             # The database went away mid-run; if it cannot even be marked failed, the lease
             # returns the job to pending later.
             _log.warning("export job=%s database error: %s", job.id, err)
@@ -203,7 +203,7 @@ class ExportRunner:
         _log.warning("export job=%s failed: %s", job.id, reason)
         try:
             self._jobs.fail(job.id, reason, self._clock())
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+        except (UnavailableError, psycopg.Error) as err:
             _log.warning("export job=%s cannot be marked failed: %s", job.id, err)
 
     def _metadata(self, job: ExportJob, summary: SnapshotSummary) -> ExportMetadata:

@@ -19,7 +19,7 @@ from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.jcs import jcs_text
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
-from auditlog.storage.database import connect_like
+from auditlog.storage.database import connect_like, database_errors
 
 COLUMNS = (
     "id",
@@ -359,7 +359,12 @@ class AppendConnection:
         """A transaction holding the head lock, and the head. The body must end it with finish()
         (or end_unchanged() when it wrote nothing); an exception rolls it back. A held connection found dead at the first round trip (say,
         PostgreSQL restarted since the last batch) is replaced once: nothing was sent that could
-        have been committed."""
+        have been committed. A database that cannot be reached raises UnavailableError."""
+        with database_errors(), self._transaction() as opened:
+            yield opened
+
+    @contextmanager
+    def _transaction(self) -> Iterator[tuple[AppendTransaction, HeadState]]:
         reused = self._conn is not None
         conn = self._checkout()
         try:
@@ -381,6 +386,7 @@ class AppendConnection:
             self._rollback(conn)
             raise RuntimeError("an append transaction ended without finish()")
 
+    @database_errors()
     def append_at_once(
         self,
         expected: HeadState,
@@ -394,7 +400,7 @@ class AppendConnection:
         (BEGIN, head lock, INSERT, user_hours, head update, COMMIT). Every write is conditional on
         the locked head and the stored tail still being expected, so when another process moved it
         since (or the stored tail no longer matches), nothing is written and the answer is False. Raises DuplicateRequestIdError as insert does; on a
-        connection failure the connection is discarded and the error raised: whether the batch
+        connection failure the connection is discarded and UnavailableError raised: whether the batch
         committed is then unknown to this method (the caller looks an id up)."""
         conn = self._checkout()
         # One array per column (COLUMNS are EventRecord's attribute names); details as JSON text.
@@ -439,8 +445,9 @@ class AppendConnection:
             raise
         return moved.rowcount == 1
 
+    @database_errors()
     def connect(self) -> None:
-        """Makes the connection now if there is none (raising OperationalError when PostgreSQL
+        """Makes the connection now if there is none (raising UnavailableError when PostgreSQL
         cannot be reached), so that a later failure is one of a connection that existed."""
         self._checkout()
 
