@@ -16,10 +16,9 @@ import pytest
 
 from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import NewEvent
-from auditlog.errors import ShuttingDownError, UnavailableError
+from auditlog.errors import DatabaseUnavailableError, ShuttingDownError, UnavailableError
 from auditlog.sequencer import ONE_TRIP_MAX_EVENTS, Sequencer
-from auditlog.storage.api import DatabaseUnavailableError
-from auditlog.storage.database import create_pool
+from auditlog.storage.database import create_pool, database_errors
 from auditlog.storage.events import AppendConnection, EventStore
 from auditlog.storage.migrations import apply_migrations
 
@@ -150,7 +149,8 @@ def test_a_batch_committed_before_its_connection_failed_is_answered_once(
         )
 
     sequencer.append([NewEvent(event_type="a.b", action="warm")])  # the head is now known
-    monkeypatch.setattr(AppendConnection, "append_at_once", commit_then_fail)
+    # Through the storage boundary, as the real method's failures go.
+    monkeypatch.setattr(AppendConnection, "append_at_once", database_errors()(commit_then_fail))
     (event,) = sequencer.append([NewEvent(event_type="a.b", action="once")])
     assert event.sequence == 1
     with psycopg.connect(database_url) as conn:

@@ -29,6 +29,7 @@ from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
+from auditlog.api.status import ErrorInterceptor
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
@@ -130,6 +131,8 @@ def create_service(
             ("grpc.max_metadata_size", 96 * 1024),
             ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
+        # Every call: request id, logging, and each error as the status its class declares.
+        interceptors=[ErrorInterceptor()],
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.
     address = f"{config.grpc_host}:{config.grpc_port}"

@@ -25,7 +25,7 @@ import psycopg
 from auditlog.affinity import cpus_of
 from auditlog.app import Service, create_service
 from auditlog.config import Config, load_config
-from auditlog.errors import ConfigError
+from auditlog.errors import AuditLogError, ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
 from auditlog.redaction import redact, redact_logging, register
 from auditlog.storage.logins import prepare_database
@@ -110,7 +110,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         service = create_service(config)
     # A port in use; PostgreSQL unreachable or refusing; a runtime login with too much privilege.
-    except (OSError, psycopg.Error, ConfigError) as err:
+    except (OSError, psycopg.Error, AuditLogError) as err:
         _say(f"cannot start: {err}")
         return 1
 

@@ -28,7 +28,7 @@ from typing import IO
 
 from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, MAX_REST_BODY_BYTES, MAX_REST_HEADERS_KB
 from auditlog.config import Config
-from auditlog.errors import AuditLogError
+from auditlog.errors import InternalError
 
 _log = logging.getLogger(__name__)
 TEMPLATE_NAME = "envoy.yaml.tmpl"
@@ -39,7 +39,7 @@ _ANY_HOSTS = ("", "0.0.0.0", "::", "[::]")  # noqa: S104
 _UNIX_PATH_MAX = 107
 
 
-class GatewayError(AuditLogError):
+class GatewayError(InternalError):
     """Envoy could not be configured or started, or stopped on its own."""
 
 

@@ -28,9 +28,14 @@ from datetime import UTC, datetime
 
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent, random_uuids
-from auditlog.errors import AuditLogError, FailedPreconditionError, ShuttingDownError, UnavailableError
-from auditlog.storage.api import (
+from auditlog.errors import (
+    AuditLogError,
     DatabaseUnavailableError,
+    FailedPreconditionError,
+    ShuttingDownError,
+    UnavailableError,
+)
+from auditlog.storage.api import (
     DuplicateRequestIdError,
     HeadState,
     LogWriter,

@@ -31,7 +31,7 @@ from types import FrameType, TracebackType
 from typing import IO
 
 from auditlog.config import Config
-from auditlog.errors import AuditLogError
+from auditlog.errors import InternalError
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def stop_on_signals(log: logging.Logger) -> threading.Event:
     return stop
 
 
-class WorkerError(AuditLogError):
+class WorkerError(InternalError):
     """A worker process could not start."""
 
 

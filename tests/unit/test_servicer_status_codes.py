@@ -26,6 +26,7 @@ from auditlog.export.runner import ExportRunner
 from auditlog.export.setup import Exports
 from auditlog.sequencer import Sequencer
 from auditlog.storage.memory import MemoryJobs, MemoryLog
+from tests.fix_servicers import Mapped
 
 AUDIT = pb.DESCRIPTOR.services_by_name["AuditService"]
 EXPORT = export_service_pb2.DESCRIPTOR.services_by_name["ExportService"]
@@ -77,14 +78,18 @@ def exports(log: MemoryLog, jobs: MemoryJobs, tmp_path: Path) -> ExportServicer:
 
 
 def unary(servicer: Any, service: Any, method: str, request: Any) -> Call:
-    server = grpc_testing.server_from_dictionary({service: servicer}, grpc_testing.strict_real_time())
+    server = grpc_testing.server_from_dictionary(
+        {service: Mapped(servicer, service)}, grpc_testing.strict_real_time()
+    )
     rpc = server.invoke_unary_unary(service.methods_by_name[method], (), request, None)
     response, trailing, code, details = rpc.termination()
     return response, code, details, trailing
 
 
 def stream(servicer: Any, service: Any, method: str, request: Any) -> Call:
-    server = grpc_testing.server_from_dictionary({service: servicer}, grpc_testing.strict_real_time())
+    server = grpc_testing.server_from_dictionary(
+        {service: Mapped(servicer, service)}, grpc_testing.strict_real_time()
+    )
     rpc = server.invoke_unary_stream(service.methods_by_name[method], (), request, None)
     responses = []
     while True:

@@ -20,7 +20,6 @@ from auditlog.api.convert import (
 )
 from auditlog.api.limits import ByteBudget, StreamLimiter
 from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, fitting_count, transcoded
-from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.config import Config
 from auditlog.domain.filters import FILTER_FIELDS, EventFilter, PageToken
 from auditlog.domain.page_token import PageTokenCodec
@@ -103,7 +102,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self._append_bytes = append_bytes or ByteBudget(Config.max_append_bytes, "AppendEvents request")
         self._tokens = tokens
 
-    @rpc_method
     def CreateEvent(
         self, request: pb.CreateEventRequest, context: grpc.ServicerContext
     ) -> event_pb2.AuditEvent:
@@ -114,7 +112,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         # As in AppendEvents: the request's details Struct only for a record built from this event.
         return event_to_proto(record, sent if record.details is event.details else None)
 
-    @rpc_method
     def AppendEvents(
         self, request: pb.AppendEventsRequest, context: grpc.ServicerContext
     ) -> pb.AppendEventsResponse:
@@ -159,7 +156,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             fill_event_proto(add(), record, sent if record.details is event.details else None)
         return response
 
-    @rpc_method
     def GetEvent(self, request: pb.GetEventRequest, context: grpc.ServicerContext) -> event_pb2.AuditEvent:
         event_id = validate_uuid("id", request.id)
         record = self._store.get(event_id)
@@ -167,7 +163,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             raise NotFoundError(f"no audit event has id {event_id}")
         return event_to_proto(record)
 
-    @rpc_method
     def ListEvents(
         self, request: pb.ListEventsRequest, context: grpc.ServicerContext
     ) -> pb.ListEventsResponse:
@@ -224,7 +219,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             page_size=page_size,
         )
 
-    @rpc_stream
     def SearchEvents(
         self, request: pb.SearchEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.SearchEventsResponse]:
@@ -240,7 +234,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                     return  # the caller went away: closing the rows closes the cursor
                 yield message
 
-    @rpc_method
     def VerifyChain(
         self, request: pb.VerifyChainRequest, context: grpc.ServicerContext
     ) -> pb.VerifyChainResponse:
@@ -268,7 +261,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         response.verified_at.FromDatetime(verified_at)
         return response
 
-    @rpc_method
     def GetStats(self, request: pb.GetStatsRequest, context: grpc.ServicerContext) -> pb.GetStatsResponse:
         stats = self._store.stats(self._clock())
         response = pb.GetStatsResponse(

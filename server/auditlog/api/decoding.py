@@ -4,7 +4,7 @@ grpcio runs the request deserializer in its own code and answers INTERNAL "Excep
 request!" when it raises (invalid UTF-8 in a string field, truncated data, a bad varint, nesting past
 protobuf's depth limit). `guarded(server, gate)` stands in for the server while services are added: each
 method's deserializer is replaced by one that hands a marker to the method instead of raising, and
-the method refuses the marker with a BadRequest naming the request. The stand-in also puts every method
+the method refuses the marker (InvalidArgumentError, a BadRequest naming the request). The stand-in also puts every method
 behind the server's `CallGate` (auditlog.api.drain): once it closes, new calls are held, then
 answer UNAVAILABLE. A method given a CallPool runs on it, and answers RESOURCE_EXHAUSTED when the
 pool refuses the call or its request's bytes do not fit in the pool's budget (checked before
@@ -20,8 +20,8 @@ import grpc
 
 from auditlog.api.drain import SHUTTING_DOWN, CallGate
 from auditlog.api.limits import CallPool, refusing
-from auditlog.api.status import fail, refuse, refuse_unavailable
-from auditlog.errors import AuditLogError, FieldViolation, ResourceExhaustedError
+from auditlog.api.status import refuse_unavailable
+from auditlog.errors import AuditLogError, FieldViolation, InvalidArgumentError, ResourceExhaustedError
 
 # What a deserializer that failed hands on; no real message is this object.
 _UNDECODABLE: Any = object()
@@ -94,11 +94,11 @@ def guard_handler(
         @gated
         def checked(request: Any, context: grpc.ServicerContext) -> Any:
             if pool is not None and refusing():
-                fail(context, name, ResourceExhaustedError(pool.message))
+                raise ResourceExhaustedError(pool.message)
             if isinstance(request, _Refused):
-                fail(context, name, request.error)
+                raise request.error
             if request is _UNDECODABLE:
-                refuse(context, name, violations)
+                raise InvalidArgumentError(violations)
             return behaviour(request, context)
 
         if pool is not None:
@@ -117,7 +117,7 @@ def guard_handler(
     def checked_requests(requests: Iterable[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         for request in requests:
             if request is _UNDECODABLE:
-                refuse(context, name, violations)
+                raise InvalidArgumentError(violations)
             yield request
 
     @gated

@@ -13,7 +13,6 @@ from audit.v1 import export_service_pb2 as pb
 from audit.v1 import export_service_pb2_grpc
 from auditlog.api.convert import filter_to_proto
 from auditlog.api.limits import StreamLimiter
-from auditlog.api.status import rpc_method, rpc_stream
 from auditlog.domain.filters import FILTER_FIELDS
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.requests import ExportSpec, validate_export_spec
@@ -22,12 +21,11 @@ from auditlog.errors import (
     FailedPreconditionError,
     NotFoundError,
     ResourceExhaustedError,
-    UnavailableError,
 )
 from auditlog.export.formats import FORMATS, file_name_for
 from auditlog.export.jobs import ExportJob, JobStatus
 from auditlog.export.setup import Exports
-from auditlog.export.storage import ExportStorage, StorageError
+from auditlog.export.storage import ExportStorage
 from auditlog.storage.api import LogReader
 
 # HttpBody chunk size of DownloadExportContent: big enough for throughput, far below gRPC's 4 MiB.
@@ -125,7 +123,6 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             return self._exports.s3
         return self._exports.local
 
-    @rpc_method
     def CreateExport(self, request: pb.CreateExportRequest, context: grpc.ServicerContext) -> pb.ExportJob:
         spec = _validate_spec(request)
         job = ExportJob(
@@ -158,7 +155,6 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         self._exports.runner.notify()
         return job_to_proto(job)
 
-    @rpc_method
     def ListExports(
         self, request: pb.ListExportsRequest, context: grpc.ServicerContext
     ) -> pb.ListExportsResponse:
@@ -171,22 +167,15 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             next_token = _encode_token(self._tokens, jobs[-1])
         return pb.ListExportsResponse(exports=[job_to_proto(j) for j in jobs], next_page_token=next_token)
 
-    @rpc_method
     def GetExport(self, request: pb.GetExportRequest, context: grpc.ServicerContext) -> pb.ExportJob:
         return job_to_proto(self._get(request.id))
 
-    @rpc_method
     def GetExportDownload(
         self, request: pb.GetExportDownloadRequest, context: grpc.ServicerContext
     ) -> pb.GetExportDownloadResponse:
         job = self._get(request.id)
         self._require_completed(job)
-        try:
-            link = self._storage_of(job).download_link(
-                job.location, job_id=str(job.id), file_name=job.file_name
-            )
-        except StorageError as err:
-            raise UnavailableError(str(err)) from err
+        link = self._storage_of(job).download_link(job.location, job_id=str(job.id), file_name=job.file_name)
         response = pb.GetExportDownloadResponse(
             download_url=link.url,
             file_name=job.file_name,
@@ -197,7 +186,6 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             response.expires_at.FromDatetime(link.expires_at)
         return response
 
-    @rpc_stream
     def DownloadExportContent(
         self, request: pb.DownloadExportContentRequest, context: grpc.ServicerContext
     ) -> Iterator[httpbody_pb2.HttpBody]:
@@ -214,10 +202,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             )
         content_type = FORMATS[job.export_format].content_type
         chunks = self._exports.local.open_chunks(job.location, CONTENT_CHUNK)
-        try:
-            first = next(chunks, b"")  # opens the file, so a missing file fails before any header
-        except StorageError as err:
-            raise FailedPreconditionError(str(err)) from err
+        first = next(chunks, b"")  # opens the file, so a missing file fails before any header
         # Envoy's transcoder passes response metadata through as HTTP headers: the file name.
         context.send_initial_metadata((("content-disposition", f'attachment; filename="{job.file_name}"'),))
         yield httpbody_pb2.HttpBody(content_type=content_type, data=first)
@@ -226,7 +211,6 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
                 return
             yield httpbody_pb2.HttpBody(content_type=content_type, data=chunk)
 
-    @rpc_method
     def ListExportFormats(
         self, request: pb.ListExportFormatsRequest, context: grpc.ServicerContext
     ) -> pb.ListExportFormatsResponse:

@@ -13,7 +13,6 @@ from grpc_health.v1 import health, health_pb2
 import auditlog
 from audit.v1 import health_service_pb2 as pb
 from audit.v1 import health_service_pb2_grpc
-from auditlog.api.status import rpc_method
 from auditlog.errors import ShuttingDownError, UnavailableError
 
 _log = logging.getLogger(__name__)
@@ -115,24 +114,21 @@ class HealthServicer(health_service_pb2_grpc.HealthServiceServicer):
         self._shutting_down = shutting_down
         self._problem = problem
 
-    @rpc_method
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
         return pb.CheckResponse(status="ok", service="auditlog", version=auditlog.__version__)
 
-    @rpc_method
     def Ready(self, request: pb.ReadyRequest, context: grpc.ServicerContext) -> pb.ReadyResponse:
         if self._shutting_down.is_set():
             raise ShuttingDownError("not ready: the server is shutting down")
         try:
             self._ping()
-        except Exception as err:
+        except UnavailableError as err:
             raise UnavailableError("not ready: the database is unreachable") from err
         problem = self._problem()
         if problem is not None:
             raise UnavailableError(f"not ready: {problem}")
         return pb.ReadyResponse(status="ready", database="ok")
 
-    @rpc_method
     def Live(self, request: pb.LiveRequest, context: grpc.ServicerContext) -> pb.LiveResponse:
         if self._shutting_down.is_set():
             raise ShuttingDownError("the server is shutting down")

@@ -1,84 +1,62 @@
-"""The one place where errors become gRPC statuses.
+"""The one place where errors become gRPC statuses: `ErrorInterceptor`, on every call of every service.
 
-`rpc_method` wraps every servicer method: it tags the call with a request id (the caller's
-`x-request-id` metadata, or a new one), logs one line per call, and turns exceptions into statuses.
-Errors of our own carry a message safe for clients; anything else becomes INTERNAL with only the
-request id, so no stack trace, SQL or path ever reaches a caller.
+It tags each call with a request id (the caller's `x-request-id` metadata, or a new one), sends it
+back as `x-request-id` trailing metadata, logs one line per call, and turns an exception into the
+status its class declares (auditlog.errors). Errors of our own carry a message safe for clients;
+INTERNAL (and anything not ours) carries only the request id, so no stack trace, SQL or path ever
+reaches a caller.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-import psycopg
-import psycopg_pool
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from auditlog.errors import (
-    AuditLogError,
-    FailedPreconditionError,
-    FieldViolation,
-    InvalidArgumentError,
-    NotFoundError,
-    ResourceExhaustedError,
-    UnavailableError,
-)
+from auditlog.errors import AuditLogError, InvalidArgumentError
 
 _log = logging.getLogger("auditlog.rpc")
-Request = TypeVar("Request")
-Response = TypeVar("Response")
-
-_CODES: list[tuple[type[AuditLogError], int]] = [
-    (InvalidArgumentError, code_pb2.INVALID_ARGUMENT),
-    (NotFoundError, code_pb2.NOT_FOUND),
-    (FailedPreconditionError, code_pb2.FAILED_PRECONDITION),
-    (UnavailableError, code_pb2.UNAVAILABLE),
-    (ResourceExhaustedError, code_pb2.RESOURCE_EXHAUSTED),
-]
+REQUEST_ID = "x-request-id"
 
 
 def status_for(err: BaseException, request_id: str) -> status_pb2.Status:
     """The google.rpc.Status a client sees for err."""
-    if isinstance(err, (psycopg.OperationalError, psycopg_pool.PoolTimeout)):
-        err = UnavailableError("the database is unavailable; retry later")
-    for cls, code in _CODES:
-        if isinstance(err, cls):
-            status = status_pb2.Status(code=code, message=str(err))
-            if isinstance(err, InvalidArgumentError):
-                detail = any_pb2.Any()
-                detail.Pack(
-                    error_details_pb2.BadRequest(
-                        field_violations=[
-                            error_details_pb2.BadRequest.FieldViolation(
-                                field=v.field, description=v.description
-                            )
-                            for v in err.violations
-                        ]
-                    )
-                )
-                status.details.append(detail)
-            return status
-    return status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error (request id {request_id})")
+    code = err.code if isinstance(err, AuditLogError) else code_pb2.INTERNAL
+    if code == code_pb2.INTERNAL:
+        return status_pb2.Status(code=code, message=f"internal error (request id {request_id})")
+    status = status_pb2.Status(code=code, message=str(err))
+    if isinstance(err, InvalidArgumentError):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in err.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    return status
 
 
-def _request_id(context: grpc.ServicerContext) -> str:
+def request_id_of(context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 128:
+        if key == REQUEST_ID and isinstance(value, str) and 0 < len(value) <= 128:
             return value
     return uuid.uuid4().hex
 
 
-def _fail(
-    context: grpc.ServicerContext, name: str, err: BaseException, request_id: str, started: float
-) -> None:
+def _fail(context: grpc.ServicerContext, name: str, err: Exception, request_id: str, started: float) -> None:
+    """Ends the call with err's status; raises."""
+    if _has_status(context):
+        raise err  # context.abort ended the call already: its status stands
     status = status_for(err, request_id)
     elapsed_ms = (time.monotonic() - started) * 1000
     if status.code == code_pb2.INTERNAL:
@@ -94,69 +72,109 @@ def _fail(
         )
     rich = rpc_status.to_status(status)
     # What abort_with_status does, spelled out: grpc_testing's context lacks abort_with_status.
-    context.set_trailing_metadata(rich.trailing_metadata)
+    context.set_trailing_metadata((*rich.trailing_metadata, (REQUEST_ID, request_id)))
     context.abort(rich.code, rich.details)
 
 
-def refuse(context: grpc.ServicerContext, name: str, violations: list[FieldViolation]) -> None:
-    """Ends the call with INVALID_ARGUMENT listing violations, logged as rpc_method logs; raises."""
-    fail(context, name, InvalidArgumentError(violations))
-
-
-def fail(context: grpc.ServicerContext, name: str, err: AuditLogError) -> None:
-    """Ends the call with err's status, logged as rpc_method logs; raises."""
-    _fail(context, name, err, _request_id(context), time.monotonic())
-
-
 def refuse_unavailable(context: grpc.ServicerContext, name: str, message: str) -> None:
-    """Ends the call with UNAVAILABLE and message before any work; raises. Logged at debug level:
-    a draining server refuses every call its clients send."""
-    _log.debug("rpc=%s request_id=%s code=UNAVAILABLE error=%r", name, _request_id(context), message)
+    """Ends the call with UNAVAILABLE and message before any work; raises. Logged at debug level
+    (a draining server refuses every call its clients send); the interceptor leaves the status as
+    set."""
+    _log.debug("rpc=%s request_id=%s code=UNAVAILABLE error=%r", name, request_id_of(context), message)
     context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
 
-def rpc_method(method: Callable[[Any, Request, grpc.ServicerContext], Response]) -> Callable[..., Response]:
-    """Wraps a unary servicer method (see module docstring)."""
+def _has_status(context: grpc.ServicerContext) -> bool:
+    try:
+        return context.code() is not None
+    except NotImplementedError:  # grpc_testing's context keeps no code
+        return False
 
-    @functools.wraps(method)
-    def wrapper(self: Any, request: Request, context: grpc.ServicerContext) -> Response:
-        request_id = _request_id(context)
+
+def _ok(name: str, request_id: str, started: float) -> None:
+    _log.debug("rpc=%s request_id=%s code=OK ms=%.1f", name, request_id, (time.monotonic() - started) * 1000)
+
+
+def unary_answer(behaviour: Callable[[Any, grpc.ServicerContext], Any], name: str) -> Callable[..., Any]:
+    """behaviour (one response) with request id, status mapping and logging (see module docstring)."""
+
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
+        request_id = request_id_of(context)
+        context.set_trailing_metadata(((REQUEST_ID, request_id),))
         started = time.monotonic()
         try:
-            response = method(self, request, context)
+            response = behaviour(request, context)
         except Exception as err:
-            _fail(context, method.__name__, err, request_id, started)
-            raise  # unreachable: abort raises
-        _log.debug(
-            "rpc=%s request_id=%s code=OK ms=%.1f",
-            method.__name__,
-            request_id,
-            (time.monotonic() - started) * 1000,
-        )
+            _fail(context, name, err, request_id, started)
+            raise  # unreachable: _fail raises
+        _ok(name, request_id, started)
         return response
 
-    return wrapper
+    return call
 
 
-def rpc_stream(
-    method: Callable[[Any, Request, grpc.ServicerContext], Iterator[Response]],
-) -> Callable[..., Iterator[Response]]:
-    """Wraps a server-streaming servicer method (see module docstring)."""
+def streamed_answer(
+    behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], name: str
+) -> Callable[..., Iterator[Any]]:
+    """behaviour (a stream of responses) as unary_answer wraps a single one."""
 
-    @functools.wraps(method)
-    def wrapper(self: Any, request: Request, context: grpc.ServicerContext) -> Iterator[Response]:
-        request_id = _request_id(context)
+    def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        request_id = request_id_of(context)
+        context.set_trailing_metadata(((REQUEST_ID, request_id),))
         started = time.monotonic()
         try:
-            yield from method(self, request, context)
+            yield from behaviour(request, context)
         except Exception as err:
-            _fail(context, method.__name__, err, request_id, started)
+            _fail(context, name, err, request_id, started)
             raise
-        _log.debug(
-            "rpc=%s request_id=%s code=OK ms=%.1f",
-            method.__name__,
-            request_id,
-            (time.monotonic() - started) * 1000,
-        )
+        _ok(name, request_id, started)
 
-    return wrapper
+    return call
+
+
+def mapped_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """handler with its behaviour wrapped by unary_answer or streamed_answer."""
+    name = method.rsplit("/", 1)[-1]
+    kind = (handler.request_streaming, handler.response_streaming)
+    make, behaviour = {
+        (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
+        (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream),
+        (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
+        (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
+    }[kind]
+    wrap = streamed_answer if handler.response_streaming else unary_answer
+    wrapped = wrap(behaviour, name)
+    # grpcio runs a method on the thread pool its behaviour names (see api.limits.CallPool).
+    pool = getattr(behaviour, "experimental_thread_pool", None)
+    if pool is not None:
+        setattr(wrapped, "experimental_thread_pool", pool)  # noqa: B010 - an attribute grpcio reads
+    return make(
+        wrapped,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Applies mapped_handler to every method the server serves (see module docstring)."""
+
+    def __init__(self) -> None:
+        # Per method: the handler the server gave and its wrapped form, made once, not per call.
+        self._mapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        known = self._mapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        mapped = mapped_handler(handler, method)
+        # Only methods a service has get here, so the cache stays as small as the services.
+        self._mapped[method] = (handler, mapped)
+        return mapped

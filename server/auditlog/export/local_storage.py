@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from auditlog.export.storage import DownloadLink, StorageError, StoredFile
+from auditlog.export.storage import DownloadLink, ExportFileMissingError, StorageError, StoredFile
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class LocalStorage:
         path = (self.root / location).resolve()
         # Locations come from our own table, but a path must never leave the exports folder.
         if not path.is_relative_to(self.root.resolve()):
-            raise StorageError("the export's location is outside the exports folder")
+            raise ExportFileMissingError("the export's location is outside the exports folder")
         return path
 
     def open_chunks(self, location: str, chunk_size: int) -> Iterator[bytes]:
@@ -53,7 +53,9 @@ class LocalStorage:
         try:
             handle = path.open("rb")
         except OSError as err:
-            raise StorageError(f"the export file is missing from the local folder: {err.strerror}") from err
+            raise ExportFileMissingError(
+                f"the export file is missing from the local folder: {err.strerror}"
+            ) from err
         with handle:
             while chunk := handle.read(chunk_size):
                 yield chunk

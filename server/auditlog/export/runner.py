@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from auditlog.errors import UnavailableError
 from auditlog.export.formats import FORMATS
 from auditlog.export.jobs import ExportJob, filter_to_json
 from auditlog.export.storage import ExportStorage, StorageError
 from auditlog.export.writers import XLSX_MAX_DATA_ROWS, ExportMetadata, open_writer
-from auditlog.storage.api import DatabaseUnavailableError, ExportJobQueue, LogReader, SnapshotSummary
+from auditlog.storage.api import ExportJobQueue, LogReader, SnapshotSummary
 
 _log = logging.getLogger(__name__)
 _HASH_CHUNK = 1024 * 1024
@@ -182,7 +183,7 @@ class ExportRunner:
             self._finish_failed(job, str(err))
         except _SnapshotChangedError as err:
             self._finish_failed(job, str(err))
-        except DatabaseUnavailableError as err:
+        except UnavailableError as err:
             # The database went away mid-run; if it cannot even be marked failed, the lease
             # returns the job to pending later.
             _log.warning("export job=%s database error: %s", job.id, err)
@@ -199,7 +200,7 @@ class ExportRunner:
         _log.warning("export job=%s failed: %s", job.id, reason)
         try:
             self._jobs.fail(job.id, reason, self._clock())
-        except DatabaseUnavailableError as err:
+        except UnavailableError as err:
             _log.warning("export job=%s cannot be marked failed: %s", job.id, err)
 
     def _metadata(self, job: ExportJob, summary: SnapshotSummary) -> ExportMetadata:

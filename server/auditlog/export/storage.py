@@ -7,11 +7,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from google.rpc import code_pb2
+
 from auditlog.errors import AuditLogError
 
 
 class StorageError(AuditLogError):
-    """Storing or serving an export file failed; the message is the job's failure reason."""
+    """Storing or serving an export file failed (the folder or S3 refused or did not answer);
+    the message is the job's failure reason. Retrying later may succeed."""
+
+    code = code_pb2.UNAVAILABLE
+
+
+class ExportFileMissingError(StorageError):
+    """A completed export's file is gone from (or was never inside) the local exports folder:
+    retrying cannot help."""
+
+    code = code_pb2.FAILED_PRECONDITION
 
 
 @dataclass(frozen=True)

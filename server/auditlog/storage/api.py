@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult
-from auditlog.errors import UnavailableError
 
 if TYPE_CHECKING:
     from auditlog.export.jobs import ExportJob
@@ -81,13 +80,6 @@ class SnapshotSummary:
     first_sequence: int | None
     last_sequence: int | None
     last_chain_hash: bytes | None
-
-
-class DatabaseUnavailableError(UnavailableError):
-    """The database could not be reached, or the connection failed mid-call."""
-
-    def __init__(self, message: str = "the database is unavailable; retry later") -> None:
-        super().__init__(message)
 
 
 class DuplicateRequestIdError(Exception):

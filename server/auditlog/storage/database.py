@@ -11,16 +11,21 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import set_json_loads
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from auditlog.domain.jcs import json_loads
+from auditlog.errors import DatabaseUnavailableError
 
 SERVICE_ROLE = "auditlog_service"
+# What every caller hears while PostgreSQL cannot be reached (or no connection frees up in time).
+DATABASE_UNAVAILABLE = "the database is unavailable; retry later"
 _log = logging.getLogger(__name__)
 Row = TypeVar("Row")
 
@@ -36,6 +41,25 @@ def required_row(row: Row | None, what: str) -> Row:
             f"{what} is missing from the database; migrations did not run or it was altered"
         )
     return row
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """The storage boundary: a database that cannot be reached (psycopg's OperationalError, which
+    includes a cancelled statement, or the pool's PoolTimeout) leaves it as DatabaseUnavailableError."""
+    try:
+        yield
+    except (psycopg.OperationalError, PoolTimeout) as err:
+        raise DatabaseUnavailableError(DATABASE_UNAVAILABLE) from err
+
+
+class ServicePool(ConnectionPool):
+    """A ConnectionPool whose connection() raises UnavailableError as database_errors() does."""
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        with database_errors(), super().connection(timeout) as conn:
+            yield conn
 
 
 def normalise_url(url: str) -> str:
@@ -119,9 +143,9 @@ def connect_like(pool: ConnectionPool, **overrides: Any) -> psycopg.Connection[A
     return conn
 
 
-def create_pool(url: str, *, min_size: int = 2, max_size: int = 16, timeout: float = 10.0) -> ConnectionPool:
+def create_pool(url: str, *, min_size: int = 2, max_size: int = 16, timeout: float = 10.0) -> ServicePool:
     """The service's pool: sessions under the service role, checked on checkout."""
-    pool = ConnectionPool(
+    pool = ServicePool(
         url,
         min_size=min_size,
         max_size=max_size,
@@ -150,18 +174,20 @@ class Pinger:
         self._lock = threading.Lock()
 
     def ping(self) -> None:
+        """Raises UnavailableError when the database does not answer."""
         if not self._lock.acquire(timeout=self._timeout):
-            raise TimeoutError("a readiness ping is still waiting for the database")
+            raise DatabaseUnavailableError(DATABASE_UNAVAILABLE)  # the ping before this one is still waiting
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = connect_like(
-                    self._pool, autocommit=True, connect_timeout=max(1, round(self._timeout))
-                )
-            try:
-                self._conn.execute("SELECT 1")
-            except BaseException:
-                self.close()
-                raise
+            with database_errors():
+                if self._conn is None or self._conn.closed:
+                    self._conn = connect_like(
+                        self._pool, autocommit=True, connect_timeout=max(1, round(self._timeout))
+                    )
+                try:
+                    self._conn.execute("SELECT 1")
+                except BaseException:
+                    self.close()
+                    raise
         finally:
             self._lock.release()
 

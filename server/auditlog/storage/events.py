@@ -19,8 +19,8 @@ from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.schema import FIELDS, HASH_NAMES, NAMES
 from auditlog.domain.verification import LogHead, StoredEvent
+from auditlog.errors import DatabaseUnavailableError
 from auditlog.storage.api import (
-    DatabaseUnavailableError,
     DuplicateRequestIdError,
     HeadState,
     SearchRow,
@@ -31,7 +31,7 @@ from auditlog.storage.api import (
     hour_of,
 )
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
-from auditlog.storage.database import connect_like, required_row
+from auditlog.storage.database import connect_like, database_errors, required_row
 
 COLUMNS = NAMES
 _SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
@@ -311,6 +311,7 @@ class AppendConnection:
             self._rollback(conn)
             raise RuntimeError("an append transaction ended without finish()")
 
+    @database_errors()
     def append_at_once(
         self,
         expected: HeadState,
@@ -324,7 +325,7 @@ class AppendConnection:
         (BEGIN, head lock, INSERT, user_hours, head update, COMMIT). Every write is conditional on
         the locked head and the stored tail still being expected, so when another process moved it
         since (or the stored tail no longer matches), nothing is written and the answer is False. Raises DuplicateRequestIdError as insert does; on a
-        connection failure the connection is discarded and the error raised: whether the batch
+        connection failure the connection is discarded and UnavailableError raised: whether the batch
         committed is then unknown to this method (the caller looks an id up)."""
         with translated_errors():
             conn = self._checkout()
@@ -372,8 +373,9 @@ class AppendConnection:
             raise
         return moved.rowcount == 1
 
+    @database_errors()
     def connect(self) -> None:
-        """Makes the connection now if there is none (raising OperationalError when PostgreSQL
+        """Makes the connection now if there is none (raising UnavailableError when PostgreSQL
         cannot be reached), so that a later failure is one of a connection that existed."""
         with translated_errors():
             self._checkout()

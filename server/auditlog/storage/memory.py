@@ -19,9 +19,9 @@ from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.jcs import jcs_text
 from auditlog.domain.schema import FIELDS, EventRow, Kind
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult, stored_event
+from auditlog.errors import DatabaseUnavailableError
 from auditlog.export.jobs import ExportJob, JobStatus
 from auditlog.storage.api import (
-    DatabaseUnavailableError,
     DuplicateRequestIdError,
     HeadState,
     SearchRow,
