@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, MAX_REST_BODY_BYTES, MAX_REST_HEADERS_KB
+from auditlog.api.rest_limits import (
+    GRPC_FRAME_PREFIX_BYTES,
+    MAX_REST_ANSWER_BYTES,
+    MAX_REST_BODY_BYTES,
+    MAX_REST_HEADERS_KB,
+)
 from auditlog.config import Config
 from auditlog.errors import AuditLogError
 
@@ -126,6 +131,7 @@ def render_config(
         descriptor=json.dumps(str(descriptor))[1:-1],
         unary_timeout=settings.unary_timeout_seconds,
         max_request_body=MAX_REST_BODY_BYTES,
+        max_request_grpc_body=MAX_REST_BODY_BYTES + GRPC_FRAME_PREFIX_BYTES,
         max_request_body_text=f"{MAX_REST_BODY_BYTES >> 20} MiB",
         max_response_body=MAX_REST_ANSWER_BYTES,
         max_request_headers_kb=MAX_REST_HEADERS_KB,
