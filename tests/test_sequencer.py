@@ -200,3 +200,28 @@ def test_submit_answers_through_a_future_only_after_the_commit_and_refuses_once_
         sequencer.stop()
         with pytest.raises(ShuttingDownError):
             sequencer.submit([NewEvent(event_type="a.b", action="x")])
+
+
+def test_a_one_trip_batch_of_large_events_is_written_in_bounded_time(
+    sequencer_and_store: tuple[Sequencer, EventStore],
+) -> None:
+    sequencer, store = sequencer_and_store
+    sequencer.append([NewEvent(event_type="a.b", action="warm")])  # the head is known: one trip next
+    events = [NewEvent(event_type="a.b", action="big", details={"blob": "<" * 60_000}) for _ in range(40)]
+    assert len(events) <= ONE_TRIP_MAX_EVENTS
+    # Several MB of parameters in one pipeline: before, libpq kept the tail unsent and waited for results.
+    recorded = sequencer.append(events, timeout=20)
+    assert [r.sequence for r in recorded] == list(range(1, 41))
+    assert store.get(recorded[-1].id) is not None
+
+
+def test_a_locked_batch_naming_many_long_user_ids_is_written_in_bounded_time(
+    sequencer_and_store: tuple[Sequencer, EventStore],
+) -> None:
+    sequencer, store = sequencer_and_store
+    events = [NewEvent(event_type="a.b", action="x", user_id=f"{i:05d}" + "u" * 250) for i in range(10_000)]
+    assert len(events) > ONE_TRIP_MAX_EVENTS
+    # Half a MB of user ids go to user_hours in the pipeline that commits.
+    recorded = sequencer.append(events, timeout=20)
+    assert len(recorded) == 10_000
+    assert store.get(recorded[-1].id) is not None

@@ -26,7 +26,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO
 
-from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, MAX_REST_BODY_BYTES, MAX_REST_HEADERS_KB
+from auditlog.api.rest_limits import (
+    GRPC_FRAME_PREFIX_BYTES,
+    MAX_REST_ANSWER_BYTES,
+    MAX_REST_BODY_BYTES,
+    MAX_REST_HEADERS_KB,
+)
 from auditlog.config import Config
 from auditlog.errors import InternalError
 
@@ -129,6 +134,7 @@ def render_config(
         descriptor=json.dumps(str(descriptor))[1:-1],
         unary_timeout=settings.unary_timeout_seconds,
         max_request_body=MAX_REST_BODY_BYTES,
+        max_request_grpc_body=MAX_REST_BODY_BYTES + GRPC_FRAME_PREFIX_BYTES,
         max_request_body_text=f"{MAX_REST_BODY_BYTES >> 20} MiB",
         max_response_body=MAX_REST_ANSWER_BYTES,
         max_request_headers_kb=MAX_REST_HEADERS_KB,

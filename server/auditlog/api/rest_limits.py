@@ -14,6 +14,8 @@ from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.jcs import jcs_text
 
 MAX_REST_BODY_BYTES = 16 << 20  # as the gRPC server's receive limit
+# A gRPC message travels behind a 5-byte prefix (flag, length), which the receive limit does not count.
+GRPC_FRAME_PREFIX_BYTES = 5
 MAX_REST_ANSWER_BYTES = 64 << 20
 MAX_REST_HEADERS_KB = 60  # Envoy's default, stated
 # Keys, punctuation, id, sequence, three hex hashes and two timestamps of one event in JSON, rounded up.

@@ -258,7 +258,16 @@ class AppendTransaction:
                 " high_risk_events = high_risk_events + %s WHERE id = 1",
                 (head.sequence, head.chain_hash, head.recorded_at, high_risk_added),
             )
-            self._conn.commit()
+            commit_in_pipeline(self._conn)
+
+
+def commit_in_pipeline(conn: psycopg.Connection[Any]) -> None:
+    """Queues COMMIT in conn's open pipeline; leaving the pipeline sends it and waits for every result.
+
+    Not conn.commit(): inside a pipeline it starts waiting for results while libpq may still hold
+    the tail of a large query unsent, and PostgreSQL waits for that tail: neither side moves again.
+    Leaving the pipeline flushes libpq's buffer completely before it waits."""
+    conn.execute("COMMIT")
 
 
 class AppendConnection:
@@ -357,7 +366,7 @@ class AppendConnection:
                         *new_tail,
                     ),
                 )
-                conn.commit()
+                commit_in_pipeline(conn)
         except psycopg.OperationalError as err:
             self._discard(conn)
             raise DatabaseUnavailableError from err
