@@ -52,10 +52,12 @@ def make_service(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Se
         svc.stop(grace=2)
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 15) -> None:
+def wait_for(
+    condition: Callable[[], bool], seconds: float = 15, what: Callable[[], str] = lambda: ""
+) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, f"condition not reached in time {what()}"
         time.sleep(0.1)
 
 
@@ -90,9 +92,14 @@ def test_stalled_searches_leave_reads_readiness_and_appends_working(
         opened = [f for f in firsts if isinstance(f, audit_service_pb2.SearchEventsResponse)]
         refused = [f for f in firsts if isinstance(f, grpc.RpcError)]
         # Every search that got its first message holds a connection, its transaction open.
-        wait_for(
-            lambda: [s for _, s in search_backends(database_url)] == ["idle in transaction"] * len(opened)
-        )
+        states: list[str] = []
+
+        def all_waiting_on_their_callers() -> bool:
+            states[:] = [s for _, s in search_backends(database_url)]
+            return states == ["idle in transaction"] * len(opened)
+
+        # Generous: a loaded machine may take a while to fill the flow-control windows.
+        wait_for(all_waiting_on_their_callers, seconds=45, what=lambda: f"search backends {states}")
         assert len(opened) == 2
         assert {f.code() for f in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
         assert "too many open streams" in refused[0].details()

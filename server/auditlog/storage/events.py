@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from psycopg.rows import kwargs_row
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.event import EventRecord
-from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
+from auditlog.domain.filters import EventFilter
 from auditlog.domain.schema import FIELDS, HASH_NAMES, NAMES
 from auditlog.domain.verification import LogHead, StoredEvent
 from auditlog.errors import DatabaseUnavailableError
@@ -32,6 +31,9 @@ from auditlog.storage.api import (
 )
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
 from auditlog.storage.database import connect_like, database_errors, required_row
+from auditlog.storage.queries import STREAM_BATCH, filter_clause, where
+from auditlog.storage.search import search_rows
+from auditlog.storage.verification import verification_snapshot
 
 COLUMNS = NAMES
 _SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
@@ -73,11 +75,8 @@ _MOVE_HEAD_IF_HEAD = (
     " high_risk_events = high_risk_events + %s WHERE id = 1 AND sequence = %s AND chain_hash = %s AND "
     + _TAIL_IS
 )
-_FILTER_COLUMNS = TEXT_FILTER_FIELDS
 # Rows per COPY write while appending (about 30 KB, psycopg's own COPY buffer size).
 COPY_CHUNK_ROWS = 64
-# Rows fetched per round trip by streaming reads (search, verification, export).
-STREAM_BATCH = 2_000
 
 
 # recorded_at never decreases along the sequence (the sequencer guarantees it), so "the events of
@@ -105,59 +104,6 @@ def _record(**columns: Any) -> EventRecord:
 
 
 _RECORDS = kwargs_row(_record)
-
-
-_FIRST_AT_OR_AFTER = (
-    "COALESCE((SELECT t.sequence FROM audit_events t WHERE t.recorded_at >= %s"
-    " ORDER BY t.recorded_at, t.sequence LIMIT 1), 9223372036854775807)"
-)
-_LAST_AT_OR_BEFORE = (
-    "COALESCE((SELECT t.sequence FROM audit_events t WHERE t.recorded_at <= %s"
-    " ORDER BY t.recorded_at DESC, t.sequence DESC LIMIT 1), -1)"
-)
-
-
-def filter_clause(event_filter: EventFilter) -> tuple[list[sql.Composable], list[Any]]:
-    """WHERE conditions (to be AND-ed) and their parameters for a filter."""
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    for column in _FILTER_COLUMNS:
-        value = getattr(event_filter, column)
-        if value:
-            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            params.append(value)
-    # recorded_at never decreases along the sequence, so a time range is also a sequence range, found
-    # by one probe of the recorded_at index at each end; bounding sequence lets a page read the
-    # primary key in order and stop after page_size rows instead of sorting the whole range.
-    if event_filter.start_date is not None:
-        conditions.append(sql.SQL("recorded_at >= %s"))
-        conditions.append(sql.SQL("sequence >= " + _FIRST_AT_OR_AFTER))
-        params += [event_filter.start_date, event_filter.start_date]
-    if event_filter.end_date is not None:
-        conditions.append(sql.SQL("recorded_at <= %s"))
-        conditions.append(sql.SQL("sequence <= " + _LAST_AT_OR_BEFORE))
-        params += [event_filter.end_date, event_filter.end_date]
-    return conditions, params
-
-
-def _where(conditions: list[sql.Composable]) -> sql.Composable:
-    if not conditions:
-        return sql.SQL("")
-    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
-
-
-def prefetched_batches(cursor: psycopg.ServerCursor[Any], size: int) -> Generator[list[Any], None, None]:
-    """The cursor's rows in batches of size; a helper thread fetches the next batch while the caller
-    works through this one, so PostgreSQL and Python run side by side instead of taking turns."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as fetcher:
-        pending = fetcher.submit(cursor.fetchmany, size)
-        while True:
-            rows = pending.result()
-            if not rows:
-                return
-            # Only the helper touches the cursor until the caller asks for the next batch.
-            pending = fetcher.submit(cursor.fetchmany, size)
-            yield rows
 
 
 @contextmanager
@@ -470,7 +416,7 @@ class EventStore:
             conditions.append(sql.SQL("sequence < %s" if descending else "sequence > %s"))
             params.append(after_sequence)
         order = sql.SQL(" ORDER BY sequence DESC" if descending else " ORDER BY sequence ASC")
-        query = _SELECT + _where(conditions) + order + sql.SQL(" LIMIT %s OFFSET %s")
+        query = _SELECT + where(conditions) + order + sql.SQL(" LIMIT %s OFFSET %s")
         with self._connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
             return cur.execute(query, [*params, limit, offset]).fetchall()
 
@@ -482,7 +428,7 @@ class EventStore:
         if max_sequence is not None:
             conditions.append(sql.SQL("sequence <= %s"))
             params.append(max_sequence)
-        query = _SELECT + _where(conditions) + sql.SQL(" ORDER BY sequence ASC")
+        query = _SELECT + where(conditions) + sql.SQL(" ORDER BY sequence ASC")
         with (
             self._connection() as conn,
             conn.transaction(),
@@ -495,8 +441,6 @@ class EventStore:
             yield from cur
 
     def search_rows(self, event_filter: EventFilter) -> Generator[list[SearchRow], None, None]:
-        from auditlog.storage.search import search_rows  # search.py imports this module
-
         with translated_errors():
             yield from search_rows(self.pool, event_filter)
 
@@ -504,8 +448,6 @@ class EventStore:
     def verification_snapshot(
         self, start_sequence: int
     ) -> Iterator[tuple[LogHead, bytes | None, Iterator[StoredEvent]]]:
-        from auditlog.storage.verification import verification_snapshot  # as above
-
         with translated_errors(), verification_snapshot(self.pool, start_sequence) as snapshot:
             yield snapshot
 
@@ -514,9 +456,7 @@ class EventStore:
         conditions, params = filter_clause(event_filter)
         conditions.append(sql.SQL("sequence <= %s"))
         params.append(max_sequence)
-        query = sql.SQL("SELECT count(*), min(sequence), max(sequence) FROM audit_events") + _where(
-            conditions
-        )
+        query = sql.SQL("SELECT count(*), min(sequence), max(sequence) FROM audit_events") + where(conditions)
         with self._connection() as conn:
             row = conn.execute(query, params).fetchone()
             if row is None:

@@ -18,7 +18,7 @@ from auditlog.domain.jcs import json_loads
 from auditlog.domain.schema import FIELDS, NAMES, Field, Kind
 from auditlog.domain.verification import LogHead, StoredEvent
 from auditlog.storage.database import required_row
-from auditlog.storage.events import STREAM_BATCH, prefetched_batches
+from auditlog.storage.queries import STREAM_BATCH, prefetched_batches
 from auditlog.storage.search import event_rows
 
 
