@@ -7,7 +7,7 @@ strings, bodies and headers) to every route. Prints the answers counted by statu
 5xx answer, and every answer that leaks a stack trace, SQL, a path or an internal address; then
 checks the server still answers and the chain is intact. Exits 1 if any of that failed.
 
-tests/test_fuzz.py runs the same generators, smaller, against the test fixtures.
+tests/integration/test_fuzz.py runs the same generators, smaller, against the test fixtures.
 """
 
 from __future__ import annotations

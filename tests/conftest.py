@@ -1,3 +1,12 @@
 """Fixtures live in tests/fix_*.py and load as plugins."""
 
-pytest_plugins = ["tests.fix_db", "tests.fix_server", "tests.fix_s3", "tests.fix_export", "tests.fix_gateway"]
+pytest_plugins = [
+    "tests.fix_db",
+    "tests.fix_server",
+    "tests.fix_s3",
+    "tests.fix_export",
+    "tests.fix_gateway",
+    "tests.fix_serve",
+    "tests.fix_canonical",
+    "tests.fix_servicers",
+]

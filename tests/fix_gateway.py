@@ -23,6 +23,7 @@ from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog.gateway import Gateway, GatewaySettings, start_gateway
 from tests.fix_db import create_database, drop_database
+from tests.fix_server import append_padded
 
 CORS_ORIGIN = "http://localhost:3000"
 
@@ -170,3 +171,8 @@ def _read_fields(reader: Any) -> dict[str, str]:
             return fields
         name, _, value = line.decode("latin-1").partition(":")
         fields[name.strip().lower()] = value.strip()
+
+
+def fill(rest: RestStack, count: int, pad: int) -> None:
+    """Large events straight over gRPC (setup, not under test)."""
+    append_padded(f"127.0.0.1:{rest.service.port}", count, pad, event_type="bulk.stream")

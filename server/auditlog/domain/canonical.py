@@ -60,7 +60,7 @@ def canonical_document(**values: Any) -> dict[str, Any]:
 # U+0000..U+001F, with \b \f \n \r \t short forms and lowercase \u00xx otherwise), and common
 # details values are written directly. Anything else (non-integral floats, non-ASCII or non-string
 # keys, values of other types, lone surrogates) is left to rfc8785 itself, so that its bytes and
-# errors are kept exactly. tests/test_canonical_fast.py checks equality on arbitrary input with
+# errors are kept exactly. tests/unit/test_canonical_fast.py checks equality on arbitrary input with
 # hypothesis. The functions are generated from the schema at import, one expression per member.
 
 _CANONICAL_SET = frozenset(CANONICAL_NAMES)

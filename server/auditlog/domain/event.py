@@ -86,7 +86,7 @@ def assemble(cls: type[_Value], values: dict[str, Any]) -> _Value:
     the fields of a frozen instance one by one through object.__setattr__, twice per appended
     event (its event and its record). values becomes the instance's
     attribute dict, so it must be a fresh dict the caller keeps no reference to.
-    tests/test_prepared_events.py holds the results to the __init__ ones, field for field."""
+    tests/unit/test_prepared_events.py holds the results to the __init__ ones, field for field."""
     instance = _new_object(cls)
     _set_attribute(instance, "__dict__", values)
     return instance

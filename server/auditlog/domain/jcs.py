@@ -5,7 +5,7 @@ exactly what RFC 8785 escapes: '"', '\\' and U+0000..U+001F, with \\b \\f \\n \\
 lowercase \\u00xx otherwise), ASCII keys sort the same by code point as by UTF-16 code unit, and
 integral doubles below 2**53 print as integers. Anything else (non-ASCII or non-string keys,
 non-integral floats are formatted by rfc8785 itself, other types, lone surrogates) is left to
-`rfc8785`. tests/test_canonical_fast.py holds this to rfc8785.dumps byte for byte and error for
+`rfc8785`. tests/unit/test_canonical_fast.py holds this to rfc8785.dumps byte for byte and error for
 error with hypothesis.
 
 `json_loads` is the way back: JSON text (the log's `details`, as PostgreSQL returns it) read with

@@ -1,7 +1,7 @@
 """Rows of audit_events as lines of PostgreSQL's COPY text format, written directly.
 
 psycopg's per-value adaptation in `Copy.write_row` runs in Python on the sequencer's thread;
-tests/test_copy_rows.py holds these lines to what write_row stores, on real PostgreSQL.
+tests/integration/test_copy_rows.py holds these lines to what write_row stores, on real PostgreSQL.
 """
 
 from __future__ import annotations

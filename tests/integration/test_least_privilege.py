@@ -25,8 +25,8 @@ from auditlog.errors import ConfigError
 from auditlog.storage.logins import CREDENTIALS_FILE, EMBEDDED_LOGIN
 from auditlog_client import AuditClient
 from tests.fix_db import TEST_LOGIN, create_database, drop_database, login_url, postgres_data_dir
+from tests.fix_serve import database_uri
 from tests.fix_server import server_config
-from tests.test_gateway_serve import database_uri
 
 # What a session that undid SET ROLE would try, to rewrite history or unlock it for rewriting.
 TAMPERING = [

@@ -18,8 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from audit.v1 import event_pb2, health_service_pb2, health_service_pb2_grpc
 from auditlog.app import Service, create_service
 from auditlog_client import AuditClient, FailedPrecondition
+from tests.fix_serve import alive, serve_env, start_serve
 from tests.fix_server import server_config
-from tests.test_gateway_serve import alive, serve_env, start_serve
 
 EVENTS = 4
 # A copy of the last event one sequence further on, its chain hash unchanged (so it cannot match).

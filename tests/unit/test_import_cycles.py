@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "server" / "auditlog"
+PACKAGE = Path(__file__).resolve().parents[2] / "server" / "auditlog"
 
 
 def imports_of(path: Path) -> set[str]:

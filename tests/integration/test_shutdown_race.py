@@ -18,8 +18,8 @@ import psycopg
 from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, event_pb2
 from auditlog.app import create_service
 from tests.fix_db import login_url
+from tests.fix_serve import alive, serve_env, start_serve
 from tests.fix_server import server_config
-from tests.test_gateway_serve import alive, serve_env, start_serve
 
 ROUNDS = 3
 # More callers than the server's 32 RPC threads, so calls wait in gRPC's core when the stop comes.

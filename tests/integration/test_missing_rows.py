@@ -15,7 +15,7 @@ from auditlog.storage.events import EventStore
 from auditlog.storage.migrations import apply_migrations
 from auditlog.storage.verification import verification_snapshot
 
-SERVER = Path(__file__).resolve().parent.parent / "server"
+SERVER = Path(__file__).resolve().parents[2] / "server"
 
 
 def test_server_code_has_no_assert_statements() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
 import threading
@@ -25,7 +24,8 @@ import pytest
 from auditlog_client import AuditClient, AuditLogClientError
 from auditlog_client.client import event_input
 from tests.fix_db import create_database, drop_database
-from tests.test_gateway_serve import (
+from tests.fix_serve import (
+    WORKERS,
     Serve,
     alive,
     grpc_serving,
@@ -36,7 +36,6 @@ from tests.test_gateway_serve import (
     wait_until,
 )
 
-WORKERS = re.compile(r"; (\d+) gRPC worker processes, pids ([0-9, ]+)")
 CHANNELS = 12
 
 

@@ -20,8 +20,7 @@ from auditlog.errors import ConfigError
 from auditlog.tuning import GC_THRESHOLDS
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
-from tests.test_gateway_serve import Serve, alive, serve_env, start_serve
-from tests.test_workers import WORKERS
+from tests.fix_serve import WORKERS, Serve, alive, serve_env, start_serve
 
 FOUR = {0, 1, 2, 3}
 

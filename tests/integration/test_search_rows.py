@@ -19,7 +19,7 @@ from auditlog.domain.schema import EventRow
 from auditlog.storage.search import search_rows
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
-from tests.test_properties import details_objects, json_values, line, text
+from tests.fix_canonical import details_objects, json_values, line, text
 
 # Any single-line text, the empty string included.
 optional_line = st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=30)

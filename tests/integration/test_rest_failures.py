@@ -18,8 +18,8 @@ import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
-from tests.fix_gateway import ChunkedStream, RestStack
-from tests.fix_server import append_padded, search_backends
+from tests.fix_gateway import ChunkedStream, RestStack, fill
+from tests.fix_server import search_backends
 
 
 def _dbname(url: str) -> str:
@@ -90,11 +90,6 @@ def test_gateway_answers_503_json_when_the_grpc_server_is_gone(rest_fresh: RestS
     reply = rest_fresh.get("/api/v1/audit/stats")
     assert reply.status == 503
     assert reply.json()["code"] == 14
-
-
-def fill(rest: RestStack, count: int, pad: int) -> None:
-    """Large events straight over gRPC (setup, not under test)."""
-    append_padded(f"127.0.0.1:{rest.service.port}", count, pad, event_type="bulk.stream")
 
 
 def test_search_failing_mid_stream_is_visible_in_trailers(rest_fresh: RestStack) -> None:

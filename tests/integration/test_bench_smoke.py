@@ -17,7 +17,7 @@ import pytest
 
 from auditlog.workers import WorkerSpec, start_workers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_ROWS = (
     "| CreateEvent, 1 client |",
     "| CreateEvent, 4 clients |",

@@ -14,7 +14,7 @@ import pytest
 
 from auditlog.workers import reserve_port
 from tests.fix_db import create_database, drop_database
-from tests.test_gateway_serve import Serve, grpc_serving, http_get, serve_env, start_serve
+from tests.fix_serve import Serve, grpc_serving, http_get, serve_env, start_serve
 
 
 def time_wait_port() -> int:

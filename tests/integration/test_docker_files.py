@@ -15,9 +15,9 @@ from pathlib import Path
 import yaml
 
 from auditlog.config import load_config
-from tests.test_gateway_serve import database_uri, start_serve
+from tests.fix_serve import database_uri, start_serve
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 

@@ -17,7 +17,7 @@ from auditlog.domain.chain import build_record, record_leaf_hash
 from auditlog.domain.event import NewEvent
 from auditlog.domain.jcs import json_loads
 from auditlog.domain.verification import stored_event, stored_leaf_hash
-from tests.test_canonical_fast import EVENTS, JSON, TIMES, fast
+from tests.fix_canonical import EVENTS, JSON, TIMES, fast
 
 
 def from_text(fields: dict[str, Any]) -> bytes | type[Exception]:

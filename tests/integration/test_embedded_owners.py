@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.fix_db import postgres_data_dir
-from tests.test_gateway_serve import alive
+from tests.fix_serve import alive
 
 OWNER = """
 import sys, time

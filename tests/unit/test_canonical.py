@@ -119,7 +119,7 @@ def test_chain_hash_refuses_wrong_lengths() -> None:
 
 
 def test_docs_integrity_states_what_the_code_computes_for_each_vector() -> None:
-    text = (Path(__file__).resolve().parents[1] / "docs" / "integrity.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "integrity.md").read_text(encoding="utf-8")
     previous = ZERO_HASH
     for event in (EVENT_0, EVENT_1):
         canonical = canonical_bytes(**event)

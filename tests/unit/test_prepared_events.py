@@ -19,7 +19,7 @@ from auditlog.domain.chain import RecordBuilder, build_record, prepare_event
 from auditlog.domain.event import EventRecord, NewEvent, random_uuids
 from auditlog.domain.jcs import jcs_text
 from auditlog.domain.validation import validate_new_event
-from tests.test_canonical_fast import EVENTS, JSON, TIMES, fast
+from tests.fix_canonical import EVENTS, JSON, TIMES, fast
 
 SAFE = 2**53 - 1
 

@@ -13,7 +13,7 @@ from google.protobuf.descriptor import Descriptor
 from audit.v1 import audit_service_pb2, event_pb2, export_service_pb2
 from tests.fix_gateway import RestStack
 
-API_DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 MESSAGES: dict[str, Descriptor] = {
     "AuditEvent": event_pb2.AuditEvent.DESCRIPTOR,
     "VerifyChainResponse": audit_service_pb2.VerifyChainResponse.DESCRIPTOR,

@@ -15,7 +15,7 @@ import pytest
 
 from tests.fix_gateway import Reply, RestStack
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 # Issue 3's published examples, exactly as published.
 PUBLISHED = [

@@ -25,7 +25,7 @@ from auditlog.gateway import (
 )
 from tests.fix_gateway import RestStack
 
-GRPCURL = shutil.which("grpcurl") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "grpcurl")
+GRPCURL = shutil.which("grpcurl") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "grpcurl")
 SERVICES = {
     "audit.v1.AuditService",
     "audit.v1.HealthService",

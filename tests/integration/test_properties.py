@@ -15,20 +15,13 @@ from audit.v1 import event_pb2
 from auditlog.domain.canonical import canonical_bytes, leaf_hash
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
+from tests.fix_canonical import details_objects, line
 
 SETTINGS = settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-text = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
-line = st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=30).filter(str.strip)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False, width=64) | text,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
-    max_leaves=20,
-)
-details_objects = st.dictionaries(text, json_values, max_size=6)
 
 
 def recomputed_leaf(event: event_pb2.AuditEvent) -> str:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fix_gateway import ChunkedStream, RestStack, running_stack
-from tests.test_rest_failures import fill
+from tests.fix_gateway import ChunkedStream, RestStack, fill, running_stack
 
 
 @pytest.fixture
