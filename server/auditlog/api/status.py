@@ -1,8 +1,9 @@
 """The one place where errors become gRPC statuses: `ErrorInterceptor`, on every call of every service.
 
-It tags each call with a request id (the caller's `x-request-id` metadata, or a new one), sends it
-back as `x-request-id` trailing metadata, logs one line per call, and turns an exception into the
-status its class declares (auditlog.errors). Errors of our own carry a message safe for clients;
+It turns an exception into the status its class declares, tags the failed call with a request id
+(the caller's `x-request-id` metadata, or a new one) sent back as `x-request-id` trailing metadata,
+and logs one line per failed call (every call at debug level); classes declare their status in
+auditlog.errors. Errors of our own carry a message safe for clients;
 INTERNAL (and anything not ours) carries only the request id, so no stack trace, SQL or path ever
 reaches a caller.
 """
@@ -44,6 +45,14 @@ def status_for(err: BaseException, request_id: str) -> status_pb2.Status:
         )
         status.details.append(detail)
     return status
+
+
+def _answered_id(context: grpc.ServicerContext) -> str:
+    """The call's request id, also sent back in the trailing metadata: made only when a call fails,
+    since a successful call has no use for it and every call would pay for it."""
+    request_id = request_id_of(context)
+    context.set_trailing_metadata(((REQUEST_ID, request_id),))
+    return request_id
 
 
 def request_id_of(context: grpc.ServicerContext) -> str:
@@ -99,15 +108,14 @@ def unary_answer(behaviour: Callable[[Any, grpc.ServicerContext], Any], name: st
     """behaviour (one response) with request id, status mapping and logging (see module docstring)."""
 
     def call(request: Any, context: grpc.ServicerContext) -> Any:
-        request_id = request_id_of(context)
-        context.set_trailing_metadata(((REQUEST_ID, request_id),))
         started = time.monotonic()
         try:
             response = behaviour(request, context)
         except Exception as err:
-            _fail(context, name, err, request_id, started)
+            _fail(context, name, err, _answered_id(context), started)
             raise  # unreachable: _fail raises
-        _ok(name, request_id, started)
+        if _log.isEnabledFor(logging.DEBUG):
+            _ok(name, request_id_of(context), started)
         return response
 
     return call
@@ -119,15 +127,14 @@ def streamed_answer(
     """behaviour (a stream of responses) as unary_answer wraps a single one."""
 
     def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        request_id = request_id_of(context)
-        context.set_trailing_metadata(((REQUEST_ID, request_id),))
         started = time.monotonic()
         try:
             yield from behaviour(request, context)
         except Exception as err:
-            _fail(context, name, err, request_id, started)
+            _fail(context, name, err, _answered_id(context), started)
             raise
-        _ok(name, request_id, started)
+        if _log.isEnabledFor(logging.DEBUG):
+            _ok(name, request_id_of(context), started)
 
     return call
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +11,6 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import sql
-from psycopg.rows import kwargs_row
 from psycopg_pool import ConnectionPool
 
 from auditlog.domain.event import EventRecord
@@ -47,6 +46,8 @@ _SEQUENCE_KEY = "audit_events_pkey"
 # The sequencer's one-round-trip write (AppendConnection.append_at_once): the rows as one array per
 # column, inserted only while the locked head is the one they were built on.
 _COLUMN_TYPES = {f.name: f.kind.sql_type for f in FIELDS}
+_HEAD = "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1"
+_LOCK_HEAD = _HEAD + " FOR UPDATE"
 _HEAD_IS = "EXISTS (SELECT 1 FROM log_head WHERE id = 1 AND sequence = %s AND chain_hash = %s)"
 # The stored tail (the last event row, one probe of the primary key from its end): before the log
 # is extended it must be the head, or rows were removed from the tail or planted beyond it.
@@ -63,18 +64,14 @@ _INSERT_IF_HEAD = (
     .as_bytes()
 )
 # After the INSERT, the stored tail is the batch's last row when (and only when) it wrote them.
-_USER_HOURS_IF_HEAD = (
-    "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[]) WHERE "
-    + _HEAD_IS
-    + " AND "
-    + _TAIL_IS
-    + " ON CONFLICT DO NOTHING"
-)
-_MOVE_HEAD_IF_HEAD = (
+_USER_HOURS = "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[])"
+_ADD_USER_HOURS = _USER_HOURS + " ON CONFLICT DO NOTHING"
+_USER_HOURS_IF_HEAD = _USER_HOURS + " WHERE " + _HEAD_IS + " AND " + _TAIL_IS + " ON CONFLICT DO NOTHING"
+_MOVE_HEAD = (
     "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s,"
-    " high_risk_events = high_risk_events + %s WHERE id = 1 AND sequence = %s AND chain_hash = %s AND "
-    + _TAIL_IS
+    " high_risk_events = high_risk_events + %s WHERE id = 1"
 )
+_MOVE_HEAD_IF_HEAD = _MOVE_HEAD + " AND sequence = %s AND chain_hash = %s AND " + _TAIL_IS
 # Rows per COPY write while appending (about 30 KB, psycopg's own COPY buffer size).
 COPY_CHUNK_ROWS = 64
 
@@ -96,14 +93,24 @@ SELECT count(DISTINCT user_id) FROM (
 """
 
 
-def _record(**columns: Any) -> EventRecord:
-    """The record of a row of _SELECT, read by column name (a psycopg kwargs_row factory)."""
-    for name in HASH_NAMES:
-        columns[name] = bytes(columns[name])
-    return EventRecord(**columns)
+_HASH_AT = tuple(NAMES.index(name) for name in HASH_NAMES)
 
 
-_RECORDS = kwargs_row(_record)
+def _record(values: Sequence[Any]) -> EventRecord:
+    """The record of a row of _SELECT: its columns are the schema's fields in order, which is also
+    EventRecord's field order (checked in domain.event), so no name lookup is needed per row."""
+    columns = list(values)
+    for index in _HASH_AT:
+        columns[index] = bytes(columns[index])
+    return EventRecord(*columns)
+
+
+def _records(cursor: Any) -> Callable[[Sequence[Any]], EventRecord]:
+    """A psycopg row factory for _SELECT's rows (refuses a query with other columns)."""
+    names = tuple(column.name for column in cursor.description or ())
+    if names and names != NAMES:
+        raise RuntimeError(f"the query's columns are not the event's fields: {names}")
+    return _record
 
 
 @contextmanager
@@ -136,9 +143,7 @@ class AppendTransaction:
     def lock_head(self) -> HeadState:
         """Opens the transaction, locks the head and reads the stored tail, in one round trip."""
         with self._conn.pipeline():
-            head_cursor = self._conn.execute(
-                "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1 FOR UPDATE"
-            )
+            head_cursor = self._conn.execute(_LOCK_HEAD)
             # A statement of its own: its snapshot, taken once the lock is held, sees the rows of
             # whichever process held the lock before.
             tail_cursor = self._conn.execute(_TAIL)
@@ -154,7 +159,7 @@ class AppendTransaction:
             return {}
         # Planned afresh each time (prepare=False): a plan cached while the table was tiny could
         # keep scanning it whole long after it has grown.
-        with self._conn.cursor(row_factory=_RECORDS) as cur:
+        with self._conn.cursor(row_factory=_records) as cur:
             records = cur.execute(_BY_REQUEST_IDS, (list(request_ids),), prepare=False).fetchall()
         return {record.request_id: record for record in records}
 
@@ -194,15 +199,9 @@ class AppendTransaction:
         round trip."""
         with self._conn.pipeline():
             if user_hour is not None:
-                self._conn.execute(
-                    "INSERT INTO user_hours (hour, user_id) SELECT %s, unnest(%s::text[])"
-                    " ON CONFLICT DO NOTHING",
-                    (user_hour[0], list(user_hour[1])),
-                )
+                self._conn.execute(_ADD_USER_HOURS, (user_hour[0], list(user_hour[1])))
             self._conn.execute(
-                "UPDATE log_head SET sequence = %s, chain_hash = %s, recorded_at = %s,"
-                " high_risk_events = high_risk_events + %s WHERE id = 1",
-                (head.sequence, head.chain_hash, head.recorded_at, high_risk_added),
+                _MOVE_HEAD, (head.sequence, head.chain_hash, head.recorded_at, high_risk_added)
             )
             commit_in_pipeline(self._conn)
 
@@ -380,9 +379,7 @@ class EventStore:
 
     def head(self) -> HeadState:
         with self._connection() as conn:
-            row = conn.execute(
-                "SELECT sequence, chain_hash, recorded_at FROM log_head WHERE id = 1"
-            ).fetchone()
+            row = conn.execute(_HEAD).fetchone()
         row = required_row(row, "the log_head row")
         return HeadState(row[0], bytes(row[1]), row[2])
 
@@ -398,7 +395,7 @@ class EventStore:
         return HeadState(row[0], bytes(row[1]), row[2]), tail
 
     def get(self, event_id: uuid.UUID) -> EventRecord | None:
-        with self._connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
+        with self._connection() as conn, conn.cursor(row_factory=_records) as cur:
             return cur.execute(_SELECT + sql.SQL(" WHERE id = %s"), (event_id,)).fetchone()
 
     def list_page(
@@ -417,7 +414,7 @@ class EventStore:
             params.append(after_sequence)
         order = sql.SQL(" ORDER BY sequence DESC" if descending else " ORDER BY sequence ASC")
         query = _SELECT + where(conditions) + order + sql.SQL(" LIMIT %s OFFSET %s")
-        with self._connection() as conn, conn.cursor(row_factory=_RECORDS) as cur:
+        with self._connection() as conn, conn.cursor(row_factory=_records) as cur:
             return cur.execute(query, [*params, limit, offset]).fetchall()
 
     def iter_matching(
@@ -432,7 +429,7 @@ class EventStore:
         with (
             self._connection() as conn,
             conn.transaction(),
-            conn.cursor(name="auditlog_search", row_factory=_RECORDS) as cur,
+            conn.cursor(name="auditlog_search", row_factory=_records) as cur,
         ):
             # No read-ahead here (unlike verification): a stream paced by a slow reader keeps at most
             # one batch in memory, and a database failure mid-stream ends it where it is.
