@@ -200,7 +200,7 @@ class ExportRunner:
         _log.warning("export job=%s failed: %s", job.id, reason)
         try:
             self._jobs.fail(job.id, reason, self._clock())
-        except UnavailableError as err:
+        except Exception as err:  # noqa: BLE001 - the lease returns the job later; the worker lives on
             _log.warning("export job=%s cannot be marked failed: %s", job.id, err)
 
     def _metadata(self, job: ExportJob, summary: SnapshotSummary) -> ExportMetadata:
