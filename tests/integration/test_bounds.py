@@ -255,3 +255,56 @@ def test_appends_beyond_their_threads_get_resource_exhausted_while_other_calls_a
     with grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
         again = audit_service_pb2_grpc.AuditServiceStub(channel).AppendEvents(request, timeout=10)
     assert again.events[0].sequence == 46
+
+
+def test_stalled_downloads_leave_every_other_rpc_working(database_url: str, tmp_path: Path) -> None:
+    config = dataclasses.replace(server_config(tmp_path), max_streams=2, stream_idle_seconds=600)
+    svc = create_service(config, database_url=database_url, health_interval=0.2)
+    held: list[Any] = []
+    try:
+        target = f"127.0.0.1:{svc.port}"
+        # ~12 MB of CSV: far more than the flow-control windows, so each download stalls mid-file.
+        append_padded(target, 2_000, pad=6_000)
+        with grpc.insecure_channel(target) as channel:
+            exports = export_service_pb2_grpc.ExportServiceStub(channel)
+            job = exports.CreateExport(
+                export_service_pb2.CreateExportRequest(
+                    export=export_service_pb2.ExportSpec(job_name="big", export_format="csv")
+                ),
+                timeout=10,
+            )
+            get = export_service_pb2.GetExportRequest(id=job.id)
+            wait_for(lambda: exports.GetExport(get, timeout=5).status == "completed", seconds=90)
+        firsts: list[Any] = []
+        for _ in range(32):  # as many as the server has RPC threads
+            own = grpc.insecure_channel(target)
+            call = export_service_pb2_grpc.ExportServiceStub(own).DownloadExportContent(
+                export_service_pb2.DownloadExportContentRequest(id=job.id), timeout=120
+            )
+            held += [own, call]
+            try:
+                firsts.append(next(call))
+            except grpc.RpcError as err:
+                firsts.append(err)
+        refused = [f for f in firsts if isinstance(f, grpc.RpcError)]
+        assert len(firsts) - len(refused) == 2
+        assert {f.code() for f in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        with grpc.insecure_channel(target) as channel:
+            audit = audit_service_pb2_grpc.AuditServiceStub(channel)
+            created = audit.CreateEvent(
+                audit_service_pb2.CreateEventRequest(
+                    event=event_pb2.EventInput(event_type="still", action="a")
+                ),
+                timeout=3,
+            )
+            assert created.sequence == 2_000
+            assert audit.GetStats(audit_service_pb2.GetStatsRequest(), timeout=3).total_events == 2_001
+            ready = health_service_pb2_grpc.HealthServiceStub(channel).Ready(
+                health_service_pb2.ReadyRequest(), timeout=3
+            )
+            assert ready.status == "ready"
+    finally:
+        for item in held:
+            if isinstance(item, grpc.Channel):
+                item.close()
+        svc.stop(grace=2)
