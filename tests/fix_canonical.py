@@ -76,3 +76,18 @@ json_values = st.recursive(
     max_leaves=20,
 )
 details_objects = st.dictionaries(text, json_values, max_size=6)
+
+
+def new_events(**extra: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Client events (NewEvent) with any text and details, plus extra fields' strategies."""
+    from auditlog.domain.event import NewEvent
+
+    return st.builds(
+        NewEvent,
+        event_type=st.text(),
+        action=st.text(),
+        user_id=st.text(),
+        details=st.dictionaries(st.text(), JSON, max_size=4),
+        occurred_at=st.one_of(st.none(), TIMES),
+        **extra,
+    )

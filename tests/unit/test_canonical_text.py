@@ -17,7 +17,7 @@ from auditlog.domain.chain import build_record, record_leaf_hash
 from auditlog.domain.event import NewEvent
 from auditlog.domain.jcs import json_loads
 from auditlog.domain.verification import stored_event, stored_leaf_hash
-from tests.fix_canonical import EVENTS, JSON, TIMES, fast
+from tests.fix_canonical import EVENTS, JSON, TIMES, fast, new_events
 
 
 def from_text(fields: dict[str, Any]) -> bytes | type[Exception]:
@@ -42,14 +42,7 @@ def test_canonical_bytes_from_text_equal_canonical_bytes_for_any_event(fields: d
 
 @settings(max_examples=300)
 @given(
-    st.builds(
-        NewEvent,
-        event_type=st.text(),
-        action=st.text(),
-        user_id=st.text(),
-        details=st.dictionaries(st.text(), JSON, max_size=4),
-        occurred_at=st.one_of(st.none(), TIMES),
-    ),
+    new_events(),
     st.integers(min_value=0, max_value=2**40),
     TIMES,
     st.uuids(),

@@ -19,7 +19,7 @@ from auditlog.domain.chain import RecordBuilder, build_record, prepare_event
 from auditlog.domain.event import EventRecord, NewEvent, random_uuids
 from auditlog.domain.jcs import jcs_text
 from auditlog.domain.validation import validate_new_event
-from tests.fix_canonical import EVENTS, JSON, TIMES, fast
+from tests.fix_canonical import EVENTS, JSON, TIMES, fast, new_events
 
 SAFE = 2**53 - 1
 
@@ -71,15 +71,7 @@ def test_segments_cover_ordinary_events() -> None:
 
 @settings(max_examples=300)
 @given(
-    st.builds(
-        NewEvent,
-        event_type=st.text(),
-        action=st.text(),
-        user_id=st.text(),
-        details=st.dictionaries(st.text(), JSON, max_size=4),
-        occurred_at=st.one_of(st.none(), TIMES),
-        request_id=st.text(),
-    ),
+    new_events(request_id=st.text()),
     st.uuids(),
     st.integers(min_value=0, max_value=SAFE),
     TIMES,

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-import psycopg_pool
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
@@ -116,11 +115,11 @@ def _records(cursor: Any) -> Callable[[Sequence[Any]], EventRecord]:
 @contextmanager
 def translated_errors() -> Iterator[None]:
     """Raises the storage seam's errors for the driver's: an unreachable database or a failed
-    connection becomes DatabaseUnavailableError, a taken sequence SequenceTakenError."""
+    connection becomes DatabaseUnavailableError (database_errors), a taken sequence
+    SequenceTakenError."""
     try:
-        yield
-    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
-        raise DatabaseUnavailableError from err
+        with database_errors():
+            yield
     except psycopg.errors.UniqueViolation as err:
         if err.diag.constraint_name == _SEQUENCE_KEY:
             raise SequenceTakenError from err
@@ -327,7 +326,6 @@ class AppendConnection:
             raise
         return moved.rowcount == 1
 
-    @database_errors()
     def connect(self) -> None:
         """Makes the connection now if there is none (raising UnavailableError when PostgreSQL
         cannot be reached), so that a later failure is one of a connection that existed."""
