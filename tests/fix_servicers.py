@@ -8,7 +8,7 @@ from auditlog.api.status import streamed_answer, unary_answer
 
 
 class Mapped:
-    """servicer's methods as the server runs them: behind the error interceptor's wrapping."""
+    """servicer's methods as the server runs them: behind the error model's wrapping (api.status)."""
 
     def __init__(self, servicer: Any, service: Any) -> None:
         self._servicer = servicer

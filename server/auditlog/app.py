@@ -29,7 +29,6 @@ from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
-from auditlog.api.status import ErrorInterceptor
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
@@ -131,8 +130,6 @@ def create_service(
             ("grpc.max_metadata_size", 96 * 1024),
             ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
-        # Every call: request id, logging, and each error as the status its class declares.
-        interceptors=[ErrorInterceptor()],
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.
     address = f"{config.grpc_host}:{config.grpc_port}"
@@ -164,7 +161,8 @@ def create_service(
     # AppendEvents on threads of its own: each holds a request of up to 16 MiB, so their number
     # bounds memory, and other calls never wait behind big appends.
     append_pool = CallPool(config.append_threads, config.append_waiting, "AppendEvents", append_bytes)
-    # Every service through the stand-in, so a request that does not decode is INVALID_ARGUMENT.
+    # Every service through the stand-in: a request that does not decode is INVALID_ARGUMENT, and
+    # every error becomes the status its class declares (api.decoding, api.status).
     gate = CallGate()
     services = guarded(server, gate, {f"/{SERVICE_NAMES[0]}/AppendEvents": append_pool})
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(

@@ -1,5 +1,6 @@
 """One error model: every error class of the service answers the status it declares, through a real
-gRPC call to a server with the product's ErrorInterceptor (unary and streaming alike), with the
+gRPC call to a server whose methods are registered as the product registers them (api.decoding's
+guarded registrar, which applies api.status's error model to each method; unary and streaming alike), with the
 request id sent back; and the storage boundary turns an unreachable database into UnavailableError."""
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
 import auditlog
-from auditlog.api.decoding import guard_handler
+from auditlog.api.decoding import guard_handler, guarded
 from auditlog.api.drain import CallGate
-from auditlog.api.status import ErrorInterceptor
 from auditlog.errors import AuditLogError, FieldViolation, InvalidArgumentError
 from auditlog.storage.database import DATABASE_UNAVAILABLE, create_pool
 from auditlog.storage.events import EventStore
@@ -71,8 +71,8 @@ SERVICE = grpc.method_handlers_generic_handler(
 
 @pytest.fixture(scope="module")
 def channel() -> Iterator[grpc.Channel]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=[ErrorInterceptor()])
-    server.add_generic_rpc_handlers((SERVICE,))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    guarded(server, CallGate()).add_generic_rpc_handlers((SERVICE,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -143,7 +143,7 @@ def test_a_status_the_method_set_itself_stands(channel: grpc.Channel) -> None:
     assert (err.code(), err.details()) == (grpc.StatusCode.PERMISSION_DENIED, "set by the method itself")
 
 
-def test_the_decode_guard_refuses_through_the_interceptor() -> None:
+def test_the_decode_guard_refuses_through_the_error_model() -> None:
     def echo(request: Any, context: grpc.ServicerContext) -> Any:
         return request
 
@@ -152,7 +152,7 @@ def test_the_decode_guard_refuses_through_the_interceptor() -> None:
         "/t.T/Guarded",
         CallGate(),
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[ErrorInterceptor()])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", {"Guarded": handler}),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

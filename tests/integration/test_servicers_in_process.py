@@ -2,7 +2,7 @@
 and that no answer carries a stack trace, SQL or a file path.
 
 grpc_testing runs no server interceptors, so each servicer method is wrapped here exactly as the
-server's ErrorInterceptor wraps it (unary_answer / streamed_answer)."""
+server's registration wraps it (api.status's unary_answer / streamed_answer)."""
 
 from __future__ import annotations
 

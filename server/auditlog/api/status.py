@@ -1,4 +1,5 @@
-"""The one place where errors become gRPC statuses: `ErrorInterceptor`, on every call of every service.
+"""The one place where errors become gRPC statuses: `mapped_handler` (unary_answer, streamed_answer),
+applied to every method of every service once, when api.decoding's registrar adds it.
 
 It turns an exception into the status its class declares, tags the failed call with a request id
 (the caller's `x-request-id` metadata, or a new one) sent back as `x-request-id` trailing metadata,
@@ -87,7 +88,7 @@ def _fail(context: grpc.ServicerContext, name: str, err: Exception, request_id: 
 
 def refuse_unavailable(context: grpc.ServicerContext, name: str, message: str) -> None:
     """Ends the call with UNAVAILABLE and message before any work; raises. Logged at debug level
-    (a draining server refuses every call its clients send); the interceptor leaves the status as
+    (a draining server refuses every call its clients send); the error model leaves the status as
     set."""
     _log.debug("rpc=%s request_id=%s code=UNAVAILABLE error=%r", name, request_id_of(context), message)
     context.abort(grpc.StatusCode.UNAVAILABLE, message)
@@ -160,28 +161,3 @@ def mapped_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMetho
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
-
-
-class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Applies mapped_handler to every method the server serves (see module docstring)."""
-
-    def __init__(self) -> None:
-        # Per method: the handler the server gave and its wrapped form, made once, not per call.
-        self._mapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method: str = handler_call_details.method
-        known = self._mapped.get(method)
-        if known is not None and known[0] is handler:
-            return known[1]
-        mapped = mapped_handler(handler, method)
-        # Only methods a service has get here, so the cache stays as small as the services.
-        self._mapped[method] = (handler, mapped)
-        return mapped
