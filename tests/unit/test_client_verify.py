@@ -4,10 +4,12 @@ API shows it hashes to its leaf."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
@@ -190,3 +192,15 @@ def test_any_event_as_the_api_returns_it_hashes_to_its_leaf(
         json.dumps(json_format.MessageToDict(event_to_proto(record), preserving_proto_field_name=True))
     )
     assert verify.event_leaf_hash(shown) == record.leaf_hash
+
+
+def test_the_client_package_imports_nothing_of_the_server() -> None:
+    client = Path(__file__).resolve().parents[2] / "clients" / "auditlog_client"
+    imported = set()
+    for path in client.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add((path.name, node.module or ""))
+            elif isinstance(node, ast.Import):
+                imported.update((path.name, alias.name) for alias in node.names)
+    assert [(f, m) for f, m in sorted(imported) if m == "auditlog" or m.startswith("auditlog.")] == []
