@@ -21,6 +21,7 @@ from auditlog.domain import merkle, notes
 from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import NewEvent
+from auditlog.export.fields import event_object
 from auditlog_client import verify
 from auditlog_client.verify import VerificationError
 from tests.fix_canonical import new_events
@@ -172,7 +173,7 @@ def test_the_integrity_vectors_as_the_api_shows_them_hash_to_their_leaves() -> N
 
 @settings(max_examples=60, deadline=None)
 @given(new_events(), st.integers(0, 2**40), st.uuids())
-def test_any_event_as_the_api_returns_it_hashes_to_its_leaf(
+def test_any_event_as_the_api_or_a_json_export_shows_it_hashes_to_its_leaf(
     event: NewEvent, sequence: int, event_id: uuid.UUID
 ) -> None:
     if event.occurred_at is not None:
@@ -192,6 +193,8 @@ def test_any_event_as_the_api_returns_it_hashes_to_its_leaf(
         json.dumps(json_format.MessageToDict(event_to_proto(record), preserving_proto_field_name=True))
     )
     assert verify.event_leaf_hash(shown) == record.leaf_hash
+    exported = json.loads(json.dumps(event_object(record), ensure_ascii=False))
+    assert verify.event_leaf_hash(exported) == record.leaf_hash
 
 
 def test_the_client_package_imports_nothing_of_the_server() -> None:
