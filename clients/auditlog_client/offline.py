@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import uuid
 from pathlib import Path
+from typing import Any
 
 from auditlog_client.verify import (
     VerificationError,
@@ -89,12 +91,11 @@ def verify_proof(args: argparse.Namespace) -> str:
         stated = event.get("leaf_hash")
         if isinstance(stated, str) and stated.lower() != leaf.hex():
             raise VerificationError("the event's fields do not hash to its leaf_hash: the event was altered")
-        sequence = event.get("sequence", 0)
-        if str(sequence) != str(proof.index):
-            raise VerificationError(f"the event's sequence {sequence} is not the proof's index {proof.index}")
+        if str(event.get("sequence", 0)) != str(proof.index):
+            raise VerificationError(f"the event's sequence is not the proof's index {proof.index}")
         if claimed is not None and claimed != leaf:
             raise VerificationError("the event's leaf hash is not the one the proof file names")
-        subject = f"event {event.get('id', '')} is"
+        subject = f"event {_event_id(event)} is"
     elif claimed is not None:
         leaf = claimed
         subject = f"leaf {leaf.hex()} is"
@@ -102,6 +103,13 @@ def verify_proof(args: argparse.Namespace) -> str:
         raise VerificationError("the proof file names no leaf hash: give the event with --event")
     check_inclusion(proof.index, checkpoint.size, leaf, proof.proof, checkpoint.root)
     return f"proof valid: {subject} entry {proof.index} of {checkpoint.origin} at size {checkpoint.size}"
+
+
+def _event_id(event: dict[str, Any]) -> str:
+    try:
+        return str(uuid.UUID(str(event.get("id"))))
+    except ValueError:
+        return "(no valid id)"
 
 
 def _b64(raw: bytes) -> str:

@@ -278,8 +278,6 @@ def event_leaf_hash(event: dict[str, Any]) -> bytes:
     SHA-256(0x00 || RFC 8785 of the canonical object of docs/integrity.md)."""
     if not isinstance(event, dict):
         raise VerificationError("the event is not a JSON object")
-    if "event" in event and isinstance(event["event"], dict) and "event_type" not in event:
-        event = event["event"]
     sequence = event.get("sequence", 0)
     if isinstance(sequence, str) and _DECIMAL.fullmatch(sequence):
         sequence = int(sequence)
@@ -310,6 +308,7 @@ def event_leaf_hash(event: dict[str, Any]) -> bytes:
 
 
 def load_event(text: str) -> dict[str, Any]:
+    """The event object of a JSON file."""
     try:
         value = json.loads(text)
     except ValueError:

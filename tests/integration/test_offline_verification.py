@@ -199,7 +199,7 @@ def test_verify_proof_refuses_an_altered_event_or_proof(log: Log, tmp_path: Path
     other = write(tmp_path / "other.json", log.event_json(8))
     refused(
         auditctl("verify-proof", proof, "--key", key, "--event", other),
-        "sequence 8 is not the proof's index 7",
+        "sequence is not the proof's index 7",
     )
     lines = log.proof_file(7, 21).split("\n")
     lines[2] = base64.b64encode(bytes(32)).decode()
