@@ -102,6 +102,10 @@ def open_note(note: str, key: VerifierKey) -> str:
     """The text of a C2SP signed note that key signed; signatures by other keys are ignored."""
     if len(note) > _MAX_TEXT or any(ord(c) < 0x20 and c != "\n" for c in note):
         raise VerificationError("the note is too large or holds control characters")
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError:
+        raise VerificationError("the note is not valid Unicode text") from None
     text, separator, signatures = note.rpartition("\n\n")
     if not separator or not signatures.endswith("\n"):
         raise VerificationError("the note has no signature block")

@@ -101,6 +101,8 @@ def test_client_reads_the_c2sp_example_note() -> None:
         "Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n"
     )
     assert verify.open_note(note, key) == "This is an example message.\n"
+    with pytest.raises(VerificationError, match="not valid Unicode"):
+        verify.open_note("\ud800" + note, key)
 
 
 def test_the_client_parses_the_proof_files_the_server_writes() -> None:
