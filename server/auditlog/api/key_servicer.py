@@ -1,0 +1,49 @@
+"""audit.v1.KeyService: API keys managed over the API (admin role; see auditlog.api.auth)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from audit.v1 import key_service_pb2 as pb
+from audit.v1 import key_service_pb2_grpc
+from auditlog.storage import api_keys
+from auditlog.storage.database import ServicePool
+
+
+def _key_to_proto(key: api_keys.ApiKey) -> pb.ApiKey:
+    message = pb.ApiKey(name=key.name, role=key.role.value)
+    message.created_at.FromDatetime(key.created_at)
+    for field, value in (("last_used_at", key.last_used_at), ("revoked_at", key.revoked_at)):
+        if value is not None:
+            stamp = timestamp_pb2.Timestamp()
+            stamp.FromDatetime(value)
+            getattr(message, field).CopyFrom(stamp)
+    return message
+
+
+class KeyServicer(key_service_pb2_grpc.KeyServiceServicer):
+    """changed: called after a key is made or revoked, so this process sees it at once."""
+
+    def __init__(self, pool: ServicePool, changed: Callable[[], None]) -> None:
+        self._pool = pool
+        self._changed = changed
+
+    def CreateKey(self, request: pb.CreateKeyRequest, context: grpc.ServicerContext) -> pb.CreateKeyResponse:
+        with self._pool.connection() as conn:
+            key, secret = api_keys.create_key(conn, request.name, request.role)
+        self._changed()
+        return pb.CreateKeyResponse(key=_key_to_proto(key), secret=secret)
+
+    def ListKeys(self, request: pb.ListKeysRequest, context: grpc.ServicerContext) -> pb.ListKeysResponse:
+        with self._pool.connection() as conn:
+            keys = api_keys.list_keys(conn)
+        return pb.ListKeysResponse(keys=[_key_to_proto(key) for key in keys])
+
+    def RevokeKey(self, request: pb.RevokeKeyRequest, context: grpc.ServicerContext) -> pb.ApiKey:
+        with self._pool.connection() as conn:
+            key = api_keys.revoke_key(conn, request.name)
+        self._changed()
+        return _key_to_proto(key)
