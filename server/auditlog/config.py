@@ -34,6 +34,8 @@ class Config:
     grpc_host: str = "0.0.0.0"  # noqa: S104 - a service listens on every interface by default
     grpc_port: int = 50051
     http_port: int = 8000
+    # HTTP_HOST: the interface Envoy listens on (None: GRPC_HOST's), so gRPC can stay on loopback.
+    http_host: str | None = None
     cors_origins: tuple[str, ...] = ()
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
@@ -160,6 +162,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         grpc_host=env.get("GRPC_HOST", "").strip() or "0.0.0.0",  # noqa: S104
         grpc_port=_port(env, "GRPC_PORT", 50051),
         http_port=http_port,
+        http_host=_optional(env, "HTTP_HOST"),
         cors_origins=cors,
         aws_access_key_id=_optional(env, "AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=_optional(env, "AWS_SECRET_ACCESS_KEY"),

@@ -89,10 +89,11 @@ class GatewaySettings:
 
     @classmethod
     def for_service(cls, config: Config, grpc_port: int) -> GatewaySettings:
-        """Envoy listens on HTTP_PORT on the gRPC server's interface (GRPC_HOST, default all)."""
+        """Envoy listens on HTTP_PORT on HTTP_HOST, by default the gRPC server's interface (GRPC_HOST,
+        default all)."""
         upstream = "127.0.0.1" if config.grpc_host in _ANY_HOSTS else config.grpc_host
         return cls(
-            listen_host=config.grpc_host,
+            listen_host=config.http_host or config.grpc_host,
             listen_port=config.http_port,
             upstream_host=upstream.strip("[]"),
             upstream_port=grpc_port,

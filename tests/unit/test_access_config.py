@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from auditlog.api.principal import Role
 from auditlog.config import load_config
 from auditlog.errors import ConfigError
+from auditlog.gateway import GatewaySettings, render_config
 
 
 @pytest.mark.parametrize(
@@ -54,3 +56,14 @@ def test_tls_roles_map_identities_to_roles(tmp_path: Path) -> None:
         load_config({**tls, "AUDITLOG_TLS_ROLES": '{"spiffe://x/w": "root"}'})
     with pytest.raises(ConfigError, match="without GRPC_TLS_CLIENT_CA_FILE"):
         load_config({"AUDITLOG_TLS_ROLES": '{"spiffe://x/w": "writer"}'})
+
+
+def test_grpc_on_loopback_with_envoy_on_every_interface() -> None:
+    config = load_config({"GRPC_HOST": "127.0.0.1", "HTTP_HOST": "0.0.0.0"})
+    settings = GatewaySettings.for_service(config, 50051)
+    assert (settings.listen_host, settings.upstream_host) == ("0.0.0.0", "127.0.0.1")
+    rendered = yaml.safe_load(render_config(settings))
+    listener = rendered["static_resources"]["listeners"][0]
+    assert listener["address"]["socket_address"]["address"] == "0.0.0.0"
+    assert "transport_socket" not in listener["filter_chains"][0]
+    assert load_config({"GRPC_HOST": "127.0.0.1"}).http_host is None
