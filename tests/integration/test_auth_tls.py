@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 
 from auditlog.access import ADMIN_KEY_FILE
@@ -64,6 +65,10 @@ def test_server_tls_rotates_without_restart_and_mints_the_first_admin_key(
             assert get_stats(channel, secret) == grpc.StatusCode.UNAVAILABLE
     finally:
         service.stop(grace=2)
+    # Last use, batched in memory, is written when the server stops at the latest.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT last_used_at FROM api_keys WHERE name = 'bootstrap-admin'").fetchone()
+    assert row is not None and row[0] is not None
     # A second start finds a key and mints none.
     key_file.unlink()
     again = create_service(
