@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import psycopg
@@ -18,6 +18,9 @@ import psycopg
 from auditlog.api.principal import Role
 from auditlog.errors import ConfigError
 from auditlog.storage import api_keys
+
+if TYPE_CHECKING:
+    from auditlog.config import Config
 
 _log = logging.getLogger(__name__)
 AUTH_MODES = ("required", "off")
@@ -178,9 +181,9 @@ def mint_first_admin_key(conn: psycopg.Connection[Any], data_dir: Path) -> Path 
     return path.resolve()
 
 
-def bootstrap_keys(url: str, config: Any) -> None:
+def bootstrap_keys(url: str, config: Config) -> None:
     """With auth required, no client CA and no valid key: mints the first admin key (never logged)."""
-    access: AccessConfig = config.access
+    access = config.access
     if not access.required or access.mutual_tls:
         return
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:

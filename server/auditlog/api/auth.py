@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.rpc import code_pb2, status_pb2
@@ -159,7 +159,7 @@ class Authenticator:
         # Set once the database pool exists, before the server starts.
         self.keys = keys
         self._tls_roles = {
-            identity.encode(): (f"cert:{identity}", role) for identity, role in tls_roles.items()
+            identity.encode(): Principal(f"cert:{identity}", role) for identity, role in tls_roles.items()
         }
 
     def principal(self, context: grpc.ServicerContext) -> Principal | str:
@@ -179,14 +179,15 @@ class Authenticator:
         for identity in identities:
             found = self._tls_roles.get(identity)
             if found is not None:
-                return Principal(*found)
+                return found
         return INVALID
 
 
-def _refuse(context: grpc.ServicerContext, code: int, message: str) -> None:
+def _refuse(context: grpc.ServicerContext, code: int, message: str) -> NoReturn:
     rich = rpc_status.to_status(status_pb2.Status(code=code, message=message))
     context.set_trailing_metadata((*rich.trailing_metadata, (REQUEST_ID, request_id_of(context))))
     context.abort(rich.code, rich.details)
+    raise AssertionError("unreachable: abort raises")
 
 
 def _check(authenticator: Authenticator, method: str, context: grpc.ServicerContext) -> Principal:
@@ -196,7 +197,6 @@ def _check(authenticator: Authenticator, method: str, context: grpc.ServicerCont
     if isinstance(found, str):
         _log.info("rpc=%s code=UNAUTHENTICATED error=%r", name, found)
         _refuse(context, code_pb2.UNAUTHENTICATED, found)
-        raise AssertionError("unreachable: abort raises")
     needed = needed_role(method)
     if not admits(needed, found.role):
         message = f"permission denied: {name} needs role {needed.value if needed else 'any'}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from audit.v1 import key_service_pb2 as pb
 from audit.v1 import key_service_pb2_grpc
@@ -16,11 +15,10 @@ from auditlog.storage.database import ServicePool
 def _key_to_proto(key: api_keys.ApiKey) -> pb.ApiKey:
     message = pb.ApiKey(name=key.name, role=key.role.value)
     message.created_at.FromDatetime(key.created_at)
-    for field, value in (("last_used_at", key.last_used_at), ("revoked_at", key.revoked_at)):
-        if value is not None:
-            stamp = timestamp_pb2.Timestamp()
-            stamp.FromDatetime(value)
-            getattr(message, field).CopyFrom(stamp)
+    if key.last_used_at is not None:
+        message.last_used_at.FromDatetime(key.last_used_at)
+    if key.revoked_at is not None:
+        message.revoked_at.FromDatetime(key.revoked_at)
     return message
 
 
