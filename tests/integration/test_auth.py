@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -18,6 +21,8 @@ from hypothesis import strategies as st
 from audit.v1 import audit_service_pb2, event_pb2, key_service_pb2, key_service_pb2_grpc
 from auditlog.api.auth import METHOD_ROLES, PUBLIC_METHODS, admits, needed_role
 from auditlog.api.principal import Role
+from auditlog_client import AuditClient
+from auditlog_client.errors import PermissionDenied, Unauthenticated
 from tests.fix_auth import AuthStack, tls_channel
 
 _HANDLERS = {"/audit.v1.AuditService/SearchEvents", "/audit.v1.ExportService/DownloadExportContent"}
@@ -226,3 +231,20 @@ def test_no_key_reaches_the_log(
     for secret in auth_stack.keys.values():
         assert secret not in caplog.text
         assert secret[3:20] not in caplog.text
+
+
+def test_the_python_client_and_auditctl_send_a_key(auth_stack: AuthStack) -> None:
+    with AuditClient(auth_stack.plain_target, api_key=auth_stack.keys["reader"]) as client:
+        assert client.get_stats().total_events >= 0
+        assert list(client.search_events(event_type="none.such")) == []
+        with pytest.raises(PermissionDenied, match="CreateEvent needs role writer"):
+            client.create_event(event_type="a.b", action="c")
+    with AuditClient(auth_stack.plain_target) as client, pytest.raises(Unauthenticated):
+        client.get_stats()
+    env = {**os.environ, "AUDITLOG_API_KEY": auth_stack.keys["auditor"]}
+    command = [sys.executable, "-m", "auditlog_client.cli", "--target", auth_stack.plain_target, "stats"]
+    ok = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
+    env.pop("AUDITLOG_API_KEY")
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and "missing credentials" in refused.stderr

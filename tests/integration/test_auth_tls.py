@@ -14,6 +14,7 @@ import pytest
 
 from auditlog.access import ADMIN_KEY_FILE
 from auditlog.app import create_service
+from auditlog_client import AuditClient
 from tests.fix_auth import auth_config, make_pki, tls_channel
 from tests.fix_db import login_url
 
@@ -59,6 +60,8 @@ def test_server_tls_rotates_without_restart_and_mints_the_first_admin_key(
         old.key_file.write_bytes(new.key_file.read_bytes())
         with tls_channel(target, new.ca.cert) as channel:
             assert get_stats(channel, secret) == grpc.StatusCode.OK
+        with AuditClient(target, root_certificates=new.ca.cert, api_key=secret) as client:
+            assert client.get_stats().total_events == 0
         with tls_channel(target, old.ca.cert) as channel:
             assert get_stats(channel, secret) == grpc.StatusCode.UNAVAILABLE
         with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
