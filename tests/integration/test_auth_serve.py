@@ -12,8 +12,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import grpc
+
 from auditlog.access import ADMIN_KEY_FILE
-from tests.fix_serve import alive, serve_env, start_serve
+from tests.fix_serve import WORKERS, alive, serve_env, start_serve
+
+GET_STATS = "/audit.v1.AuditService/GetStats"
 
 
 def status(port: int, path: str, secret: str | None = None) -> int:
@@ -93,3 +97,39 @@ def test_development_leaves_auth_off(database_url: str, tmp_path: Path) -> None:
     finally:
         serve.process.send_signal(signal.SIGTERM)
         serve.process.wait(30)
+
+
+def fresh_connections(port: int, secret: str, count: int = 20) -> set[grpc.StatusCode]:
+    """GetStats on count new connections (SO_REUSEPORT spreads them over the worker processes)."""
+    codes = set()
+    for _ in range(count):
+        with grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as channel:
+            try:
+                channel.unary_unary(GET_STATS, None, None)(
+                    b"", metadata=(("authorization", f"Bearer {secret}"),), timeout=10
+                )
+                codes.add(grpc.StatusCode.OK)
+            except grpc.RpcError as err:
+                codes.add(err.code())
+    return codes
+
+
+def test_revocation_holds_in_every_worker_process_within_a_second(database_url: str, tmp_path: Path) -> None:
+    env = serve_env(database_url, tmp_path, ENVIRONMENT="staging", AUDITLOG_WORKERS="2")
+    env.pop("AUDITLOG_AUTH", None)
+    serve = start_serve(env, tmp_path / "serve.log")
+    try:
+        serve.wait_ready()
+        assert WORKERS.search(serve.output()) and "; auth required" in serve.output()
+        admin = (tmp_path / "data" / ADMIN_KEY_FILE).read_text().strip()
+        assert fresh_connections(serve.grpc_port, admin) == {grpc.StatusCode.OK}
+        assert keys(env, "revoke", "bootstrap-admin").returncode == 0
+        time.sleep(1.0)
+        assert fresh_connections(serve.grpc_port, admin) == {grpc.StatusCode.UNAUTHENTICATED}
+    finally:
+        if serve.process.poll() is None:
+            serve.process.send_signal(signal.SIGTERM)
+            serve.process.wait(30)
+    assert admin not in serve.output()
