@@ -201,7 +201,7 @@ def create_service(
         HealthServicer(pinger.ping, shutting_down, sequencer.appends_stopped), services
     )
     key_service_pb2_grpc.add_KeyServiceServicer_to_server(
-        KeyServicer(pool, keys.refresh if keys is not None else lambda: None), services
+        KeyServicer(pool, keys.refresh if keys is not None else None), services
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
@@ -234,18 +234,9 @@ def create_service(
         keys.start()
     exports.runner.start()
     service = Service(
-        server,
-        port,
-        pool,
-        store,
-        sequencer,
-        health_servicer,
-        monitor,
-        shutting_down,
-        streams,
-        gate,
-        gateway_port=gateway_port,
+        server, port, pool, store, sequencer, health_servicer, monitor, shutting_down, streams, gate
     )
+    service.gateway_port = gateway_port
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)
     service.on_stop.append(pinger.close)

@@ -3,9 +3,11 @@ two dates; it cannot change a digest or a role, delete a key, or undo a revocati
 
 from __future__ import annotations
 
+import grpc
 import psycopg
 import pytest
 
+from audit.v1 import key_service_pb2, key_service_pb2_grpc
 from auditlog.app import Service
 from auditlog.storage import api_keys
 
@@ -44,3 +46,17 @@ def test_a_revocation_is_final_and_last_use_only_moves_forward(service: Service)
         api_keys.touch(conn, ["k"], revoked.created_at)
         (listed,) = api_keys.list_keys(conn)
     assert listed.last_used_at == revoked.revoked_at
+
+
+def test_with_auth_off_the_key_service_refuses_to_mint_keys(service: Service) -> None:
+    """A server anyone may call must not mint keys that a server with auth on would honour."""
+    with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        keys = key_service_pb2_grpc.KeyServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            keys.CreateKey(key_service_pb2.CreateKeyRequest(name="sneaky", role="admin"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "AUDITLOG_AUTH=required" in (refused.value.details() or "")
+        with pytest.raises(grpc.RpcError):
+            keys.ListKeys(key_service_pb2.ListKeysRequest(), timeout=10)
+    with service.pool.connection() as conn:
+        assert api_keys.list_keys(conn) == []
