@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import psycopg
@@ -18,9 +18,6 @@ import psycopg
 from auditlog.api.principal import Role
 from auditlog.errors import ConfigError
 from auditlog.storage import api_keys
-
-if TYPE_CHECKING:
-    from auditlog.config import Config
 
 _log = logging.getLogger(__name__)
 AUTH_MODES = ("required", "off")
@@ -119,10 +116,10 @@ class _CertificateFiles:
     each new TLS handshake), so certificates rotate without a restart."""
 
     def __init__(self, access: AccessConfig) -> None:
-        assert access.grpc_tls_cert_file is not None and access.grpc_tls_key_file is not None
-        self._paths = [access.grpc_tls_cert_file, access.grpc_tls_key_file]
-        if access.grpc_tls_client_ca_file is not None:
-            self._paths.append(access.grpc_tls_client_ca_file)
+        files = (access.grpc_tls_cert_file, access.grpc_tls_key_file, access.grpc_tls_client_ca_file)
+        self._paths = [path for path in files if path is not None]
+        if access.grpc_tls_cert_file is None or access.grpc_tls_key_file is None:
+            raise ConfigError("GRPC_TLS_CERT_FILE: got nothing, want it set with GRPC_TLS_KEY_FILE")
         self._seen = self._stamp()
 
     def _stamp(self) -> tuple[tuple[int, int], ...]:
@@ -181,12 +178,11 @@ def mint_first_admin_key(conn: psycopg.Connection[Any], data_dir: Path) -> Path 
     return path.resolve()
 
 
-def bootstrap_keys(url: str, config: Config) -> None:
+def bootstrap_keys(url: str, access: AccessConfig, data_dir: Path) -> None:
     """With auth required, no client CA and no valid key: mints the first admin key (never logged)."""
-    access = config.access
     if not access.required or access.mutual_tls:
         return
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        path = mint_first_admin_key(conn, config.data_dir)
+        path = mint_first_admin_key(conn, data_dir)
     if path is not None:
         _log.warning("auth required and no API key existed: the first admin key is in %s (mode 0600)", path)

@@ -123,7 +123,7 @@ def create_service(
     if migrate or database_url is None:
         url = prepare_database(config, runtime_url=database_url, owner_url=migration_url)
         # Here, not in worker processes (migrate=False): their supervisor does it once.
-        bootstrap_keys(url, config)
+        bootstrap_keys(url, config.access, config.data_dir)
     else:
         url = database_url
     verification_key = load_or_create_key(config.data_dir)

@@ -186,7 +186,7 @@ def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int
         try:
             # Once here, not per worker: the embedded PostgreSQL starts once, migrations apply once.
             database_url = prepare_database(config)
-            bootstrap_keys(database_url, config)
+            bootstrap_keys(database_url, config.access, config.data_dir)
             workers = start_workers(
                 replace(config, grpc_port=reserved.port),
                 config.workers,

@@ -19,6 +19,7 @@ import psycopg
 
 from auditlog.api.principal import Role
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from auditlog.storage.database import required_row
 
 KEY_PREFIX = "al_"
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -78,8 +79,7 @@ def create_key(conn: psycopg.Connection[Any], name: str, role: str) -> tuple[Api
         raise InvalidArgumentError(
             [FieldViolation("name", f"got {name!r}, which an existing key has; want a new name")]
         ) from None
-    assert row is not None
-    return _key(row), secret
+    return _key(required_row(row, "the API key just inserted")), secret
 
 
 def list_keys(conn: psycopg.Connection[Any]) -> list[ApiKey]:
