@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -68,6 +69,12 @@ def _numbers(value: Any) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="auditctl", description="Talk to an auditlog server over gRPC.")
     parser.add_argument("--target", default="localhost:50051", help="host:port of the gRPC server")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("AUDITLOG_API_KEY") or None,
+        help="API key for servers with auth required (default: $AUDITLOG_API_KEY)",
+    )
+    parser.add_argument("--ca-file", help="connect with TLS, trusting this CA's PEM certificate")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="record an event")
     create.add_argument("--event-type", required=True)
@@ -113,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     details = _details(args.details) if args.command == "create" else None
-    with AuditClient(args.target) as client:
+    roots = Path(args.ca_file).read_bytes() if args.ca_file else None
+    with AuditClient(args.target, api_key=args.api_key, root_certificates=roots) as client:
         if args.command == "create":
             _print(
                 client.create_event(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 from google.protobuf import struct_pb2
@@ -43,11 +43,61 @@ def event_input(
     return message
 
 
-class AuditClient:
-    """A connection to an auditlog server. Use as a context manager or call close()."""
+class _Details(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
 
-    def __init__(self, target: str, *, timeout: float = 30.0, channel: grpc.Channel | None = None) -> None:
-        self._channel = channel or grpc.insecure_channel(target)
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <key>` to every call."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = ("authorization", f"Bearer {api_key}")
+
+    def _with_key(self, details: Any) -> _Details:
+        return _Details(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._header],
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+
+class AuditClient:
+    """A connection to an auditlog server. Use as a context manager or call close().
+
+    api_key: sent as `authorization: Bearer <key>` on every call (servers with auth required);
+    root_certificates: PEM of the CA that signed the server's certificate, for a TLS connection."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = 30.0,
+        channel: grpc.Channel | None = None,
+        api_key: str | None = None,
+        root_certificates: bytes | None = None,
+    ) -> None:
+        if channel is None:
+            channel = (
+                grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates))
+                if root_certificates
+                else grpc.insecure_channel(target)
+            )
+        self._raw_channel = channel
+        self._channel = grpc.intercept_channel(channel, _Bearer(api_key)) if api_key else channel
         self._stub = audit_service_pb2_grpc.AuditServiceStub(self._channel)
         self.timeout = timeout
 
@@ -58,7 +108,7 @@ class AuditClient:
         self.close()
 
     def close(self) -> None:
-        self._channel.close()
+        self._raw_channel.close()
 
     def create_event(
         self, *, event_type: str, action: str, details: Mapping[str, Any] | None = None, **fields: str

@@ -47,6 +47,14 @@ class DeadlineExceeded(AuditLogClientError):
     pass
 
 
+class Unauthenticated(AuditLogClientError):
+    """No credentials, or an unknown or revoked key (the server requires auth)."""
+
+
+class PermissionDenied(AuditLogClientError):
+    """The caller's role does not allow the call; the message names the role needed."""
+
+
 class InternalError(AuditLogClientError):
     pass
 
@@ -58,6 +66,8 @@ _REGISTRY: dict[grpc.StatusCode, type[AuditLogClientError]] = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.INTERNAL: InternalError,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 

@@ -22,12 +22,17 @@ from audit.v1 import (
     export_service_pb2_grpc,
     health_service_pb2,
     health_service_pb2_grpc,
+    key_service_pb2,
+    key_service_pb2_grpc,
 )
+from auditlog.access import bootstrap_keys, server_credentials
 from auditlog.api.audit_servicer import AuditServicer
+from auditlog.api.auth import Authenticator, AuthInterceptor, KeyCache
 from auditlog.api.decoding import guarded
 from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
+from auditlog.api.key_servicer import KeyServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
@@ -48,6 +53,7 @@ SERVICE_NAMES = (
     audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     health_service_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name,
     export_service_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name,
+    key_service_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name,
 )
 
 
@@ -66,6 +72,8 @@ class Service:
     streams: StreamLimiter
     gate: CallGate
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Where Envoy reaches the server: a loopback port without TLS when the gRPC port has TLS.
+    gateway_port: int = 0
 
     def stop(self, grace: float = 10.0) -> None:
         """NOT_SERVING, new calls answer UNAVAILABLE, in-flight calls finish (up to grace seconds in
@@ -113,11 +121,15 @@ def create_service(
     `auditlog.workers`); off, binding a port in use fails."""
     if migrate or database_url is None:
         url = prepare_database(config, runtime_url=database_url, owner_url=migration_url)
+        # Here, not in worker processes (migrate=False): their supervisor does it once.
+        bootstrap_keys(url, config.access, config.data_dir)
     else:
         url = database_url
     verification_key = load_or_create_key(config.data_dir)
     # Requests of up to 16 MiB are received, parsed and freed: their memory must not stay resident.
     return_large_blocks()
+    access = config.access
+    authenticator = Authenticator(dict(access.tls_roles))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         options=[
@@ -130,11 +142,17 @@ def create_service(
             ("grpc.max_metadata_size", 96 * 1024),
             ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
+        # Credentials and role first, with auth on; errors are mapped per method at registration.
+        interceptors=[AuthInterceptor(authenticator)] if access.required else None,
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.
     address = f"{config.grpc_host}:{config.grpc_port}"
     try:
-        port = server.add_insecure_port(address)
+        if access.grpc_tls:
+            port = server.add_secure_port(address, server_credentials(access))
+            gateway_port = server.add_insecure_port("127.0.0.1:0")
+        else:
+            port = gateway_port = server.add_insecure_port(address)
     except RuntimeError as err:  # grpcio's answer when no address could be bound
         raise OSError(f"cannot listen on {address}: in use or not available") from err
     # pool_timeout bounds how long a call waits for a connection while PostgreSQL is down.
@@ -145,6 +163,8 @@ def create_service(
     store = EventStore(pool)
     with pool.connection() as conn:
         tokens = PageTokenCodec(read_page_token_key(conn))
+    keys = KeyCache(pool) if access.required else None
+    authenticator.keys = keys
     sequencer = Sequencer(store.writer(), clock=clock)
     stopped = sequencer.check_tail()
     if stopped is not None:
@@ -179,6 +199,9 @@ def create_service(
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
         HealthServicer(pinger.ping, shutting_down, sequencer.appends_stopped), services
     )
+    key_service_pb2_grpc.add_KeyServiceServicer_to_server(
+        KeyServicer(pool, keys.refresh if keys is not None else None), services
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
     names = [
@@ -199,13 +222,24 @@ def create_service(
     monitor.start()
 
     server.start()
-    _log.info("gRPC listening on %s:%d", config.grpc_host, port)
+    _log.info(
+        "gRPC listening on %s:%d (%s); auth %s",
+        config.grpc_host,
+        port,
+        "mutual TLS" if access.mutual_tls else "TLS" if access.grpc_tls else "no TLS",
+        access.auth,
+    )
+    if keys is not None:
+        keys.start()
     exports.runner.start()
     service = Service(
         server, port, pool, store, sequencer, health_servicer, monitor, shutting_down, streams, gate
     )
+    service.gateway_port = gateway_port
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)
     service.on_stop.append(pinger.close)
     service.on_stop.append(append_pool.shutdown)
+    if keys is not None:
+        service.on_stop.append(keys.stop)
     return service

