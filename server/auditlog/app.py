@@ -30,6 +30,7 @@ from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
 from auditlog.api.status import ErrorInterceptor
+from auditlog.api.tail import TailHub
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
@@ -38,6 +39,7 @@ from auditlog.memory import return_large_blocks
 from auditlog.sequencer import Sequencer, utc_now
 from auditlog.storage.database import Pinger, create_pool
 from auditlog.storage.events import EventStore
+from auditlog.storage.head_listener import HeadListener
 from auditlog.storage.keys import read_page_token_key
 from auditlog.storage.logins import prepare_database
 from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
@@ -67,6 +69,8 @@ class Service:
     streams: StreamLimiter
     gate: CallGate
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Run as draining starts, before in-flight calls are waited for (live tails end at once).
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float = 10.0) -> None:
         """NOT_SERVING, new calls answer UNAVAILABLE, in-flight calls finish (up to grace seconds in
@@ -78,6 +82,8 @@ class Service:
         deadline = time.monotonic() + grace
         self.monitor.stop()
         self.health.enter_graceful_shutdown()
+        for callback in self.on_drain:
+            callback()
         self.gate.close()
         self.gate.wait_quiet(_DRAIN_QUIET_SECONDS, grace)
         stopped = self.server.stop(max(0.0, deadline - time.monotonic()))
@@ -161,6 +167,12 @@ def create_service(
     pinger = Pinger(pool)
 
     verifications = VerificationRecords(pool, verification_key)
+    # Live tails: one LISTEN connection for the process, its own bound on open tails.
+    tails = TailHub()
+    head_listener = HeadListener(pool, tails.on_head, tails.on_state)
+    head_listener.start()
+    tail_streams = StreamLimiter(config.max_tails, config.stream_idle_seconds)
+    tail_streams.start()
     # AppendEvents on threads of its own: each holds a request of up to 16 MiB, so their number
     # bounds memory, and other calls never wait behind big appends.
     append_pool = CallPool(config.append_threads, config.append_waiting, "AppendEvents", append_bytes)
@@ -169,7 +181,15 @@ def create_service(
     services = guarded(server, gate, {f"/{SERVICE_NAMES[0]}/AppendEvents": append_pool})
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(
-            store, sequencer, clock, verifications, tokens, streams=streams, append_bytes=append_bytes
+            store,
+            sequencer,
+            clock,
+            verifications,
+            tokens,
+            streams=streams,
+            append_bytes=append_bytes,
+            tails=tails,
+            tail_streams=tail_streams,
         ),
         services,
     )
@@ -210,4 +230,7 @@ def create_service(
     service.on_stop.append(exports.runner.stop)
     service.on_stop.append(pinger.close)
     service.on_stop.append(append_pool.shutdown)
+    service.on_drain.append(tails.drain)
+    service.on_stop.append(tail_streams.stop)
+    service.on_stop.append(head_listener.stop)
     return service
