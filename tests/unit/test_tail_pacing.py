@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from auditlog.api.tail import TailHub, tail_messages
-from auditlog.domain.filters import EventFilter
 from auditlog.domain.event import NewEvent
+from auditlog.domain.filters import EventFilter
 from auditlog.errors import ShuttingDownError
 from auditlog.sequencer import Sequencer
 from auditlog.storage.memory import MemoryLog
@@ -53,7 +53,7 @@ def append(sequencer: Sequencer, count: int) -> None:
 
 def test_a_slow_caller_is_paced_page_by_page(log: CountingLog, sequencer: Sequencer) -> None:
     append(sequencer, 1_000)
-    tail = tail_messages(log, TailHub(), EventFilter(), 0, None, None, page=100, is_active=lambda: True)  # type: ignore[arg-type]
+    tail = tail_messages(log, TailHub(), EventFilter(), 0, None, None, page=100, is_active=lambda: True)
     first = next(tail)
     assert [e.sequence for e in first.events] == list(range(100))
     assert log.rows_read == 100  # not the 1,000 waiting behind it
@@ -66,7 +66,7 @@ def test_a_slow_caller_is_paced_page_by_page(log: CountingLog, sequencer: Sequen
 def test_an_announced_head_wakes_a_waiting_tail_at_once(log: CountingLog, sequencer: Sequencer) -> None:
     hub = TailHub()
     hub.on_state(True)  # a listener announces moves: no once-a-second read
-    tail = tail_messages(log, hub, EventFilter(), None, None, None, is_active=lambda: True)  # type: ignore[arg-type]
+    tail = tail_messages(log, hub, EventFilter(), None, None, None, is_active=lambda: True)
     got: list[int] = []
     reader = threading.Thread(target=lambda: got.extend(e.sequence for e in next(tail).events))
     reader.start()
@@ -80,7 +80,7 @@ def test_an_announced_head_wakes_a_waiting_tail_at_once(log: CountingLog, sequen
 def test_a_draining_hub_ends_the_tail_with_unavailable(log: CountingLog) -> None:
     hub = TailHub()
     hub.on_state(True)
-    tail = tail_messages(log, hub, EventFilter(), None, None, None, is_active=lambda: True)  # type: ignore[arg-type]
+    tail = tail_messages(log, hub, EventFilter(), None, None, None, is_active=lambda: True)
     threading.Timer(0.2, hub.drain).start()
     with pytest.raises(ShuttingDownError, match="resume the tail from sequence 0"):
         next(tail)

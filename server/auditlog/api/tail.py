@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import grpc
 
@@ -99,7 +99,7 @@ def tail_messages(
     *,
     page: int = TAIL_PAGE,
     is_active: Callable[[], bool] | None = None,
-) -> Iterator[pb.TailEventsResponse]:
+) -> Generator[pb.TailEventsResponse, None, None]:
     """The tail's messages until the caller goes away; ShuttingDownError when the server drains."""
     active = is_active or context.is_active
     head = store.head().sequence

@@ -13,3 +13,8 @@ CREATE TRIGGER log_head_notify
 AFTER UPDATE OF sequence ON log_head
 FOR EACH ROW WHEN (NEW.sequence IS DISTINCT FROM OLD.sequence)
 EXECUTE FUNCTION auditlog_notify_head();
+
+-- The SIEM export formats that come with live tails (issue 18): NDJSON and OCSF.
+ALTER TABLE export_jobs DROP CONSTRAINT export_jobs_export_format_check;
+ALTER TABLE export_jobs ADD CONSTRAINT export_jobs_export_format_check
+    CHECK (export_format IN ('csv', 'json', 'xlsx', 'ndjson', 'ocsf'));
