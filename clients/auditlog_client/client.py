@@ -11,6 +11,7 @@ from google.protobuf import struct_pb2
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, event_pb2, export_service_pb2, export_service_pb2_grpc
+from auditlog_client.batch import BatchWriter
 from auditlog_client.errors import Unavailable, error_from_rpc
 
 # Export job states that will not change any more.
@@ -139,15 +140,16 @@ class AuditClient:
         follow: bool = True,
         reconnect_delay: float = 0.5,
         max_reconnect_delay: float = 5.0,
-        **filters: str,
+        filters: Mapping[str, str] | None = None,
     ) -> Iterator[event_pb2.AuditEvent]:
         """The matching events from from_sequence (default: those recorded after this call), in
         sequence order, then each new one as it is recorded. A stream that ends with UNAVAILABLE (a
         server restarting, a network break) is opened again from the sequence after the last event
-        yielded, so none is lost or repeated. follow=False: ends at the head as it was at the call."""
+        yielded, so none is lost or repeated. follow=False: ends at the head as it was at the call.
+        filters: those of ListEvents, e.g. {"event_type": "user.login"}."""
         next_sequence = self.head_sequence() + 1 if from_sequence is None else from_sequence
         request = pb.TailEventsRequest()
-        for name, value in filters.items():
+        for name, value in (filters or {}).items():
             setattr(request, name, value)
         if not follow:
             request.to_sequence = self.head_sequence()
@@ -230,3 +232,9 @@ class AuditClient:
             raise error_from_rpc(err) from None
         finally:
             stream.cancel()
+
+    def batch_writer(
+        self, *, max_events: int = 500, interval: float = 0.2, retry_for: float = 30.0
+    ) -> BatchWriter:
+        """A BatchWriter over this client's AppendEvents: create() queues, a thread sends."""
+        return BatchWriter(self.append_events, max_events=max_events, interval=interval, retry_for=retry_for)

@@ -71,7 +71,7 @@ def test_tail_without_a_start_sends_only_new_events(client: AuditClient) -> None
 def test_tail_filters_as_list_events_and_stops_at_to_sequence(client: AuditClient) -> None:
     for i in range(6):
         client.create_event(event_type="tail.a" if i % 2 else "tail.b", action="x", resource_id=str(i))
-    events = list(client.tail_events(from_sequence=0, follow=False, event_type="tail.a"))
+    events = list(client.tail_events(from_sequence=0, follow=False, filters={"event_type": "tail.a"}))
     assert [e.sequence for e in events] == [1, 3, 5]
     assert {e.event_type for e in events} == {"tail.a"}
 
