@@ -3,6 +3,9 @@ the moment a tailing client receives it, while loader processes append 1,000-eve
 
     .venv/bin/python -m bench.tail_latency [--workers 2] [--batches 60] [--loaders 2]
 
+A thread also sends a CreateEvent every 50 ms during the load: its answer comes after the commit,
+so (tail receipt - answer) and (tail receipt - send) bound commit-to-client from below and above.
+
 Starts its own embedded PostgreSQL and the server in a separate process (with --workers N > 1, N
 processes on one port, so tails and appends usually meet on different processes and the wake-up
 crosses processes through NOTIFY). Prints p50/p99/max over every event received, over the first
@@ -27,6 +30,47 @@ from audit.v1 import audit_service_pb2_grpc, event_pb2
 from bench.clients import append_load
 from bench.run import embedded_database, server_process
 
+PROBE = "bench.probe"
+
+
+class Prober:
+    """CreateEvent every interval seconds in a thread: the time each answer arrived, by sequence.
+    The answer comes after the commit, so (tail receipt - answer) bounds commit-to-client from below
+    and (tail receipt - send) from above."""
+
+    def __init__(self, target: str, interval: float = 0.05) -> None:
+        self.sent: dict[int, float] = {}
+        self.answered: dict[int, float] = {}
+        self._target = target
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with grpc.insecure_channel(self._target) as channel:
+            stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+            while not self._stop.wait(self._interval):
+                event = event_pb2.EventInput(event_type=PROBE, action="probe")
+                before = time.time()
+                recorded = stub.CreateEvent(pb.CreateEventRequest(event=event), timeout=30)
+                self.answered[recorded.sequence] = time.time()
+                self.sent[recorded.sequence] = before
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+def probe_rows(name: str, prober: Prober, tail: Tail) -> list[str]:
+    got = [s for s in prober.answered if s in tail.probes]
+    after_answer = [max(0.0, tail.probes[s] - prober.answered[s]) for s in got]
+    after_send = [tail.probes[s] - prober.sent[s] for s in got]
+    return [
+        summary(f"{name}: answer to tail (lower bound)", after_answer),
+        summary(f"{name}: send to tail (upper bound)", after_send),
+    ]
+
 
 class Tail:
     """A TailEvents stream from now, noting (latency of each event, latency of each message's first)."""
@@ -35,6 +79,8 @@ class Tail:
         self.events: list[float] = []
         self.messages: list[float] = []
         self.received = 0
+        # Receipt time of each probe event (event_type bench.probe) by sequence.
+        self.probes: dict[int, float] = {}
         self._channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 8 << 20)])
         self._call = audit_service_pb2_grpc.AuditServiceStub(self._channel).TailEvents(pb.TailEventsRequest())
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -45,6 +91,9 @@ class Tail:
             for message in self._call:
                 now = time.time()
                 lags = [now - e.recorded_at.ToMicroseconds() / 1e6 for e in message.events]
+                for event in message.events:
+                    if event.event_type == PROBE:
+                        self.probes[event.sequence] = now
                 self.messages.append(lags[0])
                 self.events.extend(lags)
                 self.received += len(lags)
@@ -57,7 +106,7 @@ class Tail:
             time.sleep(0.05)
 
     def reset(self) -> None:
-        self.events, self.messages, self.received = [], [], 0
+        self.events, self.messages, self.received, self.probes = [], [], 0, {}
 
     def close(self) -> None:
         self._call.cancel()
@@ -85,19 +134,22 @@ def run(workers: int, batches: int, loaders: int, singles: int) -> str:
             target = f"127.0.0.1:{port}"
             tail = Tail(target)
             time.sleep(1.0)  # the stream is open before the load starts
+            prober = Prober(target)
             results, wall = append_load(target, 0, batches, loaders, "tail-bench")
-            appended = sum(r.events for r in results)
+            prober.stop()
+            appended = sum(r.events for r in results) + len(prober.answered)
             tail.wait_for(appended)
             loaded = (list(tail.events), list(tail.messages), tail.received)
+            loaded_probes = probe_rows("CreateEvent probes under load", prober, tail)
             tail.reset()
-            with grpc.insecure_channel(target) as channel:
-                stub = audit_service_pb2_grpc.AuditServiceStub(channel)
-                for i in range(singles):
-                    event = event_pb2.EventInput(event_type="bench.tail", action="probe", resource_id=str(i))
-                    stub.CreateEvent(pb.CreateEventRequest(event=event), timeout=10)
-                    time.sleep(0.05)
-            tail.wait_for(singles, timeout=30)
+            idle_prober = Prober(target)
+            deadline = time.monotonic() + 60
+            while len(idle_prober.answered) < singles and time.monotonic() < deadline:
+                time.sleep(0.05)
+            idle_prober.stop()
+            tail.wait_for(len(idle_prober.answered), timeout=30)
             idle = list(tail.events)
+            idle_probes = probe_rows("CreateEvent probes, idle log", idle_prober, tail)
             tail.close()
     lines = [
         f"Tail delivery latency, {workers} server process(es); load: {loaders} AppendEvents clients x "
@@ -106,9 +158,11 @@ def run(workers: int, batches: int, loaders: int, singles: int) -> str:
         "",
         "| what | samples | p50 | p99 | max |",
         "| --- | --- | --- | --- | --- |",
-        summary("every event, under AppendEvents load", loaded[0]),
-        summary("first event of each message, under load", loaded[1]),
-        summary("single CreateEvent, idle log (50 ms apart)", idle),
+        summary("every event, recorded_at to tail, under load", loaded[0]),
+        summary("first event of each message, recorded_at to tail, under load", loaded[1]),
+        *loaded_probes,
+        summary("CreateEvent every 50 ms, idle log: recorded_at to tail", idle),
+        *idle_probes,
     ]
     return "\n".join(lines)
 

@@ -61,15 +61,17 @@ class TailHub:
     def draining(self) -> bool:
         return self._draining
 
-    def wait_beyond(self, seen: int, timeout: float = IDLE_WAKE_SECONDS) -> bool:
-        """Sleeps until a head beyond seen is announced, the hub drains, or timeout passes. True when
-        the caller should read the head: one was announced, or no listener is announcing."""
+    def next_head(
+        self, seen: int, read_head: Callable[[], int], timeout: float = IDLE_WAKE_SECONDS
+    ) -> int | None:
+        """Sleeps until a head beyond seen is announced, the hub drains, or timeout passes. The head
+        to read up to: the announced one (committed, since NOTIFY comes at commit), or read_head()'s
+        when no listener is announcing; None when nothing moved."""
         with self._cond:
-            if not self._listening:
-                self._cond.wait_for(lambda: self._draining or self._head > seen, timeout)
-                return True
             self._cond.wait_for(lambda: self._draining or self._head > seen, timeout)
-            return self._head > seen
+            if self._listening:
+                return self._head if self._head > seen else None
+        return read_head()
 
 
 def _messages(records: list[EventRecord]) -> Iterator[pb.TailEventsResponse]:
@@ -113,9 +115,10 @@ def tail_messages(
         if hub.draining:
             raise ShuttingDownError(f"the server is shutting down; resume the tail from sequence {after + 1}")
         if caught_up:
-            if not hub.wait_beyond(seen):
+            moved = hub.next_head(seen, lambda: store.head().sequence)
+            if moved is None:
                 continue
-            seen = store.head().sequence
+            seen = max(seen, moved)
         records = store.list_page(event_filter, descending=False, limit=page, after_sequence=after)
         if to_sequence is not None and records and records[-1].sequence > to_sequence:
             records = [r for r in records if r.sequence <= to_sequence]

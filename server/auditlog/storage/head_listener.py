@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -21,8 +20,8 @@ _WAKE_SECONDS = 1.0
 
 class HeadListener:
     """Calls on_head(sequence) for each committed head move, and on_state(True/False) when listening
-    starts or is lost (a lost connection is retried every second; moves made meanwhile are not
-    announced, so listeners must read the head again on on_state(True))."""
+    starts or is lost (a lost connection is retried every second). On each start it also reports the
+    current head, which covers the moves made while it was not listening."""
 
     def __init__(
         self, pool: ConnectionPool, on_head: Callable[[int], None], on_state: Callable[[bool], None]
@@ -31,7 +30,7 @@ class HeadListener:
         self._on_head = on_head
         self._on_state = on_state
         self._stop = threading.Event()
-        self._conn: psycopg.Connection[Any] | None = None
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name="head-listener", daemon=True)
 
     def start(self) -> None:
@@ -46,7 +45,11 @@ class HeadListener:
             try:
                 self._listen()
             except (psycopg.Error, OSError) as err:
-                _log.warning("head listener lost its database connection (%s); retrying", type(err).__name__)
+                if not self._failing:  # once per outage, not once a second
+                    _log.warning(
+                        "head listener lost its database connection (%s); retrying", type(err).__name__
+                    )
+                self._failing = True
             self._on_state(False)
             self._stop.wait(_WAKE_SECONDS)
 
@@ -58,6 +61,7 @@ class HeadListener:
             if row is not None:
                 self._on_head(row[0])
             self._on_state(True)
+            self._failing = False
             while not self._stop.is_set():
                 for notify in conn.notifies(timeout=_WAKE_SECONDS):
                     try:
