@@ -1,4 +1,5 @@
-"""auditctl: a small command line over AuditClient (JSON out, one object per line)."""
+"""auditctl: a command line over AuditClient: tables on a terminal, JSON lines for programs (--json, or
+when stdout is not a terminal); errors are one line on stderr."""
 
 from __future__ import annotations
 
@@ -9,13 +10,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError, EncodeError, Message
+from google.protobuf.message import DecodeError, EncodeError
 
+from audit.v1 import export_service_pb2
 from audit.v1.audit_service_pb2 import CreateEventRequest
 from auditlog_client.client import AuditClient, event_input
 from auditlog_client.errors import AuditLogClientError
+from auditlog_client.ocsf import event_object, to_ocsf
 from auditlog_client.offline import INVALID, OFFLINE, OptionError, add_commands
+from auditlog_client.output import (
+    EVENT_COLUMNS,
+    EXPORT_COLUMNS,
+    Progress,
+    StreamTable,
+    as_dict,
+    print_json,
+    print_record,
+    print_table,
+)
 from auditlog_client.verify import VerificationError
 
 _JSON_TYPES = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
@@ -23,10 +35,6 @@ _JSON_TYPES = {list: "an array", str: "a string", bool: "a boolean", int: "a num
 
 class UsageError(Exception):
     """A bad option value; the message names the option and what it wants."""
-
-
-def _print(message: Message) -> None:
-    print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), sort_keys=True))
 
 
 def _refuse_constant(name: str) -> Any:
@@ -66,8 +74,32 @@ def _numbers(value: Any) -> list[float]:
     return [value] if isinstance(value, float) else []
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="auditctl", description="Talk to an auditlog server over gRPC.")
+_FILTERS = (
+    "event_type",
+    "user_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "risk_level",
+    "start_date",
+    "end_date",
+)
+
+
+def _add_filters(parser: argparse.ArgumentParser, names: tuple[str, ...] = _FILTERS) -> None:
+    for name in names:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default="")
+
+
+def _filters(args: argparse.Namespace) -> dict[str, str]:
+    return {name: getattr(args, name) for name in _FILTERS if getattr(args, name, "")}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auditctl",
+        description="Talk to an auditlog server over gRPC. Tables on a terminal, JSON lines otherwise.",
+    )
     parser.add_argument("--target", default="localhost:50051", help="host:port of the gRPC server")
     parser.add_argument(
         "--api-key",
@@ -75,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         help="API key for servers with auth required (default: $AUDITLOG_API_KEY)",
     )
     parser.add_argument("--ca-file", help="connect with TLS, trusting this CA's PEM certificate")
+    parser.add_argument("--json", action="store_true", help="JSON (one object per line) even on a terminal")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="record an event")
     create.add_argument("--event-type", required=True)
@@ -86,14 +119,48 @@ def main(argv: list[str] | None = None) -> int:
     get = commands.add_parser("get", help="show one event")
     get.add_argument("id")
     search = commands.add_parser("search", help="stream matching events, oldest first")
-    search.add_argument("--event-type", default="")
-    search.add_argument("--user-id", default="")
-    search.add_argument("--start-date", default="")
-    search.add_argument("--end-date", default="")
+    _add_filters(search, ("event_type", "user_id", "start_date", "end_date"))
     commands.add_parser("verify", help="verify the whole chain")
     commands.add_parser("stats", help="show statistics")
     add_commands(commands)
-    args = parser.parse_args(argv)
+    tail = commands.add_parser("tail", help="the newest events; --follow keeps printing new ones")
+    tail.add_argument(
+        "--format",
+        choices=("table", "json", "ndjson", "ocsf"),
+        default=None,
+        help="default: table on a terminal, json otherwise",
+    )
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing events as they are recorded")
+    tail.add_argument("-n", "--lines", type=int, default=10, help="start this many sequences before the head")
+    tail.add_argument("--from-sequence", type=int, default=None, help="start at this sequence instead")
+    tail.add_argument("--origin", default="", help="the log's name in OCSF records (default: --target)")
+    _add_filters(tail)
+    export = commands.add_parser("export", help="export jobs").add_subparsers(
+        dest="export_command", required=True
+    )
+    export_create = export.add_parser("create", help="start an export job")
+    export_create.add_argument("--name", required=True, help="job name")
+    export_create.add_argument("--format", required=True, help="csv, json, xlsx, ndjson or ocsf")
+    export_create.add_argument("--requested-by", default="")
+    export_create.add_argument("--wait", action="store_true", help="wait until the job ends")
+    _add_filters(export_create)
+    export_list = export.add_parser("list", help="the newest export jobs")
+    export_list.add_argument("--page-size", type=int, default=50)
+    export.add_parser("get", help="one export job").add_argument("id")
+    download = export.add_parser("download", help="wait for a job, then save its file")
+    download.add_argument("id")
+    download.add_argument(
+        "-o", "--output", default="", help="file to write ('-': stdout; default: the job's file name)"
+    )
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         if args.command in OFFLINE:
             print(OFFLINE[args.command](args))
@@ -106,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"auditctl: {err}", file=sys.stderr)
         return 2
     except AuditLogClientError as err:
-        print(f"auditctl: {err.code.name}: {err.message}", file=sys.stderr)
-        for violation in err.violations:
-            print(f"  {violation.field}: {violation.description}", file=sys.stderr)
+        fields = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
+        shown = f"{err.message} ({fields})" if fields else err.message
+        print(_one_line(f"auditctl: {err.code.name}: {shown}"), file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader (e.g. `| head`) left; the output it wanted was written.
@@ -116,14 +183,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except (OSError, TimeoutError) as err:
+        print(_one_line(f"auditctl: {err}"), file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        print(_one_line(f"auditctl: unexpected {type(err).__name__}: {err}"), file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace) -> int:
     details = _details(args.details) if args.command == "create" else None
     roots = Path(args.ca_file).read_bytes() if args.ca_file else None
+    human = not args.json and sys.stdout.isatty()
+    show = print_record if human else print_json
     with AuditClient(args.target, api_key=args.api_key, root_certificates=roots) as client:
         if args.command == "create":
-            _print(
+            show(
                 client.create_event(
                     event_type=args.event_type,
                     action=args.action,
@@ -134,23 +209,102 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
         elif args.command == "get":
-            _print(client.get_event(args.id))
+            show(client.get_event(args.id))
         elif args.command == "search":
-            filters = {
-                "event_type": args.event_type,
-                "user_id": args.user_id,
-                "start_date": args.start_date,
-                "end_date": args.end_date,
-            }
-            for event in client.search_events(**filters):
-                _print(event)
+            table = StreamTable(EVENT_COLUMNS)
+            for event in client.search_events(**_filters(args)):
+                table.row(as_dict(event)) if human else print_json(event)
         elif args.command == "verify":
             result = client.verify_chain(verify_all=True)
-            _print(result)
+            show(result)
             return 0 if result.valid else 3
         elif args.command == "stats":
-            _print(client.get_stats())
+            show(client.get_stats())
+        elif args.command == "tail":
+            _tail(client, args, human)
+        elif args.command == "export":
+            return _export(client, args, human)
     return 0
+
+
+def _tail(client: AuditClient, args: argparse.Namespace, human: bool) -> None:
+    if args.from_sequence is not None and args.from_sequence < 0:
+        raise UsageError(f"--from-sequence: got {args.from_sequence}, want 0 or more")
+    if args.lines < 0:
+        raise UsageError(f"--lines: got {args.lines}, want 0 or more")
+    start = args.from_sequence
+    if start is None:
+        start = max(0, client.head_sequence() + 1 - args.lines)
+    output = args.format or ("table" if human else "json")
+    origin = args.origin or args.target
+    table = StreamTable(EVENT_COLUMNS)
+    for event in client.tail_events(from_sequence=start, follow=args.follow, filters=_filters(args)):
+        if output == "table":
+            table.row(as_dict(event))
+        elif output == "json":
+            print_json(event)
+        elif output == "ndjson":
+            print_json(event_object(event))
+        else:
+            print_json(to_ocsf(event_object(event), origin))
+
+
+def _export(client: AuditClient, args: argparse.Namespace, human: bool) -> int:
+    command = args.export_command
+    if command == "list":
+        jobs = client.list_exports(page_size=args.page_size).exports
+        if human:
+            print_table([as_dict(job) for job in jobs], EXPORT_COLUMNS)
+        else:
+            for job in jobs:
+                print_json(job)
+        return 0
+    if command == "create":
+        job = client.create_export(
+            job_name=args.name, export_format=args.format, requested_by=args.requested_by, **_filters(args)
+        )
+        if args.wait:
+            job = _wait(client, job.id)
+    elif command == "get":
+        job = client.get_export(args.id)
+    else:
+        job = _wait(client, args.id)
+        if job.status == "completed":
+            _download(client, job, args.output)
+            if args.output == "-":
+                return 0  # stdout holds the file alone
+    (print_record if human else print_json)(job)
+    return 1 if job.status == "failed" else 0
+
+
+def _wait(client: AuditClient, job_id: str) -> export_service_pb2.ExportJob:
+    """The job once it ends, with a bar of its rows on a terminal."""
+    bar = Progress(f"export {job_id[:8]}")
+    try:
+        return client.wait_export(
+            job_id, on_progress=lambda job: bar.update(job.rows_written, job.rows_expected, " rows")
+        )
+    finally:
+        bar.done()
+
+
+def _download(client: AuditClient, job: export_service_pb2.ExportJob, output: str) -> None:
+    bar = Progress(f"download {job.file_name}")
+    target = output or job.file_name
+    done = 0
+    out = sys.stdout.buffer if target == "-" else Path(target).open("wb")  # noqa: SIM115 - closed below
+    try:
+        for chunk in client.download_export(job.id):
+            out.write(chunk)
+            done += len(chunk)
+            bar.update(done, job.file_size, " bytes")
+        out.flush()
+    finally:
+        bar.done()
+        if out is not sys.stdout.buffer:
+            out.close()
+    if target != "-":
+        print(f"saved {target} ({done} bytes)", file=sys.stderr)
 
 
 if __name__ == "__main__":

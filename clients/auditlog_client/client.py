@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar
 
@@ -9,8 +10,12 @@ import grpc
 from google.protobuf import struct_pb2
 
 from audit.v1 import audit_service_pb2 as pb
-from audit.v1 import audit_service_pb2_grpc, event_pb2
-from auditlog_client.errors import error_from_rpc
+from audit.v1 import audit_service_pb2_grpc, event_pb2, export_service_pb2, export_service_pb2_grpc
+from auditlog_client.batch import BatchWriter
+from auditlog_client.errors import Unavailable, error_from_rpc
+
+# Export job states that will not change any more.
+EXPORT_DONE = ("completed", "failed")
 
 T = TypeVar("T")
 
@@ -99,6 +104,7 @@ class AuditClient:
         self._raw_channel = channel
         self._channel = grpc.intercept_channel(channel, _Bearer(api_key)) if api_key else channel
         self._stub = audit_service_pb2_grpc.AuditServiceStub(self._channel)
+        self._exports = export_service_pb2_grpc.ExportServiceStub(self._channel)
         self.timeout = timeout
 
     def __enter__(self) -> AuditClient:
@@ -171,3 +177,114 @@ class AuditClient:
         return _call(
             lambda: self._stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout), pb.GetStatsResponse
         )
+
+    def head_sequence(self) -> int:
+        """The newest event's sequence, -1 for an empty log."""
+        page = self.list_events(page_size=1)
+        return page.events[0].sequence if page.events else -1
+
+    def tail_events(
+        self,
+        *,
+        from_sequence: int | None = None,
+        follow: bool = True,
+        reconnect_delay: float = 0.5,
+        max_reconnect_delay: float = 5.0,
+        filters: Mapping[str, str] | None = None,
+    ) -> Iterator[event_pb2.AuditEvent]:
+        """The matching events from from_sequence (default: those recorded after this call), in
+        sequence order, then each new one as it is recorded. A stream that ends with UNAVAILABLE (a
+        server restarting, a network break) is opened again from the sequence after the last event
+        yielded, so none is lost or repeated. follow=False: ends at the head as it was at the call.
+        filters: those of ListEvents, e.g. {"event_type": "user.login"}."""
+        next_sequence = self.head_sequence() + 1 if from_sequence is None else from_sequence
+        request = pb.TailEventsRequest()
+        for name, value in (filters or {}).items():
+            setattr(request, name, value)
+        if not follow:
+            request.to_sequence = self.head_sequence()
+        delay = reconnect_delay
+        while True:
+            request.from_sequence = next_sequence
+            stream = self._stub.TailEvents(request)
+            try:
+                for message in stream:
+                    delay = reconnect_delay
+                    for event in message.events:
+                        yield event
+                        next_sequence = event.sequence + 1
+                return  # only a stream with to_sequence ends without an error
+            except grpc.RpcError as err:
+                error = error_from_rpc(err)
+                if not isinstance(error, Unavailable):
+                    raise error from None
+            finally:
+                stream.cancel()
+            time.sleep(delay)
+            delay = min(max_reconnect_delay, delay * 2)
+
+    def create_export(
+        self, *, job_name: str, export_format: str, requested_by: str = "", **filters: str
+    ) -> export_service_pb2.ExportJob:
+        spec = export_service_pb2.ExportSpec(
+            job_name=job_name, export_format=export_format, filters=event_pb2.EventFilter(**filters)
+        )
+        request = export_service_pb2.CreateExportRequest(export=spec, requested_by=requested_by)
+        return _call(
+            lambda: self._exports.CreateExport(request, timeout=self.timeout), export_service_pb2.ExportJob
+        )
+
+    def get_export(self, job_id: str) -> export_service_pb2.ExportJob:
+        request = export_service_pb2.GetExportRequest(id=job_id)
+        return _call(
+            lambda: self._exports.GetExport(request, timeout=self.timeout), export_service_pb2.ExportJob
+        )
+
+    def list_exports(
+        self, *, page_size: int = 50, page_token: str = ""
+    ) -> export_service_pb2.ListExportsResponse:
+        request = export_service_pb2.ListExportsRequest(page_size=page_size, page_token=page_token)
+        return _call(
+            lambda: self._exports.ListExports(request, timeout=self.timeout),
+            export_service_pb2.ListExportsResponse,
+        )
+
+    def wait_export(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        interval: float = 0.5,
+        on_progress: Callable[[export_service_pb2.ExportJob], None] | None = None,
+    ) -> export_service_pb2.ExportJob:
+        """The job once completed or failed, polled every interval seconds (on_progress sees each
+        poll). TimeoutError when it is still running after timeout seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_export(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.status in EXPORT_DONE:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"export {job_id} is still {job.status} after {timeout} s")
+            time.sleep(interval)
+
+    def download_export(self, job_id: str) -> Iterator[bytes]:
+        """The completed export's file, chunk by chunk."""
+        stream = self._exports.DownloadExportContent(
+            export_service_pb2.DownloadExportContentRequest(id=job_id)
+        )
+        try:
+            for chunk in stream:
+                yield chunk.data
+        except grpc.RpcError as err:
+            raise error_from_rpc(err) from None
+        finally:
+            stream.cancel()
+
+    def batch_writer(
+        self, *, max_events: int = 500, interval: float = 0.2, retry_for: float = 30.0
+    ) -> BatchWriter:
+        """A BatchWriter over this client's AppendEvents: create() queues, a thread sends."""
+        return BatchWriter(self.append_events, max_events=max_events, interval=interval, retry_for=retry_for)

@@ -34,6 +34,7 @@ from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.key_servicer import KeyServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
+from auditlog.api.tail import TailHub
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
@@ -42,6 +43,7 @@ from auditlog.memory import return_large_blocks
 from auditlog.sequencer import Sequencer, utc_now
 from auditlog.storage.database import Pinger, create_pool
 from auditlog.storage.events import EventStore
+from auditlog.storage.head_listener import HeadListener
 from auditlog.storage.keys import read_page_token_key
 from auditlog.storage.logins import prepare_database
 from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
@@ -74,6 +76,8 @@ class Service:
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     # Where Envoy reaches the server: a loopback port without TLS when the gRPC port has TLS.
     gateway_port: int = 0
+    # Run as draining starts, before in-flight calls are waited for (live tails end at once).
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float = 10.0) -> None:
         """NOT_SERVING, new calls answer UNAVAILABLE, in-flight calls finish (up to grace seconds in
@@ -85,6 +89,8 @@ class Service:
         deadline = time.monotonic() + grace
         self.monitor.stop()
         self.health.enter_graceful_shutdown()
+        for callback in self.on_drain:
+            callback()
         self.gate.close()
         self.gate.wait_quiet(_DRAIN_QUIET_SECONDS, grace)
         stopped = self.server.stop(max(0.0, deadline - time.monotonic()))
@@ -178,6 +184,12 @@ def create_service(
     pinger = Pinger(pool)
 
     verifications = VerificationRecords(pool, verification_key)
+    # Live tails: one LISTEN connection for the process, its own bound on open tails.
+    tails = TailHub()
+    head_listener = HeadListener(pool, tails.on_head, tails.on_state)
+    head_listener.start()
+    tail_streams = StreamLimiter(config.max_tails, config.stream_idle_seconds)
+    tail_streams.start()
     # AppendEvents on threads of its own: each holds a request of up to 16 MiB, so their number
     # bounds memory, and other calls never wait behind big appends.
     append_pool = CallPool(config.append_threads, config.append_waiting, "AppendEvents", append_bytes)
@@ -187,7 +199,15 @@ def create_service(
     services = guarded(server, gate, {f"/{SERVICE_NAMES[0]}/AppendEvents": append_pool})
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(
-            store, sequencer, clock, verifications, tokens, streams=streams, append_bytes=append_bytes
+            store,
+            sequencer,
+            clock,
+            verifications,
+            tokens,
+            streams=streams,
+            append_bytes=append_bytes,
+            tails=tails,
+            tail_streams=tail_streams,
         ),
         services,
     )
@@ -242,4 +262,7 @@ def create_service(
     service.on_stop.append(append_pool.shutdown)
     if keys is not None:
         service.on_stop.append(keys.stop)
+    service.on_drain.append(tails.drain)
+    service.on_stop.append(tail_streams.stop)
+    service.on_stop.append(head_listener.stop)
     return service

@@ -61,6 +61,7 @@ class Config:
     # jobs pending or running (all processes on the database).
     max_streams: int = 6
     stream_idle_seconds: int = 30
+    max_tails: int = 4
     max_append_bytes: int = 16 << 20
     append_threads: int = 2
     append_waiting: int = 128
@@ -179,6 +180,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         migration_database_url=migration_database_url,
         max_streams=_bounded_int(env, "AUDITLOG_MAX_STREAMS", 6, 1, 16),
         stream_idle_seconds=_bounded_int(env, "AUDITLOG_STREAM_IDLE_SECONDS", 30, 1, 3600),
+        max_tails=_bounded_int(env, "AUDITLOG_MAX_TAILS", 4, 1, 8),
         # At least one request of the largest size the server receives (16 MiB).
         max_append_bytes=_bounded_int(env, "AUDITLOG_MAX_APPEND_BYTES", 16 << 20, 16 << 20, 1 << 30),
         append_threads=_bounded_int(env, "AUDITLOG_APPEND_THREADS", 2, 1, 32),

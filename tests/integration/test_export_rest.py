@@ -77,7 +77,7 @@ def test_local_export_downloads_through_the_gateway(rest_fresh: RestStack) -> No
 
 def test_export_formats_over_rest(rest_fresh: RestStack) -> None:
     formats = rest_fresh.get("/api/v1/export/formats").json()["formats"]
-    assert [f["name"] for f in formats] == ["csv", "json", "xlsx"]
+    assert [f["name"] for f in formats] == ["csv", "json", "xlsx", "ndjson", "ocsf"]
 
 
 def test_bad_export_requests_are_400_and_404(rest_fresh: RestStack) -> None:

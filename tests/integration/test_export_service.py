@@ -297,6 +297,8 @@ def test_list_export_formats(export_channel: grpc.Channel) -> None:
         ("csv", ".csv"),
         ("json", ".json"),
         ("xlsx", ".xlsx"),
+        ("ndjson", ".ndjson"),
+        ("ocsf", ".ocsf.ndjson"),
     ]
     assert all(f.content_type and f.description for f in formats)
 

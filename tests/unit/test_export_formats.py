@@ -17,7 +17,7 @@ from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.export.csv_writer import CsvExportWriter, neutralise, restore
 from auditlog.export.formats import FORMATS, file_name_for
-from auditlog.export.writers import ExportMetadata, open_writer
+from auditlog.export.writers import XLSX_MAX_DATA_ROWS, ExportMetadata, open_writer
 from auditlog.export.xlsx_writer import MAX_CELL_CHARS
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -54,8 +54,10 @@ def metadata(export_format: str, rows: list[EventRecord]) -> ExportMetadata:
     )
 
 
-def write(export_format: str, path: Path, rows: list[EventRecord], **kwargs: int) -> None:
-    writer = open_writer(export_format, path, metadata(export_format, rows), **kwargs)
+def write(
+    export_format: str, path: Path, rows: list[EventRecord], sheet_row_limit: int = XLSX_MAX_DATA_ROWS
+) -> None:
+    writer = open_writer(export_format, path, metadata(export_format, rows), sheet_row_limit=sheet_row_limit)
     for record in rows:
         writer.write(record)
     writer.finish()

@@ -611,3 +611,102 @@ class LastVerification(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__start_sequence) -> _WhichOneofReturnType__start_sequence | None: ...
 
 Global___LastVerification: _TypeAlias = LastVerification  # noqa: Y015
+
+@_typing.final
+class TailEventsRequest(_message.Message):
+    """Request for `TailEvents`: the filters of `EventFilter` at the top level for REST, and where to start."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    RESOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    RISK_LEVEL_FIELD_NUMBER: _builtins.int
+    IP_ADDRESS_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    FROM_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TO_SEQUENCE_FIELD_NUMBER: _builtins.int
+    event_type: _builtins.str
+    """Optional. Exact `event_type`."""
+    user_id: _builtins.str
+    """Optional. Exact `user_id`."""
+    action: _builtins.str
+    """Optional. Exact `action`."""
+    resource_type: _builtins.str
+    """Optional. Exact `resource_type`."""
+    resource_id: _builtins.str
+    """Optional. Exact `resource_id`."""
+    risk_level: _builtins.str
+    """Optional. One of "low", "medium", "high", "critical"."""
+    ip_address: _builtins.str
+    """Optional. IPv4 or IPv6 address; compared in normalised form."""
+    start_date: _builtins.str
+    """Optional. Inclusive lower bound on `recorded_at`, RFC 3339; without an offset read as UTC."""
+    end_date: _builtins.str
+    """Optional. Inclusive upper bound on `recorded_at`, RFC 3339; without an offset read as UTC."""
+    from_sequence: _builtins.int
+    """Optional. The first sequence to send (0 replays the whole log); unset: only events committed
+    after the call starts.
+    """
+    to_sequence: _builtins.int
+    """Optional. The last sequence to send: the stream ends (OK) once the log is read through it.
+    Unset: the stream follows the log until cancelled.
+    """
+    def __init__(
+        self,
+        *,
+        event_type: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        action: _builtins.str = ...,
+        resource_type: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        risk_level: _builtins.str = ...,
+        ip_address: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+        from_sequence: _builtins.int | None = ...,
+        to_sequence: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_from_sequence", b"_from_sequence", "_to_sequence", b"_to_sequence", "from_sequence", b"from_sequence", "to_sequence", b"to_sequence"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_from_sequence", b"_from_sequence", "_to_sequence", b"_to_sequence", "action", b"action", "end_date", b"end_date", "event_type", b"event_type", "from_sequence", b"from_sequence", "ip_address", b"ip_address", "resource_id", b"resource_id", "resource_type", b"resource_type", "risk_level", b"risk_level", "start_date", b"start_date", "to_sequence", b"to_sequence", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__from_sequence: _TypeAlias = _typing.Literal["from_sequence"]  # noqa: Y015
+    _WhichOneofArgType__from_sequence: _TypeAlias = _typing.Literal["_from_sequence", b"_from_sequence"]  # noqa: Y015
+    _WhichOneofReturnType__to_sequence: _TypeAlias = _typing.Literal["to_sequence"]  # noqa: Y015
+    _WhichOneofArgType__to_sequence: _TypeAlias = _typing.Literal["_to_sequence", b"_to_sequence"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__from_sequence) -> _WhichOneofReturnType__from_sequence | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__to_sequence) -> _WhichOneofReturnType__to_sequence | None: ...
+
+Global___TailEventsRequest: _TypeAlias = TailEventsRequest  # noqa: Y015
+
+@_typing.final
+class TailEventsResponse(_message.Message):
+    """One message of the `TailEvents` stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.AuditEvent]:
+        """The next matching events in ascending `sequence` order, continuing where the previous message
+        ended. Never empty; bounded as `SearchEventsResponse.events` is.
+        """
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_event_pb2.AuditEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TailEventsResponse: _TypeAlias = TailEventsResponse  # noqa: Y015

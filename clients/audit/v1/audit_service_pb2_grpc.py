@@ -72,6 +72,11 @@ class AuditServiceStub:
                 request_serializer=audit_dot_v1_dot_audit__service__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=audit_dot_v1_dot_audit__service__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.TailEvents = channel.unary_stream(
+                '/audit.v1.AuditService/TailEvents',
+                request_serializer=audit_dot_v1_dot_audit__service__pb2.TailEventsRequest.SerializeToString,
+                response_deserializer=audit_dot_v1_dot_audit__service__pb2.TailEventsResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -133,6 +138,16 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TailEvents(self, request, context):
+        """Follows the log live: replays the matching events from `from_sequence` (or from the head when
+        unset), then sends each new matching event once it is committed, in ascending sequence order,
+        without gaps or duplicates, until the caller cancels. A server that shuts down ends the stream
+        with UNAVAILABLE: resume from the last sequence received plus one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +185,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=audit_dot_v1_dot_audit__service__pb2.GetStatsRequest.FromString,
                     response_serializer=audit_dot_v1_dot_audit__service__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'TailEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.TailEvents,
+                    request_deserializer=audit_dot_v1_dot_audit__service__pb2.TailEventsRequest.FromString,
+                    response_serializer=audit_dot_v1_dot_audit__service__pb2.TailEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -363,6 +383,33 @@ class AuditService:
             '/audit.v1.AuditService/GetStats',
             audit_dot_v1_dot_audit__service__pb2.GetStatsRequest.SerializeToString,
             audit_dot_v1_dot_audit__service__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/audit.v1.AuditService/TailEvents',
+            audit_dot_v1_dot_audit__service__pb2.TailEventsRequest.SerializeToString,
+            audit_dot_v1_dot_audit__service__pb2.TailEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

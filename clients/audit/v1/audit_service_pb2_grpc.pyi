@@ -58,6 +58,12 @@ class AuditServiceStub:
     """Recomputes hashes from the stored columns and checks the chain: the whole log or a range."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.GetStatsRequest, _audit_service_pb2.GetStatsResponse]
     """Returns activity and integrity statistics."""
+    TailEvents: _grpc.UnaryStreamMultiCallable[_audit_service_pb2.TailEventsRequest, _audit_service_pb2.TailEventsResponse]
+    """Follows the log live: replays the matching events from `from_sequence` (or from the head when
+    unset), then sends each new matching event once it is committed, in ascending sequence order,
+    without gaps or duplicates, until the caller cancels. A server that shuts down ends the stream
+    with UNAVAILABLE: resume from the last sequence received plus one.
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -88,6 +94,12 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """Recomputes hashes from the stored columns and checks the chain: the whole log or a range."""
     GetStats: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.GetStatsRequest, _audit_service_pb2.GetStatsResponse]  # type: ignore[assignment]
     """Returns activity and integrity statistics."""
+    TailEvents: _aio.UnaryStreamMultiCallable[_audit_service_pb2.TailEventsRequest, _audit_service_pb2.TailEventsResponse]  # type: ignore[assignment]
+    """Follows the log live: replays the matching events from `from_sequence` (or from the head when
+    unset), then sends each new matching event once it is committed, in ascending sequence order,
+    without gaps or duplicates, until the caller cancels. A server that shuts down ends the stream
+    with UNAVAILABLE: resume from the last sequence received plus one.
+    """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     """Appends audit events to a tamper-evident, append-only log and reads them back. There are no
@@ -157,5 +169,17 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_audit_service_pb2.GetStatsResponse, _abc.Awaitable[_audit_service_pb2.GetStatsResponse]]:
         """Returns activity and integrity statistics."""
+
+    @_abc_1.abstractmethod
+    def TailEvents(
+        self,
+        request: _audit_service_pb2.TailEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_audit_service_pb2.TailEventsResponse], _abc.AsyncIterator[_audit_service_pb2.TailEventsResponse]]:
+        """Follows the log live: replays the matching events from `from_sequence` (or from the head when
+        unset), then sends each new matching event once it is committed, in ascending sequence order,
+        without gaps or duplicates, until the caller cancels. A server that shuts down ends the stream
+        with UNAVAILABLE: resume from the last sequence received plus one.
+        """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -20,6 +20,7 @@ from auditlog.api.convert import (
 )
 from auditlog.api.limits import ByteBudget, StreamLimiter
 from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, fitting_count, transcoded
+from auditlog.api.tail import TailHub, tail_messages
 from auditlog.config import Config
 from auditlog.domain.filters import FILTER_FIELDS, EventFilter, PageToken
 from auditlog.domain.page_token import PageTokenCodec
@@ -92,6 +93,8 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         *,
         streams: StreamLimiter | None = None,
         append_bytes: ByteBudget | None = None,
+        tails: TailHub | None = None,
+        tail_streams: StreamLimiter | None = None,
     ) -> None:
         self._store = store
         self._sequencer = sequencer
@@ -101,6 +104,8 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self._streams = streams or StreamLimiter(Config.max_streams, Config.stream_idle_seconds)
         self._append_bytes = append_bytes or ByteBudget(Config.max_append_bytes, "AppendEvents request")
         self._tokens = tokens
+        self._tails = tails or TailHub()
+        self._tail_streams = tail_streams or StreamLimiter(Config.max_tails, Config.stream_idle_seconds)
 
     def CreateEvent(
         self, request: pb.CreateEventRequest, context: grpc.ServicerContext
@@ -233,6 +238,19 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                 if not context.is_active():
                     return  # the caller went away: closing the rows closes the cursor
                 yield message
+
+    def TailEvents(
+        self, request: pb.TailEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.TailEventsResponse]:
+        event_filter = filter_from_proto(request)
+        start = request.from_sequence if request.HasField("from_sequence") else None
+        if start is not None and start < 0:
+            raise InvalidArgumentError(
+                [FieldViolation("from_sequence", f"got {start}, want 0 or more (or unset: from now)")]
+            )
+        end = request.to_sequence if request.HasField("to_sequence") else None
+        messages = tail_messages(self._store, self._tails, event_filter, start, end, context)
+        yield from self._tail_streams.guard(context, "TailEvents", messages)
 
     def VerifyChain(
         self, request: pb.VerifyChainRequest, context: grpc.ServicerContext

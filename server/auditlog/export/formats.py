@@ -38,6 +38,20 @@ FORMATS: dict[str, ExportFormat] = {
             "Excel workbook: a frozen header row, date cells for timestamps (UTC), rows continuing on "
             "further sheets past the sheet row limit.",
         ),
+        ExportFormat(
+            "ndjson",
+            "application/x-ndjson",
+            ".ndjson",
+            "Newline-delimited JSON for SIEMs: one event per line, with the JSON export's fields and "
+            "hashes (no metadata lines).",
+        ),
+        ExportFormat(
+            "ocsf",
+            "application/x-ndjson",
+            ".ocsf.ndjson",
+            "OCSF 1.3.0 events, one per line (Authentication, Account Change or API Activity by "
+            "event_type), carrying sequence, hashes and the log origin; mapping in docs/siem.md.",
+        ),
     )
 }
 

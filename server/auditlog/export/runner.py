@@ -41,6 +41,8 @@ class RunnerSettings:
     progress_interval: float = 1.0
     max_attempts: int = 3
     sheet_row_limit: int = XLSX_MAX_DATA_ROWS
+    # The log's name in OCSF exports; None: export.setup.log_origin of the configuration.
+    log_origin: str | None = None
 
 
 class _InterruptedError(Exception):
@@ -227,6 +229,7 @@ class ExportRunner:
             spool,
             self._metadata(job, summary),
             sheet_row_limit=self.settings.sheet_row_limit,
+            origin=self.settings.log_origin or "auditlog",
         )
         rows = 0
         last_sequence: int | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from auditlog.config import Config
 from auditlog.export.jobs import JobStore
@@ -25,6 +27,12 @@ class Exports:
     # Always present: serves files of jobs completed while no bucket was configured.
     local: LocalStorage
     s3: S3Storage | None
+
+
+def log_origin(config: Config) -> str:
+    """The log's name in OCSF records: the public address without its scheme (host[:port][/path])."""
+    parts = urlsplit(config.public_base_url)
+    return f"{parts.netloc}{parts.path}".rstrip("/") or "auditlog"
 
 
 def create_exports(
@@ -50,6 +58,8 @@ def create_exports(
     storage: ExportStorage = s3 if s3 is not None else local
     jobs = JobStore(events.pool)
     settings = settings or RunnerSettings(workers=config.export_workers)
+    if settings.log_origin is None:
+        settings = dataclasses.replace(settings, log_origin=log_origin(config))
     # The spool sits under the same root as the local files so that finishing a local export is a
     # rename, never a copy.
     runner = ExportRunner(jobs, events, storage, root / ".spool", clock=clock, settings=settings)

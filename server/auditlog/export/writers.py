@@ -27,9 +27,14 @@ class ExportWriter(Protocol):
 
 
 def open_writer(
-    export_format: str, path: Path, metadata: ExportMetadata, *, sheet_row_limit: int = XLSX_MAX_DATA_ROWS
+    export_format: str,
+    path: Path,
+    metadata: ExportMetadata,
+    *,
+    sheet_row_limit: int = XLSX_MAX_DATA_ROWS,
+    origin: str = "auditlog",
 ) -> ExportWriter:
-    """A writer of export_format creating the file at path."""
+    """A writer of export_format creating the file at path; origin names the log in OCSF records."""
     # Imported here so each format's module loads only when used (openpyxl is not small).
     if export_format == "csv":
         from auditlog.export.csv_writer import CsvExportWriter
@@ -43,4 +48,8 @@ def open_writer(
         from auditlog.export.xlsx_writer import XlsxExportWriter
 
         return XlsxExportWriter(path, metadata, sheet_row_limit=sheet_row_limit)
+    if export_format in ("ndjson", "ocsf"):
+        from auditlog.export.ndjson_writer import NdjsonExportWriter, ocsf_writer
+
+        return NdjsonExportWriter(path) if export_format == "ndjson" else ocsf_writer(path, origin)
     raise ValueError(f"unknown export format {export_format!r}")

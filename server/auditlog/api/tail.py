@@ -1,0 +1,134 @@
+"""TailEvents: replay from a sequence, then follow the log as it grows.
+
+A tail reads pages by sequence from the database as its caller consumes them, so a slow caller is
+paced by gRPC's flow control and holds at most one page in memory. Between pages it sleeps until the
+process's one HeadListener says the head moved (TailHub), or at most a second without a listener.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Generator, Iterator
+
+import grpc
+
+from audit.v1 import audit_service_pb2 as pb
+from auditlog.api.convert import event_to_proto
+from auditlog.domain.event import EventRecord
+from auditlog.domain.filters import EventFilter
+from auditlog.errors import ShuttingDownError
+from auditlog.storage.api import LogReader
+
+_log = logging.getLogger(__name__)
+# Events per database read and per stream message: a tail catching up reads as SearchEvents sends.
+TAIL_PAGE = 500
+# As SearchEventsResponse: a message stays well under gRPC's default 4 MiB receive limit.
+MESSAGE_BYTES = 1 << 20
+_EVENT_FRAMING_BYTES = 6
+# Longest sleep between looks at the caller and the head when nothing is announced.
+IDLE_WAKE_SECONDS = 1.0
+
+
+class TailHub:
+    """The newest head this process heard of, shared by every tail of the process. Without a listener
+    (or while it is disconnected) tails read the head once a second instead."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._head = -1
+        self._listening = False
+        self._draining = False
+
+    def on_head(self, sequence: int) -> None:
+        with self._cond:
+            if sequence > self._head:
+                self._head = sequence
+                self._cond.notify_all()
+
+    def on_state(self, listening: bool) -> None:
+        with self._cond:
+            self._listening = listening
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Ends every tail with UNAVAILABLE (the server is stopping: clients resume elsewhere)."""
+        with self._cond:
+            self._draining = True
+            self._cond.notify_all()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def next_head(
+        self, seen: int, read_head: Callable[[], int], timeout: float = IDLE_WAKE_SECONDS
+    ) -> int | None:
+        """Sleeps until a head beyond seen is announced, the hub drains, or timeout passes. The head
+        to read up to: the announced one (committed, since NOTIFY comes at commit), or read_head()'s
+        when no listener is announcing; None when nothing moved."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._draining or self._head > seen, timeout)
+            if self._listening:
+                return self._head if self._head > seen else None
+        return read_head()
+
+
+def _messages(records: list[EventRecord]) -> Iterator[pb.TailEventsResponse]:
+    """The records as messages of at most MESSAGE_BYTES (an event larger than that goes alone)."""
+    message = pb.TailEventsResponse()
+    size = 0
+    for record in records:
+        event = event_to_proto(record)
+        event_size = event.ByteSize() + _EVENT_FRAMING_BYTES
+        if size + event_size > MESSAGE_BYTES and message.events:
+            yield message
+            message = pb.TailEventsResponse()
+            size = 0
+        message.events.append(event)
+        size += event_size
+    if message.events:
+        yield message
+
+
+def tail_messages(
+    store: LogReader,
+    hub: TailHub,
+    event_filter: EventFilter,
+    from_sequence: int | None,
+    to_sequence: int | None,
+    context: grpc.ServicerContext,
+    *,
+    page: int = TAIL_PAGE,
+    is_active: Callable[[], bool] | None = None,
+) -> Generator[pb.TailEventsResponse, None, None]:
+    """The tail's messages until the caller goes away; ShuttingDownError when the server drains."""
+    active = is_active or context.is_active
+    head = store.head().sequence
+    # after: every match up to it was sent; seen: the head read before the last read of the rows.
+    after = head if from_sequence is None else from_sequence - 1
+    seen = head
+    caught_up = False
+    while active():
+        if to_sequence is not None and after >= to_sequence:
+            return
+        if hub.draining:
+            raise ShuttingDownError(f"the server is shutting down; resume the tail from sequence {after + 1}")
+        if caught_up:
+            moved = hub.next_head(seen, lambda: store.head().sequence)
+            if moved is None:
+                continue
+            seen = max(seen, moved)
+        records = store.list_page(event_filter, descending=False, limit=page, after_sequence=after)
+        if to_sequence is not None and records and records[-1].sequence > to_sequence:
+            records = [r for r in records if r.sequence <= to_sequence]
+            seen = to_sequence
+        for message in _messages(records):
+            yield message
+            after = message.events[-1].sequence
+        caught_up = len(records) < page
+        if caught_up:
+            # Every match up to seen was in this read (its snapshot came after seen was read).
+            after = max(after, seen)
+        elif after > seen:
+            seen = after
