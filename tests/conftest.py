@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fix_serve",
     "tests.fix_canonical",
     "tests.fix_servicers",
+    "tests.fix_principal",
 ]

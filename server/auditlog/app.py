@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -104,6 +104,7 @@ def create_service(
     export_settings: RunnerSettings | None = None,
     pool_timeout: float = 5.0,
     so_reuseport: bool = False,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> Service:
     """Builds and starts the gRPC server on config.grpc_port (0: a free port).
 
@@ -111,7 +112,8 @@ def create_service(
     auditlog.storage.logins); migration_url: the owner's, for migrations (default: database_url).
     migrate=False: the caller prepared the database already and database_url is the runtime login.
     so_reuseport: share the port with other processes that set it too (the worker processes of
-    `auditlog.workers`); off, binding a port in use fails."""
+    `auditlog.workers`); off, binding a port in use fails. interceptors: run inside the error
+    interceptor, e.g. one binding the call's principal (api.principal)."""
     if migrate or database_url is None:
         url = prepare_database(config, runtime_url=database_url, owner_url=migration_url)
     else:
@@ -132,7 +134,7 @@ def create_service(
             ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
         # Every call: request id, logging, and each error as the status its class declares.
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(), *interceptors],
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.
     address = f"{config.grpc_host}:{config.grpc_port}"

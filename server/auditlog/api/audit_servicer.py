@@ -11,6 +11,7 @@ import grpc
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, event_pb2
+from auditlog.api.caller import principal_name
 from auditlog.api.convert import (
     event_and_details_from_proto,
     event_to_proto,
@@ -108,7 +109,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         if not request.HasField("event"):
             raise InvalidArgumentError([FieldViolation("event", "got nothing, want an event")])
         event, sent = event_and_details_from_proto(request.event)
-        (record,) = self._sequencer.append([event])
+        (record,) = self._sequencer.append([event], recorded_by=principal_name())
         # As in AppendEvents: the request's details Struct only for a record built from this event.
         return event_to_proto(record, sent if record.details is event.details else None)
 
@@ -147,7 +148,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                     )
                 ]
             )
-        records = self._sequencer.append(events)
+        records = self._sequencer.append(events, recorded_by=principal_name())
         response = pb.AppendEventsResponse()
         add = response.events.add
         for record, event, sent in zip(records, events, sent_details, strict=True):

@@ -13,12 +13,15 @@ from audit.v1 import export_service_pb2 as pb
 from audit.v1 import export_service_pb2_grpc
 from auditlog.api.convert import filter_to_proto
 from auditlog.api.limits import StreamLimiter
+from auditlog.api.principal import current_principal
 from auditlog.domain.filters import FILTER_FIELDS
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.requests import ExportSpec, validate_export_spec
 from auditlog.domain.validation import validate_page_size, validate_uuid
 from auditlog.errors import (
     FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
 )
@@ -80,6 +83,25 @@ def job_to_proto(job: ExportJob) -> pb.ExportJob:
     return message
 
 
+def _requested_by(asked: str) -> str:
+    """Who the job is recorded as requested by: the caller's principal with auth on (a different
+    name in the request is refused rather than silently replaced), the request's word with it off."""
+    principal = current_principal()
+    if principal is None:
+        return asked
+    if asked and asked != principal.name:
+        raise InvalidArgumentError(
+            [
+                FieldViolation(
+                    "requested_by",
+                    f"got {asked!r}, want it empty or {principal.name!r}: with authentication on, "
+                    "the caller's principal is recorded",
+                )
+            ]
+        )
+    return principal.name
+
+
 class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
     def __init__(
         self,
@@ -130,7 +152,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             job_name=spec.job_name,
             export_format=spec.export_format,
             filters=spec.event_filter,
-            requested_by=spec.requested_by,
+            requested_by=_requested_by(spec.requested_by),
             status=JobStatus.PENDING,
             error="",
             rows_written=0,
