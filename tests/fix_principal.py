@@ -4,6 +4,7 @@ reads and per-principal limits are tested without it (plugin: tests/conftest.py)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from auditlog.api.principal import Principal, Role, bind_principal, reset_principal
 from auditlog.app import Service, create_service
-from auditlog.config import Config
+from auditlog.export.runner import RunnerSettings
 from tests.fix_db import login_url
 from tests.fix_server import server_config
 
@@ -70,17 +71,18 @@ class PrincipalInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 def principal_service_factory(
     database_url: str, test_login: str, tmp_path: Path
 ) -> Iterator[Callable[..., Service]]:
-    """Starts a service with the principal interceptor; keyword arguments override Config fields."""
+    """Starts a service with the principal interceptor; keyword arguments override Config fields
+    (export_settings: the export runner's)."""
     started: list[Service] = []
 
-    def start(**overrides: Any) -> Service:
-        base = server_config(tmp_path)
-        config = Config(**{**base.__dict__, **overrides})
+    def start(*, export_settings: RunnerSettings | None = None, **overrides: Any) -> Service:
+        config = dataclasses.replace(server_config(tmp_path), **overrides)
         service = create_service(
             config,
             database_url=login_url(database_url, test_login),
             migration_url=database_url,
             health_interval=0.2,
+            export_settings=export_settings,
             interceptors=[PrincipalInterceptor()],
         )
         started.append(service)

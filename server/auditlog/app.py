@@ -29,6 +29,7 @@ from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
+from auditlog.api.principal_limits import PrincipalLimitInterceptor, PrincipalLimits
 from auditlog.api.status import ErrorInterceptor
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
@@ -134,7 +135,12 @@ def create_service(
             ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
         # Every call: request id, logging, and each error as the status its class declares.
-        interceptors=[ErrorInterceptor(), *interceptors],
+        # Per-principal bounds last: they read the principal that authentication bound.
+        interceptors=[
+            ErrorInterceptor(),
+            *interceptors,
+            PrincipalLimitInterceptor(PrincipalLimits(config.principal_max_streams, config.principal_rate)),
+        ],
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.
     address = f"{config.grpc_host}:{config.grpc_port}"
@@ -177,7 +183,15 @@ def create_service(
     )
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(
-        ExportServicer(exports, store, clock, tokens, streams=streams, max_jobs=config.max_export_jobs),
+        ExportServicer(
+            exports,
+            store,
+            clock,
+            tokens,
+            streams=streams,
+            max_jobs=config.max_export_jobs,
+            max_jobs_per_principal=config.principal_max_exports,
+        ),
         services,
     )
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(

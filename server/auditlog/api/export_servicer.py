@@ -112,12 +112,14 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         *,
         streams: StreamLimiter,
         max_jobs: int,
+        max_jobs_per_principal: int | None = None,
     ) -> None:
         self._exports = exports
         self._events = events
         self._clock = clock
         self._streams = streams
         self._max_jobs = max_jobs
+        self._max_jobs_per_principal = max_jobs_per_principal
         self._tokens = tokens
 
     def _get(self, raw_id: str) -> ExportJob:
@@ -169,7 +171,9 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             started_at=None,
             finished_at=None,
         )
-        if not self._exports.jobs.create(job, max_active=self._max_jobs):
+        # Per principal with auth on (requested_by is then the principal's name).
+        per_principal = self._max_jobs_per_principal if current_principal() is not None else None
+        if not self._exports.jobs.create(job, max_active=self._max_jobs, max_active_requester=per_principal):
             raise ResourceExhaustedError(
                 f"too many export jobs: got {self._max_jobs} pending or running, want fewer;"
                 " retry when one has finished"
