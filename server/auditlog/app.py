@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,6 +25,7 @@ from audit.v1 import (
 )
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.decoding import guarded
+from auditlog.api.download_urls import DownloadSigner
 from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
@@ -155,7 +156,8 @@ def create_service(
     pool = create_pool(url, max_size=pool_size, timeout=pool_timeout)
     store = EventStore(pool)
     with pool.connection() as conn:
-        tokens = PageTokenCodec(read_page_token_key(conn))
+        page_token_key = read_page_token_key(conn)
+    tokens = PageTokenCodec(page_token_key)
     sequencer = Sequencer(store.writer(), clock=clock)
     stopped = sequencer.check_tail()
     if stopped is not None:
@@ -191,6 +193,7 @@ def create_service(
             streams=streams,
             max_jobs=config.max_export_jobs,
             max_jobs_per_principal=config.principal_max_exports,
+            signer=DownloadSigner(page_token_key, timedelta(seconds=config.export_url_expiry), clock),
         ),
         services,
     )

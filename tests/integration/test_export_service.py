@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -212,8 +213,11 @@ def test_download_content_names_the_file_and_its_type(export_channel: grpc.Chann
     link = export_stub(export_channel).GetExportDownload(
         export_service_pb2.GetExportDownloadRequest(id=job.id)
     )
-    assert link.download_url == f"http://gateway.test:8000/api/v1/export/{job.id}/content"
-    assert not link.HasField("expires_at")
+    expires = int(link.expires_at.ToDatetime(tzinfo=UTC).timestamp())
+    assert link.download_url.startswith(
+        f"http://gateway.test:8000/api/v1/export/{job.id}/content?expires={expires}&signature="
+    )
+    assert 3590 < expires - time.time() <= 3600  # EXPORT_URL_EXPIRY_SECONDS
     assert (link.file_sha256, link.file_size, link.file_name) == (
         hashlib.sha256(data).hexdigest(),
         len(data),

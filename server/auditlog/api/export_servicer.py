@@ -12,8 +12,9 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from audit.v1 import export_service_pb2 as pb
 from audit.v1 import export_service_pb2_grpc
 from auditlog.api.convert import filter_to_proto
+from auditlog.api.download_urls import DownloadRefusedError, DownloadSigner
 from auditlog.api.limits import StreamLimiter
-from auditlog.api.principal import current_principal
+from auditlog.api.principal import Role, current_principal
 from auditlog.domain.filters import FILTER_FIELDS
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.requests import ExportSpec, validate_export_spec
@@ -113,6 +114,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         streams: StreamLimiter,
         max_jobs: int,
         max_jobs_per_principal: int | None = None,
+        signer: DownloadSigner | None = None,
     ) -> None:
         self._exports = exports
         self._events = events
@@ -120,6 +122,8 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         self._streams = streams
         self._max_jobs = max_jobs
         self._max_jobs_per_principal = max_jobs_per_principal
+        # Signs local download URLs (None: unsigned, for servicers built without a database key).
+        self._signer = signer
         self._tokens = tokens
 
     def _get(self, raw_id: str) -> ExportJob:
@@ -202,14 +206,17 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         job = self._get(request.id)
         self._require_completed(job)
         link = self._storage_of(job).download_link(job.location, job_id=str(job.id), file_name=job.file_name)
+        url, expires_at = link.url, link.expires_at
+        if job.storage == "local" and self._signer is not None:
+            url, expires_at = self._signer.sign(url, str(job.id))
         response = pb.GetExportDownloadResponse(
-            download_url=link.url,
+            download_url=url,
             file_name=job.file_name,
             file_sha256=job.file_sha256,
             file_size=job.file_size,
         )
-        if link.expires_at is not None:
-            response.expires_at.FromDatetime(link.expires_at)
+        if expires_at is not None:
+            response.expires_at.FromDatetime(expires_at)
         return response
 
     def DownloadExportContent(
@@ -217,9 +224,25 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
     ) -> Iterator[httpbody_pb2.HttpBody]:
         yield from self._streams.guard(context, "DownloadExportContent", self._content(request, context))
 
+    def _authorise_download(self, request: pb.DownloadExportContentRequest) -> None:
+        """A signed URL (checked whoever calls), or else the auditor role; with auth off and no
+        signature, anyone (as every other call then)."""
+        if request.signature or request.expires:
+            if self._signer is None:
+                raise DownloadRefusedError("download URL refused: this server does not sign download URLs")
+            self._signer.check(str(validate_uuid("id", request.id)), request.expires, request.signature)
+            return
+        principal = current_principal()
+        if principal is not None and principal.role not in (Role.AUDITOR, Role.ADMIN):
+            raise DownloadRefusedError(
+                f"downloading an export needs the auditor role or a signed URL from GetExportDownload;"
+                f" {principal.name} has the {principal.role.value} role"
+            )
+
     def _content(
         self, request: pb.DownloadExportContentRequest, context: grpc.ServicerContext
     ) -> Iterator[httpbody_pb2.HttpBody]:
+        self._authorise_download(request)
         job = self._get(request.id)
         self._require_completed(job)
         if job.storage != "local":
