@@ -31,6 +31,7 @@ from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
 from auditlog.api.principal_limits import PrincipalLimitInterceptor, PrincipalLimits
+from auditlog.api.read_audit import ReadAuditor
 from auditlog.api.status import ErrorInterceptor
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
@@ -69,6 +70,7 @@ class Service:
     streams: StreamLimiter
     gate: CallGate
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    reads: ReadAuditor | None = None
 
     def stop(self, grace: float = 10.0) -> None:
         """NOT_SERVING, new calls answer UNAVAILABLE, in-flight calls finish (up to grace seconds in
@@ -87,6 +89,8 @@ class Service:
         self.gate.release()
         stopped.wait()
         self.streams.stop()
+        if self.reads is not None:
+            self.reads.stop()  # no call runs now: every audited read is appended before the sequencer stops
         self.sequencer.stop()
         for callback in self.on_stop:
             callback()
@@ -163,6 +167,8 @@ def create_service(
     if stopped is not None:
         _log.error("not serving: %s", stopped)
     sequencer.start()
+    reads = ReadAuditor(sequencer, enabled=config.audit_reads)
+    reads.start()
     shutting_down = threading.Event()
     streams = StreamLimiter(config.max_streams, config.stream_idle_seconds)
     streams.start()
@@ -179,7 +185,14 @@ def create_service(
     services = guarded(server, gate, {f"/{SERVICE_NAMES[0]}/AppendEvents": append_pool})
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(
-            store, sequencer, clock, verifications, tokens, streams=streams, append_bytes=append_bytes
+            store,
+            sequencer,
+            clock,
+            verifications,
+            tokens,
+            streams=streams,
+            append_bytes=append_bytes,
+            reads=reads,
         ),
         services,
     )
@@ -194,6 +207,7 @@ def create_service(
             max_jobs=config.max_export_jobs,
             max_jobs_per_principal=config.principal_max_exports,
             signer=DownloadSigner(page_token_key, timedelta(seconds=config.export_url_expiry), clock),
+            reads=reads,
         ),
         services,
     )
@@ -223,7 +237,17 @@ def create_service(
     _log.info("gRPC listening on %s:%d", config.grpc_host, port)
     exports.runner.start()
     service = Service(
-        server, port, pool, store, sequencer, health_servicer, monitor, shutting_down, streams, gate
+        server,
+        port,
+        pool,
+        store,
+        sequencer,
+        health_servicer,
+        monitor,
+        shutting_down,
+        streams,
+        gate,
+        reads=reads,
     )
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)

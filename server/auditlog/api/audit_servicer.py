@@ -20,6 +20,7 @@ from auditlog.api.convert import (
     filter_from_proto,
 )
 from auditlog.api.limits import ByteBudget, StreamLimiter
+from auditlog.api.read_audit import ReadAuditor
 from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, fitting_count, transcoded
 from auditlog.config import Config
 from auditlog.domain.filters import FILTER_FIELDS, EventFilter, PageToken
@@ -93,6 +94,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         *,
         streams: StreamLimiter | None = None,
         append_bytes: ByteBudget | None = None,
+        reads: ReadAuditor | None = None,
     ) -> None:
         self._store = store
         self._sequencer = sequencer
@@ -102,6 +104,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self._streams = streams or StreamLimiter(Config.max_streams, Config.stream_idle_seconds)
         self._append_bytes = append_bytes or ByteBudget(Config.max_append_bytes, "AppendEvents request")
         self._tokens = tokens
+        self._reads = reads or ReadAuditor(None, enabled=False)
 
     def CreateEvent(
         self, request: pb.CreateEventRequest, context: grpc.ServicerContext
@@ -160,6 +163,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def GetEvent(self, request: pb.GetEventRequest, context: grpc.ServicerContext) -> event_pb2.AuditEvent:
         event_id = validate_uuid("id", request.id)
         record = self._store.get(event_id)
+        self._reads.record("GetEvent", 0 if record is None else 1, id=str(event_id))
         if record is None:
             raise NotFoundError(f"no audit event has id {event_id}")
         return event_to_proto(record)
@@ -213,6 +217,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                     )
                 records = records[:fitting]
                 next_token = PageToken(records[-1].sequence, descending, fingerprint).encode(self._tokens)
+        self._reads.record("ListEvents", len(records), event_filter, page=page, page_size=page_size)
         return pb.ListEventsResponse(
             events=[event_to_proto(r) for r in records],
             next_page_token=next_token,
@@ -229,11 +234,16 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def _search(
         self, event_filter: EventFilter, context: grpc.ServicerContext
     ) -> Iterator[pb.SearchEventsResponse]:
-        with closing(self._store.search_rows(event_filter)) as batches:
-            for message in search_messages(itertools.chain.from_iterable(batches)):
-                if not context.is_active():
-                    return  # the caller went away: closing the rows closes the cursor
-                yield message
+        rows = 0
+        try:
+            with closing(self._store.search_rows(event_filter)) as batches:
+                for message in search_messages(itertools.chain.from_iterable(batches)):
+                    if not context.is_active():
+                        return  # the caller went away: closing the rows closes the cursor
+                    yield message
+                    rows += len(message.events)
+        finally:
+            self._reads.record("SearchEvents", rows, event_filter)
 
     def VerifyChain(
         self, request: pb.VerifyChainRequest, context: grpc.ServicerContext

@@ -15,6 +15,7 @@ from auditlog.api.convert import filter_to_proto
 from auditlog.api.download_urls import DownloadRefusedError, DownloadSigner
 from auditlog.api.limits import StreamLimiter
 from auditlog.api.principal import Role, current_principal
+from auditlog.api.read_audit import ReadAuditor
 from auditlog.domain.filters import FILTER_FIELDS
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.requests import ExportSpec, validate_export_spec
@@ -115,6 +116,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         max_jobs: int,
         max_jobs_per_principal: int | None = None,
         signer: DownloadSigner | None = None,
+        reads: ReadAuditor | None = None,
     ) -> None:
         self._exports = exports
         self._events = events
@@ -124,6 +126,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         self._max_jobs_per_principal = max_jobs_per_principal
         # Signs local download URLs (None: unsigned, for servicers built without a database key).
         self._signer = signer
+        self._reads = reads or ReadAuditor(None, enabled=False)
         self._tokens = tokens
 
     def _get(self, raw_id: str) -> ExportJob:
@@ -183,6 +186,9 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
                 " retry when one has finished"
             )
         self._exports.runner.notify()
+        self._reads.record(
+            "CreateExport", 0, spec.event_filter, job_id=str(job.id), export_format=spec.export_format
+        )
         return job_to_proto(job)
 
     def ListExports(
@@ -217,6 +223,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         )
         if expires_at is not None:
             response.expires_at.FromDatetime(expires_at)
+        self._reads.record("GetExportDownload", job.rows_written, job.filters, job_id=str(job.id))
         return response
 
     def DownloadExportContent(
@@ -250,6 +257,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
                 f"export job {job.id} is stored in S3; download it from the URL of GetExportDownload"
             )
         content_type = FORMATS[job.export_format].content_type
+        self._reads.record("DownloadExportContent", job.rows_written, job.filters, job_id=str(job.id))
         chunks = self._exports.local.open_chunks(job.location, CONTENT_CHUNK)
         first = next(chunks, b"")  # opens the file, so a missing file fails before any header
         # Envoy's transcoder passes response metadata through as HTTP headers: the file name.
