@@ -26,7 +26,7 @@ def test_settings_are_read_and_checked() -> None:
     assert config.audit_reads is False
     assert (config.principal_max_streams, config.principal_max_exports, config.principal_rate) == (2, 7, 50)
     assert load_config({"AUDITLOG_AUDIT_READS": "on"}).audit_reads is True
-    with pytest.raises(ConfigError, match="^AUDITLOG_AUDIT_READS: got 'yes', want on or off$"):
+    with pytest.raises(ConfigError, match=r"^AUDITLOG_AUDIT_READS: got 'yes', want on or off$"):
         load_config({"AUDITLOG_AUDIT_READS": "yes"})
-    with pytest.raises(ConfigError, match="^AUDITLOG_PRINCIPAL_RATE: got '0', want a whole number from 1 to"):
+    with pytest.raises(ConfigError, match=r"^AUDITLOG_PRINCIPAL_RATE: got '0', want a whole number from 1 to"):
         load_config({"AUDITLOG_PRINCIPAL_RATE": "0"})
