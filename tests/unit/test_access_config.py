@@ -28,5 +28,7 @@ def test_settings_are_read_and_checked() -> None:
     assert load_config({"AUDITLOG_AUDIT_READS": "on"}).audit_reads is True
     with pytest.raises(ConfigError, match=r"^AUDITLOG_AUDIT_READS: got 'yes', want on or off$"):
         load_config({"AUDITLOG_AUDIT_READS": "yes"})
-    with pytest.raises(ConfigError, match=r"^AUDITLOG_PRINCIPAL_RATE: got '0', want a whole number from 1 to"):
+    with pytest.raises(
+        ConfigError, match=r"^AUDITLOG_PRINCIPAL_RATE: got '0', want a whole number from 1 to"
+    ):
         load_config({"AUDITLOG_PRINCIPAL_RATE": "0"})
