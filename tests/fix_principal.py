@@ -15,7 +15,9 @@ import pytest
 from auditlog.api.principal import Principal, Role, bind_principal, reset_principal
 from auditlog.app import Service, create_service
 from auditlog.export.runner import RunnerSettings
+from auditlog.gateway import Gateway, GatewaySettings, start_gateway
 from tests.fix_db import login_url
+from tests.fix_gateway import RestStack
 from tests.fix_server import server_config
 
 HEADER = "x-test-principal"
@@ -96,3 +98,28 @@ def principal_service_factory(
 @pytest.fixture
 def principal_target(principal_service_factory: Callable[..., Service]) -> str:
     return f"127.0.0.1:{principal_service_factory().port}"
+
+
+@pytest.fixture
+def principal_rest(
+    principal_service_factory: Callable[..., Service], database_url: str, tmp_path: Path
+) -> Iterator[Callable[..., RestStack]]:
+    """Starts Envoy in front of a principal_service_factory service (same keyword arguments); the
+    x-test-principal header reaches the server as metadata, as Authorization will."""
+    gateways: list[Gateway] = []
+
+    def start(**overrides: Any) -> RestStack:
+        service = principal_service_factory(http_port=0, **overrides)
+        settings = dataclasses.replace(
+            GatewaySettings.for_service(
+                dataclasses.replace(server_config(tmp_path), http_port=0), service.port
+            ),
+            concurrency=1,
+        )
+        with (tmp_path / "envoy.log").open("ab") as envoy_log:
+            gateways.append(start_gateway(settings, stderr=envoy_log))
+        return RestStack(service, gateways[-1], database_url)
+
+    yield start
+    for gateway in gateways:
+        gateway.stop()
