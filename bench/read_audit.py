@@ -11,6 +11,7 @@ least 90% of the throughput).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import multiprocessing
 import statistics
@@ -44,6 +45,7 @@ class _BindPrincipal(grpc.ServerInterceptor):  # type: ignore[misc]
             return handler
         inner, principal = handler.unary_unary, Principal(PRINCIPAL, Role.AUDITOR)
 
+        @functools.wraps(inner)  # keeps experimental_thread_pool (api.limits.CallPool)
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
             token = bind_principal(principal)
             try:

@@ -5,6 +5,7 @@ reads and per-principal limits are tested without it (plugin: tests/conftest.py)
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class PrincipalInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
+            @functools.wraps(inner)  # keeps experimental_thread_pool (api.limits.CallPool)
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
                 token = bind_principal(principal)
                 try:
@@ -58,6 +60,7 @@ class PrincipalInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_stream is not None:
             streamed = handler.unary_stream
 
+            @functools.wraps(streamed)
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 token = bind_principal(principal)
                 try:

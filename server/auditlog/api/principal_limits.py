@@ -5,6 +5,7 @@ of api.limits that every caller shares. Export jobs in flight are bounded where 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -85,6 +86,7 @@ class PrincipalLimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary is not None:
             unary = handler.unary_unary
 
+            @functools.wraps(unary)  # keeps experimental_thread_pool (api.limits.CallPool)
             def limited_unary(request: Any, context: grpc.ServicerContext) -> Any:
                 principal = current_principal()
                 if principal is not None:
@@ -95,6 +97,7 @@ class PrincipalLimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_stream is not None:
             stream = handler.unary_stream
 
+            @functools.wraps(stream)
             def limited_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 principal = current_principal()
                 if principal is None:

@@ -71,12 +71,14 @@ class ReadAuditor:
                 by_principal[name].append(_event(name, rpc, details))
             except AuditLogError as err:  # e.g. a principal name no user_id can hold
                 _log.error("an audited read of %s not recorded: %s", rpc, err)
-        futures = []
-        assert self._sequencer is not None  # enabled
+        futures: list[Future[list[EventRecord]]] = []
+        sequencer = self._sequencer
+        if sequencer is None:  # never enabled without one
+            return futures
         for name, events in by_principal.items():
             for start in range(0, len(events), _CHUNK):
                 try:
-                    futures.append(self._sequencer.submit(events[start : start + _CHUNK], recorded_by=name))
+                    futures.append(sequencer.submit(events[start : start + _CHUNK], recorded_by=name))
                 except AuditLogError as err:
                     _log.error("%d audited reads not recorded: %s", len(events[start : start + _CHUNK]), err)
         return futures
