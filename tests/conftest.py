@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fix_canonical",
     "tests.fix_servicers",
     "tests.fix_auth",
+    "tests.fix_principal",
 ]

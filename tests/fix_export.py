@@ -105,9 +105,11 @@ def event_fields(event: event_pb2.AuditEvent) -> dict[str, Any]:
             else None
         ),
         "recorded_at": format_timestamp(event.recorded_at.ToDatetime(tzinfo=UTC)),
+        "recorded_by": event.recorded_by,
         "leaf_hash": event.leaf_hash,
         "prev_hash": event.prev_hash,
         "chain_hash": event.chain_hash,
+        "canonical_version": 2,  # every event the service writes
     }
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,15 +25,18 @@ from audit.v1 import (
     key_service_pb2,
     key_service_pb2_grpc,
 )
-from auditlog.access import bootstrap_keys, server_credentials
+from auditlog.access import AccessConfig, bootstrap_keys, server_credentials
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.auth import Authenticator, AuthInterceptor, KeyCache
 from auditlog.api.decoding import guarded
+from auditlog.api.download_urls import DownloadSigner
 from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.key_servicer import KeyServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
+from auditlog.api.principal_limits import PrincipalLimitInterceptor, PrincipalLimits
+from auditlog.api.read_audit import ReadAuditor
 from auditlog.api.tail import TailHub
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
@@ -78,6 +81,7 @@ class Service:
     gateway_port: int = 0
     # Run as draining starts, before in-flight calls are waited for (live tails end at once).
     on_drain: list[Callable[[], None]] = field(default_factory=list)
+    reads: ReadAuditor | None = None
 
     def stop(self, grace: float = 10.0) -> None:
         """NOT_SERVING, new calls answer UNAVAILABLE, in-flight calls finish (up to grace seconds in
@@ -98,11 +102,29 @@ class Service:
         self.gate.release()
         stopped.wait()
         self.streams.stop()
+        if self.reads is not None:
+            self.reads.stop()  # no call runs now: every audited read is appended before the sequencer stops
         self.sequencer.stop()
         for callback in self.on_stop:
             callback()
         self.pool.close()
         _log.info("stopped")
+
+
+def _interceptors(
+    config: Config,
+    access: AccessConfig,
+    authenticator: Authenticator,
+    extra: Sequence[grpc.ServerInterceptor],
+) -> list[grpc.ServerInterceptor] | None:
+    """What runs around every call: nothing with auth off (an interceptor costs every call)."""
+    chain = [AuthInterceptor(authenticator)] if access.required else []
+    chain += extra
+    if chain:
+        chain.append(
+            PrincipalLimitInterceptor(PrincipalLimits(config.principal_max_streams, config.principal_rate))
+        )
+    return chain or None
 
 
 def create_service(
@@ -117,6 +139,7 @@ def create_service(
     export_settings: RunnerSettings | None = None,
     pool_timeout: float = 5.0,
     so_reuseport: bool = False,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> Service:
     """Builds and starts the gRPC server on config.grpc_port (0: a free port).
 
@@ -124,7 +147,8 @@ def create_service(
     auditlog.storage.logins); migration_url: the owner's, for migrations (default: database_url).
     migrate=False: the caller prepared the database already and database_url is the runtime login.
     so_reuseport: share the port with other processes that set it too (the worker processes of
-    `auditlog.workers`); off, binding a port in use fails."""
+    `auditlog.workers`); off, binding a port in use fails. interceptors: run after authentication,
+    e.g. one binding the call's principal (api.principal) in tests."""
     if migrate or database_url is None:
         url = prepare_database(config, runtime_url=database_url, owner_url=migration_url)
         # Here, not in worker processes (migrate=False): their supervisor does it once.
@@ -148,8 +172,9 @@ def create_service(
             ("grpc.max_metadata_size", 96 * 1024),
             ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
-        # Credentials and role first, with auth on; errors are mapped per method at registration.
-        interceptors=[AuthInterceptor(authenticator)] if access.required else None,
+        # Credentials and role first, with auth on (errors are mapped per method at registration);
+        # per-principal bounds last: they read the principal that authentication bound.
+        interceptors=_interceptors(config, access, authenticator, interceptors),
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.
     address = f"{config.grpc_host}:{config.grpc_port}"
@@ -168,7 +193,8 @@ def create_service(
     pool = create_pool(url, max_size=pool_size, timeout=pool_timeout)
     store = EventStore(pool)
     with pool.connection() as conn:
-        tokens = PageTokenCodec(read_page_token_key(conn))
+        page_token_key = read_page_token_key(conn)
+    tokens = PageTokenCodec(page_token_key)
     keys = KeyCache(pool) if access.required else None
     authenticator.keys = keys
     sequencer = Sequencer(store.writer(), clock=clock)
@@ -176,6 +202,8 @@ def create_service(
     if stopped is not None:
         _log.error("not serving: %s", stopped)
     sequencer.start()
+    reads = ReadAuditor(sequencer, enabled=config.audit_reads)
+    reads.start()
     shutting_down = threading.Event()
     streams = StreamLimiter(config.max_streams, config.stream_idle_seconds)
     streams.start()
@@ -208,12 +236,23 @@ def create_service(
             append_bytes=append_bytes,
             tails=tails,
             tail_streams=tail_streams,
+            reads=reads,
         ),
         services,
     )
     exports = create_exports(config, store, clock=clock, settings=export_settings)
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(
-        ExportServicer(exports, store, clock, tokens, streams=streams, max_jobs=config.max_export_jobs),
+        ExportServicer(
+            exports,
+            store,
+            clock,
+            tokens,
+            streams=streams,
+            max_jobs=config.max_export_jobs,
+            max_jobs_per_principal=config.principal_max_exports,
+            signer=DownloadSigner(page_token_key, timedelta(seconds=config.export_url_expiry), clock),
+            reads=reads,
+        ),
         services,
     )
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
@@ -253,7 +292,17 @@ def create_service(
         keys.start()
     exports.runner.start()
     service = Service(
-        server, port, pool, store, sequencer, health_servicer, monitor, shutting_down, streams, gate
+        server,
+        port,
+        pool,
+        store,
+        sequencer,
+        health_servicer,
+        monitor,
+        shutting_down,
+        streams,
+        gate,
+        reads=reads,
     )
     service.gateway_port = gateway_port
     # Running export jobs stop between rows and return to pending before the pool closes.

@@ -70,6 +70,13 @@ class Config:
     envoy_path: Path | None = None
     # AUDITLOG_AUTH, TLS and client-certificate roles (auditlog.access).
     access: AccessConfig = field(default_factory=AccessConfig)
+    # With a principal bound (auth on): reads append audit.log.read events (AUDITLOG_AUDIT_READS),
+    # and each principal may hold at most this many open streams and export jobs in flight, and make
+    # this many calls a second (a burst of as many; see auditlog.api.principal_limits).
+    audit_reads: bool = True
+    principal_max_streams: int = 3
+    principal_max_exports: int = 5
+    principal_rate: int = 500
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -188,4 +195,17 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
         envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
         access=load_access(env, environment),
+        audit_reads=_on_off(env, "AUDITLOG_AUDIT_READS", default=True),
+        principal_max_streams=_bounded_int(env, "AUDITLOG_PRINCIPAL_MAX_STREAMS", 3, 1, 16),
+        principal_max_exports=_bounded_int(env, "AUDITLOG_PRINCIPAL_MAX_EXPORTS", 5, 1, 1000),
+        principal_rate=_bounded_int(env, "AUDITLOG_PRINCIPAL_RATE", 500, 1, 1_000_000),
     )
+
+
+def _on_off(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name}: got {raw!r}, want on or off")
+    return raw == "on"

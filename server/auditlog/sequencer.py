@@ -122,9 +122,12 @@ class Sequencer:
             self._queue.put(None)
         self._thread.join(timeout)
 
-    def append(self, events: Sequence[NewEvent], timeout: float | None = 60.0) -> list[EventRecord]:
-        """Records events (all or nothing, in order) and returns them once committed."""
-        future = self.submit(events)
+    def append(
+        self, events: Sequence[NewEvent], timeout: float | None = 60.0, *, recorded_by: str = ""
+    ) -> list[EventRecord]:
+        """Records events (all or nothing, in order) as written by the principal recorded_by ("" with
+        auth off) and returns them once committed."""
+        future = self.submit(events, recorded_by=recorded_by)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -134,13 +137,17 @@ class Sequencer:
                 "the append did not finish in time and may still be recorded; retry with the same request_id"
             ) from None
 
-    def submit(self, events: Sequence[NewEvent]) -> Future[list[EventRecord]]:
-        """Queues events (all or nothing, in order) without waiting: the future gets their records
-        once committed, or the batch's error. Raises ShuttingDownError once stop() has begun."""
+    def submit(self, events: Sequence[NewEvent], *, recorded_by: str = "") -> Future[list[EventRecord]]:
+        """Queues events (all or nothing, in order) written by recorded_by without waiting: the
+        future gets their records once committed, or the batch's error. Raises ShuttingDownError
+        once stop() has begun."""
         # Ids and the position-free part of the canonical bytes are made here, in the caller's
         # thread, while the sequencer thread writes earlier batches.
         pending = _Pending(
-            [prepare_event(e, i) for e, i in zip(events, random_uuids(len(events)), strict=True)],
+            [
+                prepare_event(e, i, recorded_by)
+                for e, i in zip(events, random_uuids(len(events)), strict=True)
+            ],
             # Larger than one-trip batches: certain to be written by COPY, so its text is made here.
             [copy_fields(e) for e in events] if len(events) > ONE_TRIP_MAX_EVENTS else None,
         )

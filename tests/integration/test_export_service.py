@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +38,8 @@ from tests.fix_export import (
     wait_for_job,
 )
 
-HASHES = ("leaf_hash", "prev_hash", "chain_hash")
+# Not hashed: the hashes, and the canonical form version (which says whether recorded_by is).
+HASHES = ("leaf_hash", "prev_hash", "chain_hash", "canonical_version")
 
 
 def all_events(channel: grpc.Channel) -> list[event_pb2.AuditEvent]:
@@ -92,8 +94,10 @@ def test_csv_export_reads_back_field_by_field(export_channel: grpc.Channel) -> N
                 assert restore(cell) == expected[name], name
             elif name == "details":
                 assert json.loads(restore(cell)) == expected["details"]
-            elif name == "sequence":
-                assert int(cell) == expected["sequence"]
+            elif name in ("sequence", "canonical_version"):
+                assert int(cell) == expected[name], name
+            elif name == "recorded_by":
+                assert restore(cell) == expected[name]
             elif name == "occurred_at":
                 assert cell == (expected["occurred_at"] or "")
             else:
@@ -172,7 +176,8 @@ def test_xlsx_export_reads_back_field_by_field(export_channel: grpc.Channel) -> 
                 assert abs(delta) < timedelta(milliseconds=1)
         assert json.loads(row["details"]) == expected["details"]
         for name in set(header) - {"recorded_at", "occurred_at", "details"}:
-            assert row[name] == expected[name], name
+            # An empty text is an empty cell.
+            assert (row[name] if row[name] is not None else "") == expected[name], name
     meta = {r[0]: r[1] for r in book["Export"].iter_rows(values_only=True)}
     assert meta["job_id"] == job.id and meta["row_count"] == 20
 
@@ -208,8 +213,11 @@ def test_download_content_names_the_file_and_its_type(export_channel: grpc.Chann
     link = export_stub(export_channel).GetExportDownload(
         export_service_pb2.GetExportDownloadRequest(id=job.id)
     )
-    assert link.download_url == f"http://gateway.test:8000/api/v1/export/{job.id}/content"
-    assert not link.HasField("expires_at")
+    expires = int(link.expires_at.ToDatetime(tzinfo=UTC).timestamp())
+    assert link.download_url.startswith(
+        f"http://gateway.test:8000/api/v1/export/{job.id}/content?expires={expires}&signature="
+    )
+    assert 3590 < expires - time.time() <= 3600  # EXPORT_URL_EXPIRY_SECONDS
     assert (link.file_sha256, link.file_size, link.file_name) == (
         hashlib.sha256(data).hexdigest(),
         len(data),

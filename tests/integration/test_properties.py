@@ -43,6 +43,7 @@ def recomputed_leaf(event: event_pb2.AuditEvent) -> str:
             request_id=event.request_id,
             occurred_at=event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at") else None,
             recorded_at=event.recorded_at.ToDatetime(tzinfo=UTC),
+            recorded_by=event.recorded_by,  # canonical form version 2, every new event's
         )
     ).hex()
 

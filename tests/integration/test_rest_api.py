@@ -77,6 +77,7 @@ def test_created_event_has_snake_case_keys_and_every_field(rest: RestStack) -> N
         "session_id",
         "request_id",
         "recorded_at",
+        "recorded_by",
         "leaf_hash",
         "prev_hash",
         "chain_hash",

@@ -123,6 +123,8 @@ def test_search_returns_the_events_get_event_returns(client: AuditClient) -> Non
 def test_a_timestamp_outside_the_api_range_is_refused(micros: int) -> None:
     # Only a row written behind the service's back can hold one; reading it fails, as reading it
     # into a datetime does, instead of streaming a Timestamp no client can read.
-    row = EventRow._make(("0" * 8, 0, "t", "", "a", "", "", "{}", "", "", "", "", "", micros, 0, "", "", ""))
+    row = EventRow._make(
+        ("0" * 8, 0, "t", "", "a", "", "", "{}", "", "", "", "", "", micros, 0, "", "", "", "", 2)
+    )
     with pytest.raises(ValueError, match="out of range"):
         fill_event_proto_from_row(event_pb2.AuditEvent(), row)

@@ -71,6 +71,26 @@ CANONICAL_1 = (
 LEAF_1 = "5aa07fc8dabd4bca3ec17c5d9a9411722a6318776227c10a2cb0b9f1dff786fa"
 CHAIN_1 = "b5599504ca17b49b389713e9b9d364d19b586998c91a0c10473dcdd8359f4435"
 
+# Canonical form version 2: version 1's members plus recorded_by (sorted between recorded_at and
+# request_id); no version key in the object.
+EVENT_2: dict[str, Any] = {
+    **EVENT_0,
+    "id": uuid.UUID("00000000-0000-4000-8000-000000000002"),
+    "sequence": 2,
+    "request_id": "req-2",
+    "recorded_at": datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC),
+    "recorded_by": "key:ci-writer",
+}
+CANONICAL_2 = (
+    b'{"action":"successful_login","details":{"device_type":"web","login_method":"password"},'
+    b'"event_type":"user.login","id":"00000000-0000-4000-8000-000000000002","ip_address":"192.168.1.100",'
+    b'"occurred_at":null,"recorded_at":"2024-01-01T00:00:01.000000Z","recorded_by":"key:ci-writer",'
+    b'"request_id":"req-2","resource_id":"session_456","resource_type":"authentication","risk_level":"low",'
+    b'"sequence":2,"session_id":"","user_agent":"Mozilla/5.0...","user_id":"user123"}'
+)
+LEAF_2 = "577afdead3fde2fb5d722772d77f563d2840554f5dc203413421d5c9292e9469"
+CHAIN_2 = "3d1d86f5e1c1989ddd587f4e504697bb97e22407f0cd94ace7d62e33225e9d2b"
+
 
 def test_canonical_bytes_of_published_example_event() -> None:
     assert canonical_bytes(**EVENT_0) == CANONICAL_0
@@ -105,6 +125,19 @@ def test_any_field_change_changes_the_leaf_hash() -> None:
         assert leaf_hash(canonical_bytes(**{**EVENT_0, name: value})) != base, name
 
 
+def test_version_2_vector_adds_recorded_by_and_chains_after_vector_1() -> None:
+    canonical = canonical_bytes(**EVENT_2)
+    assert canonical == CANONICAL_2
+    assert leaf_hash(canonical).hex() == LEAF_2 == hashlib.sha256(b"\x00" + CANONICAL_2).hexdigest()
+    assert chain_hash(bytes.fromhex(CHAIN_1), bytes.fromhex(LEAF_2)).hex() == CHAIN_2
+
+
+def test_version_2_with_empty_recorded_by_differs_from_version_1() -> None:
+    """What a row relabelled 2 -> 1 is checked against: never the leaf hash it was written with."""
+    as_v1 = {k: v for k, v in EVENT_2.items() if k != "recorded_by"}
+    assert leaf_hash(canonical_bytes(**as_v1)) != leaf_hash(canonical_bytes(**{**EVENT_2, "recorded_by": ""}))
+
+
 def test_timestamps_render_in_utc_with_six_digits() -> None:
     plus_two = timezone(timedelta(hours=2))
     assert format_timestamp(datetime(2024, 1, 1, 2, 0, tzinfo=plus_two)) == "2024-01-01T00:00:00.000000Z"
@@ -121,7 +154,7 @@ def test_chain_hash_refuses_wrong_lengths() -> None:
 def test_docs_integrity_states_what_the_code_computes_for_each_vector() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "integrity.md").read_text(encoding="utf-8")
     previous = ZERO_HASH
-    for event in (EVENT_0, EVENT_1):
+    for event in (EVENT_0, EVENT_1, EVENT_2):
         canonical = canonical_bytes(**event)
         previous = chain_hash(previous, leaf_hash(canonical))
         assert f"\n{canonical.decode()}\n" in text

@@ -27,6 +27,7 @@ def from_text(fields: dict[str, Any]) -> bytes | type[Exception]:
         "id": str(fields["id"]),
         "occurred_at": None if occurred_at is None else format_timestamp(occurred_at),
         "recorded_at": format_timestamp(fields["recorded_at"]),
+        "canonical_version": 2 if "recorded_by" in fields else 1,
     }
     try:
         # The hashes are not hashed: any bytes fill the row.

@@ -25,8 +25,10 @@ SAFE = 2**53 - 1
 
 
 def from_segments(fields: dict[str, Any]) -> bytes | type[Exception] | None:
-    position_free = {k: v for k, v in fields.items() if k not in ("id", "sequence", "recorded_at")}
-    segments = canonical_segments(SimpleNamespace(details_json=None, **position_free))
+    """The current form's bytes by segments (fields must hold recorded_by)."""
+    given = ("id", "sequence", "recorded_at", "recorded_by")
+    position_free = {k: v for k, v in fields.items() if k not in given}
+    segments = canonical_segments(SimpleNamespace(details_json=None, **position_free), fields["recorded_by"])
     if segments is None:
         return None
     try:
@@ -40,6 +42,7 @@ def from_segments(fields: dict[str, Any]) -> bytes | type[Exception] | None:
 @settings(max_examples=1_500)
 @given(EVENTS)
 def test_segments_give_canonical_bytes_for_any_event(fields: dict[str, Any]) -> None:
+    fields = {"recorded_by": "", **fields}  # new events are always of the current form
     placed = from_segments(fields)
     expected = fast(fields)
     if -SAFE <= fields["sequence"] <= SAFE:
@@ -65,7 +68,13 @@ def test_segments_cover_ordinary_events() -> None:
         "request_id": "r",
         "occurred_at": datetime(2024, 1, 1, tzinfo=UTC),
     }
-    full = {**fields, "id": uuid.uuid4(), "sequence": 7, "recorded_at": datetime.now(UTC)}
+    full = {
+        **fields,
+        "id": uuid.uuid4(),
+        "sequence": 7,
+        "recorded_at": datetime.now(UTC),
+        "recorded_by": "key:w\t",
+    }
     assert from_segments(full) == fast(full)
 
 
@@ -76,20 +85,21 @@ def test_segments_cover_ordinary_events() -> None:
     st.integers(min_value=0, max_value=SAFE),
     TIMES,
     st.binary(min_size=32, max_size=32),
+    st.text(),
 )
 def test_record_builder_builds_what_build_record_builds(
-    event: NewEvent, event_id: uuid.UUID, sequence: int, recorded_at: datetime, prev: bytes
+    event: NewEvent, event_id: uuid.UUID, sequence: int, recorded_at: datetime, prev: bytes, by: str
 ) -> None:
     try:
         expected = build_record(
-            event, sequence=sequence, recorded_at=recorded_at, prev=prev, event_id=event_id
+            event, sequence=sequence, recorded_at=recorded_at, prev=prev, event_id=event_id, recorded_by=by
         )
     except Exception as err:
         with pytest.raises(type(err)):
-            RecordBuilder(recorded_at).build(prepare_event(event, event_id), sequence=sequence, prev=prev)
+            RecordBuilder(recorded_at).build(prepare_event(event, event_id, by), sequence=sequence, prev=prev)
         return
-    built = RecordBuilder(recorded_at).build(prepare_event(event, event_id), sequence=sequence, prev=prev)
-    assert built == expected
+    built = RecordBuilder(recorded_at).build(prepare_event(event, event_id, by), sequence=sequence, prev=prev)
+    assert built == expected and built.recorded_by == by and built.canonical_version == 2
 
 
 @settings(max_examples=300)

@@ -8,9 +8,10 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from auditlog.domain.canonical import ZERO_HASH
+from auditlog.domain.canonical import ZERO_HASH, canonical_bytes, chain_hash, leaf_hash
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
+from auditlog.domain.schema import CLIENT_NAMES
 from auditlog.domain.verification import (
     BreakKind,
     LogHead,
@@ -129,3 +130,60 @@ def test_verification_reads_lazily_and_stops_at_the_first_break() -> None:
     )
     assert result.first_bad_sequence == 1
     assert consumed == [0, 1]
+
+
+def _as_version_1(record: EventRecord, prev: bytes) -> EventRecord:
+    """record as a row written before recorded_by existed: hashed by canonical form version 1."""
+    values = {name: getattr(record, name) for name in CLIENT_NAMES}
+    leaf = leaf_hash(
+        canonical_bytes(**values, id=record.id, sequence=record.sequence, recorded_at=record.recorded_at)
+    )
+    return dataclasses.replace(
+        record,
+        recorded_by="",
+        canonical_version=1,
+        leaf_hash=leaf,
+        prev_hash=prev,
+        chain_hash=chain_hash(prev, leaf),
+    )
+
+
+def mixed_chain() -> list[EventRecord]:
+    """Three version 1 rows, then two version 2 rows written by a principal."""
+    records: list[EventRecord] = []
+    prev = ZERO_HASH
+    for i in range(5):
+        record = build_record(
+            NewEvent(event_type="t.e", action="a"),
+            sequence=i,
+            recorded_at=T0,
+            prev=prev,
+            event_id=uuid.UUID(int=i + 1),
+            recorded_by="" if i < 3 else "key:writer",
+        )
+        if i < 3:
+            record = _as_version_1(record, prev)
+        records.append(record)
+        prev = record.chain_hash
+    return records
+
+
+def test_version_1_rows_and_version_2_rows_verify_together() -> None:
+    records = mixed_chain()
+    assert [r.canonical_version for r in records] == [1, 1, 1, 2, 2]
+    assert verify_all(records, head_of(records)).valid
+
+
+def test_a_row_relabelled_to_the_other_version_is_a_leaf_hash_break() -> None:
+    for sequence, version in ((3, 1), (1, 2)):
+        records = mixed_chain()
+        records[sequence] = dataclasses.replace(records[sequence], canonical_version=version)
+        result = verify_all(records, head_of(records))
+        assert (result.first_bad_sequence, result.break_kind) == (sequence, BreakKind.LEAF_HASH)
+
+
+def test_a_changed_recorded_by_is_a_leaf_hash_break() -> None:
+    records = mixed_chain()
+    records[4] = dataclasses.replace(records[4], recorded_by="key:someone-else")
+    result = verify_all(records, head_of(records))
+    assert (result.first_bad_sequence, result.break_kind) == (4, BreakKind.LEAF_HASH)

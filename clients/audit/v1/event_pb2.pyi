@@ -121,6 +121,7 @@ class AuditEvent(_message.Message):
     LEAF_HASH_FIELD_NUMBER: _builtins.int
     PREV_HASH_FIELD_NUMBER: _builtins.int
     CHAIN_HASH_FIELD_NUMBER: _builtins.int
+    RECORDED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned identifier, a lowercase hyphenated UUID."""
     sequence: _builtins.int
@@ -151,6 +152,10 @@ class AuditEvent(_message.Message):
     """Output only. Chain hash of the previous event (64 zeros for sequence 0), lowercase hex."""
     chain_hash: _builtins.str
     """Output only. SHA-256(prev chain hash || leaf hash), lowercase hex."""
+    recorded_by: _builtins.str
+    """Output only. The authenticated principal that wrote the event (e.g. `key:ci-writer`); empty
+    when authentication is off. Covered by the leaf hash (canonical form version 2).
+    """
     @_builtins.property
     def details(self) -> _struct_pb2.Struct:
         """Output only. As supplied in `EventInput.details`; an empty object when unset."""
@@ -186,10 +191,11 @@ class AuditEvent(_message.Message):
         leaf_hash: _builtins.str = ...,
         prev_hash: _builtins.str = ...,
         chain_hash: _builtins.str = ...,
+        recorded_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "occurred_at", b"occurred_at", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "chain_hash", b"chain_hash", "details", b"details", "event_type", b"event_type", "id", b"id", "ip_address", b"ip_address", "leaf_hash", b"leaf_hash", "occurred_at", b"occurred_at", "prev_hash", b"prev_hash", "recorded_at", b"recorded_at", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "risk_level", b"risk_level", "sequence", b"sequence", "session_id", b"session_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "chain_hash", b"chain_hash", "details", b"details", "event_type", b"event_type", "id", b"id", "ip_address", b"ip_address", "leaf_hash", b"leaf_hash", "occurred_at", b"occurred_at", "prev_hash", b"prev_hash", "recorded_at", b"recorded_at", "recorded_by", b"recorded_by", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "risk_level", b"risk_level", "sequence", b"sequence", "session_id", b"session_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

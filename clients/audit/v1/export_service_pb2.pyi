@@ -280,7 +280,9 @@ class GetExportDownloadResponse(_message.Message):
     FILE_SHA256_FIELD_NUMBER: _builtins.int
     FILE_SIZE_FIELD_NUMBER: _builtins.int
     download_url: _builtins.str
-    """Where to GET the file: an S3 presigned URL, or the gateway's content path."""
+    """Where to GET the file: an S3 presigned URL, or the gateway's content path signed for this job;
+    either works without credentials until `expires_at` (`EXPORT_URL_EXPIRY_SECONDS`).
+    """
     file_name: _builtins.str
     """The file's name."""
     file_sha256: _builtins.str
@@ -289,7 +291,7 @@ class GetExportDownloadResponse(_message.Message):
     """The file's size in bytes."""
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
-        """When the URL stops working; unset when it does not expire."""
+        """When the URL stops working."""
 
     def __init__(
         self,
@@ -315,16 +317,28 @@ class DownloadExportContentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Required. The job's UUID."""
+    expires: _builtins.int
+    """Optional. With `signature`, from the URL `GetExportDownload` gave: when it expires (Unix
+    seconds). A signed URL needs no credentials; without one the caller needs the auditor role.
+    """
+    signature: _builtins.str
+    """Optional. The URL's HMAC-SHA256 signature (base64url); an expired or altered URL is refused
+    with PERMISSION_DENIED (HTTP 403).
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        expires: _builtins.int = ...,
+        signature: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires", b"expires", "id", b"id", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

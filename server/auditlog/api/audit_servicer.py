@@ -11,6 +11,7 @@ import grpc
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, event_pb2
+from auditlog.api.caller import principal_name
 from auditlog.api.convert import (
     event_and_details_from_proto,
     event_to_proto,
@@ -19,6 +20,7 @@ from auditlog.api.convert import (
     filter_from_proto,
 )
 from auditlog.api.limits import ByteBudget, StreamLimiter
+from auditlog.api.read_audit import ReadAuditor
 from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, fitting_count, transcoded
 from auditlog.api.tail import TailHub, tail_messages
 from auditlog.config import Config
@@ -95,6 +97,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         append_bytes: ByteBudget | None = None,
         tails: TailHub | None = None,
         tail_streams: StreamLimiter | None = None,
+        reads: ReadAuditor | None = None,
     ) -> None:
         self._store = store
         self._sequencer = sequencer
@@ -106,6 +109,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self._tokens = tokens
         self._tails = tails or TailHub()
         self._tail_streams = tail_streams or StreamLimiter(Config.max_tails, Config.stream_idle_seconds)
+        self._reads = reads or ReadAuditor(None, enabled=False)
 
     def CreateEvent(
         self, request: pb.CreateEventRequest, context: grpc.ServicerContext
@@ -113,7 +117,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         if not request.HasField("event"):
             raise InvalidArgumentError([FieldViolation("event", "got nothing, want an event")])
         event, sent = event_and_details_from_proto(request.event)
-        (record,) = self._sequencer.append([event])
+        (record,) = self._sequencer.append([event], recorded_by=principal_name())
         # As in AppendEvents: the request's details Struct only for a record built from this event.
         return event_to_proto(record, sent if record.details is event.details else None)
 
@@ -152,7 +156,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                     )
                 ]
             )
-        records = self._sequencer.append(events)
+        records = self._sequencer.append(events, recorded_by=principal_name())
         response = pb.AppendEventsResponse()
         add = response.events.add
         for record, event, sent in zip(records, events, sent_details, strict=True):
@@ -164,6 +168,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def GetEvent(self, request: pb.GetEventRequest, context: grpc.ServicerContext) -> event_pb2.AuditEvent:
         event_id = validate_uuid("id", request.id)
         record = self._store.get(event_id)
+        self._reads.record("GetEvent", 0 if record is None else 1, id=str(event_id))
         if record is None:
             raise NotFoundError(f"no audit event has id {event_id}")
         return event_to_proto(record)
@@ -217,6 +222,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                     )
                 records = records[:fitting]
                 next_token = PageToken(records[-1].sequence, descending, fingerprint).encode(self._tokens)
+        self._reads.record("ListEvents", len(records), event_filter, page=page, page_size=page_size)
         return pb.ListEventsResponse(
             events=[event_to_proto(r) for r in records],
             next_page_token=next_token,
@@ -233,11 +239,16 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def _search(
         self, event_filter: EventFilter, context: grpc.ServicerContext
     ) -> Iterator[pb.SearchEventsResponse]:
-        with closing(self._store.search_rows(event_filter)) as batches:
-            for message in search_messages(itertools.chain.from_iterable(batches)):
-                if not context.is_active():
-                    return  # the caller went away: closing the rows closes the cursor
-                yield message
+        rows = 0
+        try:
+            with closing(self._store.search_rows(event_filter)) as batches:
+                for message in search_messages(itertools.chain.from_iterable(batches)):
+                    if not context.is_active():
+                        return  # the caller went away: closing the rows closes the cursor
+                    yield message
+                    rows += len(message.events)
+        finally:
+            self._reads.record("SearchEvents", rows, event_filter)
 
     def TailEvents(
         self, request: pb.TailEventsRequest, context: grpc.ServicerContext

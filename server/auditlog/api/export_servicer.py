@@ -12,13 +12,18 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from audit.v1 import export_service_pb2 as pb
 from audit.v1 import export_service_pb2_grpc
 from auditlog.api.convert import filter_to_proto
+from auditlog.api.download_urls import DownloadRefusedError, DownloadSigner
 from auditlog.api.limits import StreamLimiter
+from auditlog.api.principal import Role, current_principal
+from auditlog.api.read_audit import ReadAuditor
 from auditlog.domain.filters import FILTER_FIELDS
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.requests import ExportSpec, validate_export_spec
 from auditlog.domain.validation import validate_page_size, validate_uuid
 from auditlog.errors import (
     FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
 )
@@ -80,6 +85,25 @@ def job_to_proto(job: ExportJob) -> pb.ExportJob:
     return message
 
 
+def _requested_by(asked: str) -> str:
+    """Who the job is recorded as requested by: the caller's principal with auth on (a different
+    name in the request is refused rather than silently replaced), the request's word with it off."""
+    principal = current_principal()
+    if principal is None:
+        return asked
+    if asked and asked != principal.name:
+        raise InvalidArgumentError(
+            [
+                FieldViolation(
+                    "requested_by",
+                    f"got {asked!r}, want it empty or {principal.name!r}: with authentication on, "
+                    "the caller's principal is recorded",
+                )
+            ]
+        )
+    return principal.name
+
+
 class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
     def __init__(
         self,
@@ -90,12 +114,19 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         *,
         streams: StreamLimiter,
         max_jobs: int,
+        max_jobs_per_principal: int | None = None,
+        signer: DownloadSigner | None = None,
+        reads: ReadAuditor | None = None,
     ) -> None:
         self._exports = exports
         self._events = events
         self._clock = clock
         self._streams = streams
         self._max_jobs = max_jobs
+        self._max_jobs_per_principal = max_jobs_per_principal
+        # Signs local download URLs (None: unsigned, for servicers built without a database key).
+        self._signer = signer
+        self._reads = reads or ReadAuditor(None, enabled=False)
         self._tokens = tokens
 
     def _get(self, raw_id: str) -> ExportJob:
@@ -130,7 +161,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             job_name=spec.job_name,
             export_format=spec.export_format,
             filters=spec.event_filter,
-            requested_by=spec.requested_by,
+            requested_by=_requested_by(spec.requested_by),
             status=JobStatus.PENDING,
             error="",
             rows_written=0,
@@ -147,12 +178,17 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             started_at=None,
             finished_at=None,
         )
-        if not self._exports.jobs.create(job, max_active=self._max_jobs):
+        # Per principal with auth on (requested_by is then the principal's name).
+        per_principal = self._max_jobs_per_principal if current_principal() is not None else None
+        if not self._exports.jobs.create(job, max_active=self._max_jobs, max_active_requester=per_principal):
             raise ResourceExhaustedError(
                 f"too many export jobs: got {self._max_jobs} pending or running, want fewer;"
                 " retry when one has finished"
             )
         self._exports.runner.notify()
+        self._reads.record(
+            "CreateExport", 0, spec.event_filter, job_id=str(job.id), export_format=spec.export_format
+        )
         return job_to_proto(job)
 
     def ListExports(
@@ -176,14 +212,18 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
         job = self._get(request.id)
         self._require_completed(job)
         link = self._storage_of(job).download_link(job.location, job_id=str(job.id), file_name=job.file_name)
+        url, expires_at = link.url, link.expires_at
+        if job.storage == "local" and self._signer is not None:
+            url, expires_at = self._signer.sign(url, str(job.id))
         response = pb.GetExportDownloadResponse(
-            download_url=link.url,
+            download_url=url,
             file_name=job.file_name,
             file_sha256=job.file_sha256,
             file_size=job.file_size,
         )
-        if link.expires_at is not None:
-            response.expires_at.FromDatetime(link.expires_at)
+        if expires_at is not None:
+            response.expires_at.FromDatetime(expires_at)
+        self._reads.record("GetExportDownload", job.rows_written, job.filters, job_id=str(job.id))
         return response
 
     def DownloadExportContent(
@@ -191,9 +231,25 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
     ) -> Iterator[httpbody_pb2.HttpBody]:
         yield from self._streams.guard(context, "DownloadExportContent", self._content(request, context))
 
+    def _authorise_download(self, request: pb.DownloadExportContentRequest) -> None:
+        """A signed URL (checked whoever calls), or else the auditor role; with auth off and no
+        signature, anyone (as every other call then)."""
+        if request.signature or request.expires:
+            if self._signer is None:
+                raise DownloadRefusedError("download URL refused: this server does not sign download URLs")
+            self._signer.check(str(validate_uuid("id", request.id)), request.expires, request.signature)
+            return
+        principal = current_principal()
+        if principal is not None and principal.role not in (Role.AUDITOR, Role.ADMIN):
+            raise DownloadRefusedError(
+                f"downloading an export needs the auditor role or a signed URL from GetExportDownload;"
+                f" {principal.name} has the {principal.role.value} role"
+            )
+
     def _content(
         self, request: pb.DownloadExportContentRequest, context: grpc.ServicerContext
     ) -> Iterator[httpbody_pb2.HttpBody]:
+        self._authorise_download(request)
         job = self._get(request.id)
         self._require_completed(job)
         if job.storage != "local":
@@ -201,6 +257,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
                 f"export job {job.id} is stored in S3; download it from the URL of GetExportDownload"
             )
         content_type = FORMATS[job.export_format].content_type
+        self._reads.record("DownloadExportContent", job.rows_written, job.filters, job_id=str(job.id))
         chunks = self._exports.local.open_chunks(job.location, CONTENT_CHUNK)
         first = next(chunks, b"")  # opens the file, so a missing file fails before any header
         # Envoy's transcoder passes response metadata through as HTTP headers: the file name.

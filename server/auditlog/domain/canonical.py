@@ -1,7 +1,7 @@
 """Canonical bytes and hashes of an event, exactly as docs/integrity.md defines them.
 
-canonical bytes = RFC 8785 (JCS) of a JSON object holding every event field but prev_hash and
-chain_hash; leaf hash = SHA-256(0x00 || canonical bytes) (RFC 6962 leaf); chain hash of event n =
+canonical bytes = RFC 8785 (JCS) of a JSON object holding every event field of the row's canonical
+form version (version 2 adds recorded_by to version 1) but the hashes; leaf hash = SHA-256(0x00 || canonical bytes) (RFC 6962 leaf); chain hash of event n =
 SHA-256(chain hash of n-1 || leaf hash of n), with 32 zero bytes before event 0.
 """
 
@@ -17,7 +17,14 @@ from typing import Any
 import rfc8785
 
 from auditlog.domain.jcs import SAFE_INT, NotFastPathError, write_value
-from auditlog.domain.schema import CANONICAL_FIELDS, CANONICAL_NAMES, NAMES, Field, Kind, compile_function
+from auditlog.domain.schema import (
+    CANONICAL_FIELDS,
+    CANONICAL_FIELDS_BY_VERSION,
+    NAMES,
+    Field,
+    Kind,
+    compile_function,
+)
 
 ZERO_HASH = bytes(32)
 LEAF_PREFIX = b"\x00"
@@ -32,11 +39,20 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def _version_of(names: Any) -> int:
+    """The canonical form version whose members are exactly names (no version key is hashed)."""
+    version = _VERSION_BY_NAMES.get(frozenset(names))
+    if version is None:
+        wanted = " or ".join(", ".join(f.name for f in fs) for fs in CANONICAL_FIELDS_BY_VERSION.values())
+        raise TypeError(f"canonical_bytes takes exactly {wanted}")
+    return version
+
+
 def canonical_bytes(**values: Any) -> bytes:
-    """The JCS serialisation of the event's hashed fields, given by name (schema.CANONICAL_NAMES)."""
-    if values.keys() != _CANONICAL_SET:
-        raise TypeError(f"canonical_bytes takes exactly {', '.join(CANONICAL_NAMES)}")
-    fast: bytes | None = _fast_canonical(values)
+    """The JCS serialisation of the event's hashed fields, given by name: the members of one
+    canonical form version (schema.CANONICAL_FIELDS_BY_VERSION), which tells the version."""
+    version = _version_of(values.keys())
+    fast: bytes | None = _fast_canonical[version](values)
     if fast is not None:
         return fast
     return bytes(rfc8785.dumps(canonical_document(**values)))
@@ -45,7 +61,7 @@ def canonical_bytes(**values: Any) -> bytes:
 def canonical_document(**values: Any) -> dict[str, Any]:
     """The JSON object whose RFC 8785 serialisation is the event's canonical bytes."""
     document: dict[str, Any] = {}
-    for field in CANONICAL_FIELDS:
+    for field in CANONICAL_FIELDS_BY_VERSION[_version_of(values.keys())]:
         value = values[field.name]
         if field.kind is Kind.UUID:
             value = str(value)
@@ -64,10 +80,14 @@ def canonical_document(**values: Any) -> dict[str, Any]:
 # errors are kept exactly. tests/unit/test_canonical_fast.py checks equality on arbitrary input with
 # hypothesis. The functions are generated from the schema at import, one expression per member.
 
-_CANONICAL_SET = frozenset(CANONICAL_NAMES)
+_VERSION_BY_NAMES = {
+    frozenset(f.name for f in fields): version for version, fields in CANONICAL_FIELDS_BY_VERSION.items()
+}
+# Server-given members known when the event is handed to the sequencer (canonical_segments takes them).
+_GIVEN = ("recorded_by",)
 # The members the sequencer assigns, cut out of the template by canonical_segments, in key order;
 # canonical_bytes_from_segments takes them in this order.
-_CUTS = tuple(f.name for f in CANONICAL_FIELDS if not f.client)
+_CUTS = tuple(f.name for f in CANONICAL_FIELDS if not f.client and f.name not in _GIVEN)
 if _CUTS != ("id", "recorded_at", "sequence"):
     raise ImportError(f"canonical_bytes_from_segments expects the cuts id, recorded_at, sequence: {_CUTS}")
 
@@ -96,15 +116,16 @@ def _template(members: list[tuple[Field, str]]) -> str:
     return "{" + ",".join(f'"{field.name}":{placeholder}' for field, placeholder in members) + "}"
 
 
-def _generate_whole(name: str, read: Callable[[str], str], *, as_text: bool, guard: str) -> str:
-    """Source of a function of one argument (e) giving the canonical bytes, or None where rfc8785
-    must decide; read(name) is the expression reading the member called name from e."""
-    members = [_member(f, read(f.name), as_text=as_text) for f in CANONICAL_FIELDS]
-    template = _template(
-        [(f, placeholder) for f, (placeholder, _) in zip(CANONICAL_FIELDS, members, strict=True)]
-    )
+def _generate_whole(
+    name: str, read: Callable[[str], str], *, as_text: bool, guard: str, fields: tuple[Field, ...]
+) -> str:
+    """Source of a function of one argument (e) giving the canonical bytes of the form whose members
+    are fields, or None where rfc8785 must decide; read(name) is the expression reading the member
+    called name from e."""
+    members = [_member(f, read(f.name), as_text=as_text) for f in fields]
+    template = _template([(f, placeholder) for f, (placeholder, _) in zip(fields, members, strict=True)])
     arguments = ",\n            ".join(expression for _, expression in members)
-    details = read(next(f.name for f in CANONICAL_FIELDS if f.kind is Kind.JSON))
+    details = read(next(f.name for f in fields if f.kind is Kind.JSON))
     return f"""
 def {name}(e):
     if not ({guard}):
@@ -129,13 +150,15 @@ def _sequence_guard(read: Callable[[str], str]) -> str:
 
 
 def _generate_segments() -> str:
-    """Source of _segments(e, details_json): canonical_segments' four segments."""
+    """Source of _segments(e, details_json, recorded_by): canonical_segments' four segments (of the
+    current canonical form)."""
     segments: list[list[tuple[str, str]]] = [[]]
     templates = [""]
     for index, field in enumerate(CANONICAL_FIELDS):
         key = ("{" if index == 0 else ",") + f'"{field.name}":'
-        if field.client:
-            placeholder, expression = _member(field, f"e.{field.name}", as_text=False)
+        if field.client or field.name in _GIVEN:
+            source = f"e.{field.name}" if field.client else field.name
+            placeholder, expression = _member(field, source, as_text=False)
             templates[-1] += key + placeholder
             segments[-1].append((placeholder, expression.replace('"".join(_details_out)', "details_json")))
         else:
@@ -149,7 +172,7 @@ def _generate_segments() -> str:
         for template, members in zip(templates, segments, strict=True)
     )
     return f"""
-def _segments(e, details_json):
+def _segments(e, details_json, {", ".join(_GIVEN)}):
     return (
         {parts},
     )
@@ -176,44 +199,61 @@ def _by_column(name: str) -> str:
     return f"e[{NAMES.index(name)}]"
 
 
-_fast_canonical = compile_function(
-    "_fast_canonical",
-    _generate_whole(
+_fast_canonical = {
+    version: compile_function(
         "_fast_canonical",
-        _by_key,
-        as_text=False,
-        guard=" and ".join(
-            [f"type(e[{f.name!r}]) is _UUID" for f in CANONICAL_FIELDS if f.kind is Kind.UUID]
-            + [_sequence_guard(_by_key)]
+        _generate_whole(
+            "_fast_canonical",
+            _by_key,
+            as_text=False,
+            guard=" and ".join(
+                [f"type(e[{f.name!r}]) is _UUID" for f in fields if f.kind is Kind.UUID]
+                + [_sequence_guard(_by_key)]
+            ),
+            fields=fields,
         ),
-    ),
-    dict(_NAMESPACE),
-)
-_fast_from_text = compile_function(
-    "_fast_from_text",
-    _generate_whole("_fast_from_text", _by_column, as_text=True, guard=_sequence_guard(_by_column)),
-    dict(_NAMESPACE),
-)
+        dict(_NAMESPACE),
+    )
+    for version, fields in CANONICAL_FIELDS_BY_VERSION.items()
+}
+_fast_from_text = {
+    version: compile_function(
+        "_fast_from_text",
+        _generate_whole(
+            "_fast_from_text", _by_column, as_text=True, guard=_sequence_guard(_by_column), fields=fields
+        ),
+        dict(_NAMESPACE),
+    )
+    for version, fields in CANONICAL_FIELDS_BY_VERSION.items()
+}
 _segments = compile_function("_segments", _generate_segments(), dict(_NAMESPACE))
 
 
 def canonical_bytes_from_text(event: Any) -> bytes:
     """The canonical bytes of a stored event (a schema.EventRow) whose id
-    and timestamps are already in their canonical text (str(uuid), format_timestamp):
-    canonical_bytes of the same event, byte for byte. The verifier calls it once per event."""
-    fast: bytes | None = _fast_from_text(event)
+    and timestamps are already in their canonical text (str(uuid), format_timestamp), by the form its
+    canonical_version names: canonical_bytes of the same event, byte for byte. The verifier calls it
+    once per event. Raises ValueError for a version no form has."""
+    version = event.canonical_version
+    function = _fast_from_text.get(version)
+    if function is None:
+        raise ValueError(f"canonical form version {version!r} does not exist")
+    fast: bytes | None = function(event)
     if fast is not None:
         return fast
-    return bytes(rfc8785.dumps({name: getattr(event, name) for name in CANONICAL_NAMES}))
+    return bytes(
+        rfc8785.dumps({f.name: getattr(event, f.name) for f in CANONICAL_FIELDS_BY_VERSION[version]})
+    )
 
 
-def canonical_segments(event: Any) -> tuple[bytes, bytes, bytes, bytes] | None:
+def canonical_segments(event: Any, recorded_by: str = "") -> tuple[bytes, bytes, bytes, bytes] | None:
     """The canonical bytes of an event (a NewEvent, or anything with its client attributes and
     details_json) without the values its position gives it, as four segments (a, b, c, d) such that
     a + str(id) + b + format_timestamp(recorded_at) + c + str(sequence) + d (all UTF-8) is
     canonical_bytes of the event at that position, byte for byte (see
     canonical_bytes_from_segments). None where the fast path would leave the event to rfc8785 (or
-    fail): canonical_bytes decides then. Lets a request thread do the per-event work before the
+    fail): canonical_bytes decides then. recorded_by: the principal writing it (the current form
+    hashes it). Lets a request thread do the per-event work before the
     single sequencer thread assigns positions. details_json, when not None, must be
     jcs_text(details) (validation made it): it is used instead of serialising details again."""
     try:
@@ -222,7 +262,7 @@ def canonical_segments(event: Any) -> tuple[bytes, bytes, bytes, bytes] | None:
             details_out: list[str] = []
             write_value(event.details, details_out)
             details_json = "".join(details_out)
-        segments: tuple[bytes, bytes, bytes, bytes] = _segments(event, details_json)
+        segments: tuple[bytes, bytes, bytes, bytes] = _segments(event, details_json, recorded_by)
         return segments
     except (NotFastPathError, TypeError, ValueError, UnicodeEncodeError):
         return None
@@ -231,7 +271,7 @@ def canonical_segments(event: Any) -> tuple[bytes, bytes, bytes, bytes] | None:
 def canonical_bytes_from_segments(
     segments: tuple[bytes, bytes, bytes, bytes], id: uuid.UUID, recorded_at_text: str, sequence: int
 ) -> bytes:
-    """canonical_bytes of the event canonical_segments cut, placed at sequence with id, recorded at
+    """canonical_bytes (current form) of the event canonical_segments cut, placed at sequence with id, recorded at
     the moment whose format_timestamp is recorded_at_text (a batch shares it)."""
     if type(sequence) is not int or not -SAFE_INT <= sequence <= SAFE_INT:
         raise ValueError(f"sequence {sequence!r} is not an integer JSON holds exactly")

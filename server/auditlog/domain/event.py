@@ -58,9 +58,11 @@ class EventRecord:
     request_id: str
     occurred_at: datetime | None
     recorded_at: datetime
+    recorded_by: str
     leaf_hash: bytes
     prev_hash: bytes
     chain_hash: bytes
+    canonical_version: int
     # As NewEvent.details_json: jcs_text(details) when known (records built by the sequencer), None
     # otherwise (records read back from the database). Not part of equality.
     details_json: str | None = field(default=None, compare=False, repr=False)

@@ -24,6 +24,7 @@ class Kind(Enum):
     JSON = "jsonb"  # dict (a JSON object), {} when unset
     TIMESTAMP = "timestamptz"  # aware datetime; RFC 3339 UTC with six fractional digits
     HASH = "bytea"  # 32 raw bytes; lowercase hex in the API and exports; not hashed itself
+    VERSION = "smallint"  # the canonical form a row is hashed by (int); not hashed itself
 
     @property
     def sql_type(self) -> str:
@@ -39,10 +40,12 @@ class Field:
     required: bool = False  # a client field that must be non-empty
     filter: bool = False  # an exact-match filter of list, search and export
     nullable: bool = False  # None when unset (else "" / {})
+    since: int = 1  # the first canonical form version whose object holds the field
+    api: bool = True  # a field of the proto AuditEvent
 
     @property
     def hashed(self) -> bool:
-        return self.kind is not Kind.HASH
+        return self.kind not in (Kind.HASH, Kind.VERSION)
 
 
 # In the order of the table's columns (COPY, INSERT and SELECT use it).
@@ -62,27 +65,48 @@ FIELDS: tuple[Field, ...] = (
     Field("request_id", Kind.TEXT, client=True, max_length=128),
     Field("occurred_at", Kind.TIMESTAMP, client=True, nullable=True),
     Field("recorded_at", Kind.TIMESTAMP, client=False),
+    # The principal that wrote the event ("" with auth off); given by the server, not the client.
+    Field("recorded_by", Kind.TEXT, client=False, since=2),
     Field("leaf_hash", Kind.HASH, client=False),
     Field("prev_hash", Kind.HASH, client=False),
     Field("chain_hash", Kind.HASH, client=False),
+    # Which canonical form (docs/integrity.md) the row's leaf hash covers: 1 or CANONICAL_VERSION.
+    Field("canonical_version", Kind.VERSION, client=False, api=False),
 )
+# The canonical form new events are hashed by.
+CANONICAL_VERSION = 2
 
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 CLIENT_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.client)
 HASH_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.kind is Kind.HASH)
-# The canonical document's members in RFC 8785 order (keys sorted by UTF-16 code units).
-CANONICAL_FIELDS: tuple[Field, ...] = tuple(
-    sorted((f for f in FIELDS if f.hashed), key=lambda f: f.name.encode("utf-16-be"))
-)
+# The canonical document's members in RFC 8785 order (keys sorted by UTF-16 code units), by version.
+CANONICAL_FIELDS_BY_VERSION: dict[int, tuple[Field, ...]] = {
+    version: tuple(
+        sorted(
+            (f for f in FIELDS if f.hashed and f.since <= version), key=lambda f: f.name.encode("utf-16-be")
+        )
+    )
+    for version in range(1, CANONICAL_VERSION + 1)
+}
+CANONICAL_FIELDS: tuple[Field, ...] = CANONICAL_FIELDS_BY_VERSION[CANONICAL_VERSION]
 CANONICAL_NAMES: tuple[str, ...] = tuple(f.name for f in CANONICAL_FIELDS)
+API_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.api)
 TEXT_LIMITS: dict[str, int] = {f.name: f.max_length for f in FIELDS if f.max_length is not None}
 REQUIRED_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
 FILTER_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.filter)
 
-# Export tables: position and time first (recorded before occurred), then the client's texts, then
-# details, then the hashes that tie each row to the chain.
-_TABLE_RANK = {Kind.SEQUENCE: 0, Kind.UUID: 1, Kind.TIMESTAMP: 2, Kind.TEXT: 3, Kind.JSON: 4, Kind.HASH: 5}
+# Export tables: position and time first (recorded before occurred), then the texts (recorded_by,
+# then the client's), then details, then the canonical form version and the hashes it covers.
+_TABLE_RANK = {
+    Kind.SEQUENCE: 0,
+    Kind.UUID: 1,
+    Kind.TIMESTAMP: 2,
+    Kind.TEXT: 3,
+    Kind.JSON: 4,
+    Kind.VERSION: 5,
+    Kind.HASH: 6,
+}
 TABLE_FIELDS: tuple[Field, ...] = tuple(sorted(FIELDS, key=lambda f: (_TABLE_RANK[f.kind], f.client)))
 
 # A stored event read by name, in column order (the verifier's and the search's rows; the storage

@@ -17,7 +17,16 @@ from psycopg_pool import ConnectionPool
 
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.filters import EventFilter
+from auditlog.errors import ResourceExhaustedError
 from auditlog.storage.events import translated_errors
+
+
+def requester_busy(requested_by: str, limit: int) -> ResourceExhaustedError:
+    """The refusal of a job whose requester already has limit jobs pending or running."""
+    return ResourceExhaustedError(
+        f"too many export jobs for {requested_by}: got {limit} pending or running, want fewer;"
+        " retry when one has finished"
+    )
 
 
 class JobStatus(StrEnum):
@@ -96,21 +105,28 @@ class JobStore:
         with translated_errors(), self._pool.connection() as conn:
             yield conn
 
-    def create(self, job: ExportJob, *, max_active: int | None = None) -> bool:
-        """Inserts job; False (nothing inserted) when max_active jobs are already pending or running.
-        An advisory lock makes the count and the insert one step for every process."""
+    def create(
+        self, job: ExportJob, *, max_active: int | None = None, max_active_requester: int | None = None
+    ) -> bool:
+        """Inserts job; False (nothing inserted) when max_active jobs are already pending or running;
+        ResourceExhaustedError when max_active_requester of job.requested_by's are. An advisory lock
+        makes the counts and the insert one step for every process."""
         columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
         placeholders = sql.SQL(", ").join(sql.Placeholder() * len(_COLUMNS))
         values = [getattr(job, name) for name in _COLUMNS]
         values[_COLUMNS.index("filters")] = Jsonb(filter_to_json(job.filters))
         values[_COLUMNS.index("status")] = job.status.value
         with self._connection() as conn, conn.transaction():
-            if max_active is not None:
+            if max_active is not None or max_active_requester is not None:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
                 row = conn.execute(
-                    "SELECT count(*) FROM export_jobs WHERE status IN ('pending', 'running')"
+                    "SELECT count(*), count(*) FILTER (WHERE requested_by = %s) FROM export_jobs"
+                    " WHERE status IN ('pending', 'running')",
+                    (job.requested_by,),
                 ).fetchone()
-                if row is not None and row[0] >= max_active:
+                if row is not None and max_active_requester is not None and row[1] >= max_active_requester:
+                    raise requester_busy(job.requested_by, max_active_requester)
+                if row is not None and max_active is not None and row[0] >= max_active:
                     return False
             conn.execute(
                 sql.SQL("INSERT INTO export_jobs ({}) VALUES ({})").format(columns, placeholders), values

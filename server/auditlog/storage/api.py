@@ -230,9 +230,12 @@ class ExportJobQueue(Protocol):
     """The export jobs and their work queue. Every method is one transaction; status changes of a
     running job apply only while it is still running (a job another process took over is left)."""
 
-    def create(self, job: ExportJob, *, max_active: int | None = None) -> bool:
-        """Inserts job; False (nothing inserted) when max_active are pending or running, checked
-        and inserted as one step for every process."""
+    def create(
+        self, job: ExportJob, *, max_active: int | None = None, max_active_requester: int | None = None
+    ) -> bool:
+        """Inserts job; False (nothing inserted) when max_active are pending or running;
+        ResourceExhaustedError when max_active_requester of job.requested_by's are; checked and
+        inserted as one step for every process."""
         ...
 
     def get(self, job_id: uuid.UUID) -> ExportJob | None: ...

@@ -58,6 +58,8 @@ def _generate() -> str:
             line.append("{recorded_at}")  # the one server timestamp, formatted once per batch
         elif field.kind is Kind.HASH:
             line.append(f"\\\\\\\\x{{r.{field.name}.hex()}}")
+        elif field.kind is Kind.TEXT:
+            line.append(f"{{_copy_escape(r.{field.name})}}")
         else:
             line.append(f"{{r.{field.name}}}")
     return (

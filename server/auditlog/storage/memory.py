@@ -20,7 +20,7 @@ from auditlog.domain.jcs import jcs_text
 from auditlog.domain.schema import FIELDS, EventRow, Kind
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult, stored_event
 from auditlog.errors import DatabaseUnavailableError
-from auditlog.export.jobs import ExportJob, JobStatus
+from auditlog.export.jobs import ExportJob, JobStatus, requester_busy
 from auditlog.storage.api import (
     DuplicateRequestIdError,
     HeadState,
@@ -291,10 +291,16 @@ class MemoryJobs:
         if self.unavailable:
             raise DatabaseUnavailableError
 
-    def create(self, job: ExportJob, *, max_active: int | None = None) -> bool:
+    def create(
+        self, job: ExportJob, *, max_active: int | None = None, max_active_requester: int | None = None
+    ) -> bool:
         self._check()
         with self._lock:
-            active = sum(1 for j in self.jobs.values() if j.status in (JobStatus.PENDING, JobStatus.RUNNING))
+            running = [j for j in self.jobs.values() if j.status in (JobStatus.PENDING, JobStatus.RUNNING)]
+            mine = sum(1 for j in running if j.requested_by == job.requested_by)
+            if max_active_requester is not None and mine >= max_active_requester:
+                raise requester_busy(job.requested_by, max_active_requester)
+            active = len(running)
             if max_active is not None and active >= max_active:
                 return False
             self.jobs[job.id] = job
