@@ -292,7 +292,12 @@ def event_leaf_hash(event: dict[str, Any]) -> bytes:
     details = event.get("details") or {}
     if not isinstance(details, dict):
         raise VerificationError("the event's details are not a JSON object")
-    canonical: dict[str, Any] = {name: event.get(name, "") for name in _TEXT_FIELDS}
+    # Version 2 adds recorded_by; an event without the field comes from a server before it (1).
+    version = event.get("canonical_version", 1)
+    if version not in (1, 2):
+        raise VerificationError(f"the event's canonical_version {version!r} is not 1 or 2")
+    texts = (*_TEXT_FIELDS, "recorded_by") if version == 2 else _TEXT_FIELDS
+    canonical: dict[str, Any] = {name: event.get(name, "") for name in texts}
     for name, value in canonical.items():
         if not isinstance(value, str):
             raise VerificationError(f"the event's {name} is not a string")

@@ -16,7 +16,7 @@ from auditlog.api.convert import EVENT_INPUT_FIELDS, event_to_proto
 from auditlog.domain.canonical import canonical_bytes_from_text
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
-from auditlog.domain.schema import API_NAMES, CANONICAL_NAMES, CLIENT_NAMES, FIELDS, NAMES, Kind
+from auditlog.domain.schema import CANONICAL_NAMES, CLIENT_NAMES, FIELDS, NAMES, Kind
 from auditlog.domain.verification import stored_event
 from auditlog.export.fields import TABLE_COLUMNS, event_object
 from auditlog.storage.copy_text import copy_fields
@@ -41,8 +41,7 @@ def test_the_table_holds_the_schema_columns_in_order(database_url: str) -> None:
 
 def test_the_proto_and_the_records_hold_the_schema_fields() -> None:
     # The proto's fields in their number order: those added later come last.
-    assert sorted(f.name for f in event_pb2.AuditEvent.DESCRIPTOR.fields) == sorted(API_NAMES)
-    assert set(NAMES) - set(API_NAMES) == {"canonical_version"}
+    assert sorted(f.name for f in event_pb2.AuditEvent.DESCRIPTOR.fields) == sorted(NAMES)
     assert set(EVENT_INPUT_FIELDS) | {"details"} == {f.name for f in event_pb2.EventInput.DESCRIPTOR.fields}
     assert set(EVENT_INPUT_FIELDS) | {"details"} == set(CLIENT_NAMES)
     assert tuple(f.name for f in fields(EventRecord) if f.name != "details_json") == NAMES
@@ -82,8 +81,6 @@ def test_every_derived_form_names_each_field_once() -> None:
             assert dict(message.details) == {"k": [1.5, None]} == shown
         elif field.kind is Kind.TIMESTAMP:
             assert message.HasField(field.name) and shown.endswith("Z")  # type: ignore[arg-type]
-        elif not field.api:
-            assert shown == 2  # exports carry the canonical form version; the API does not
         else:
             assert str(getattr(message, field.name)) == str(shown), field.name
     # The COPY text of the client's columns: one value a column, the tab inside a value escaped.

@@ -122,6 +122,7 @@ class AuditEvent(_message.Message):
     PREV_HASH_FIELD_NUMBER: _builtins.int
     CHAIN_HASH_FIELD_NUMBER: _builtins.int
     RECORDED_BY_FIELD_NUMBER: _builtins.int
+    CANONICAL_VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned identifier, a lowercase hyphenated UUID."""
     sequence: _builtins.int
@@ -155,6 +156,10 @@ class AuditEvent(_message.Message):
     recorded_by: _builtins.str
     """Output only. The authenticated principal that wrote the event (e.g. `key:ci-writer`); empty
     when authentication is off. Covered by the leaf hash (canonical form version 2).
+    """
+    canonical_version: _builtins.int
+    """Output only. The canonical form the leaf hash covers (docs/integrity.md): 1 for events written
+    before `recorded_by` existed, 2 since; a verifier needs it to rebuild the hashed object.
     """
     @_builtins.property
     def details(self) -> _struct_pb2.Struct:
@@ -192,10 +197,11 @@ class AuditEvent(_message.Message):
         prev_hash: _builtins.str = ...,
         chain_hash: _builtins.str = ...,
         recorded_by: _builtins.str = ...,
+        canonical_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "occurred_at", b"occurred_at", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "chain_hash", b"chain_hash", "details", b"details", "event_type", b"event_type", "id", b"id", "ip_address", b"ip_address", "leaf_hash", b"leaf_hash", "occurred_at", b"occurred_at", "prev_hash", b"prev_hash", "recorded_at", b"recorded_at", "recorded_by", b"recorded_by", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "risk_level", b"risk_level", "sequence", b"sequence", "session_id", b"session_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "canonical_version", b"canonical_version", "chain_hash", b"chain_hash", "details", b"details", "event_type", b"event_type", "id", b"id", "ip_address", b"ip_address", "leaf_hash", b"leaf_hash", "occurred_at", b"occurred_at", "prev_hash", b"prev_hash", "recorded_at", b"recorded_at", "recorded_by", b"recorded_by", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "risk_level", b"risk_level", "sequence", b"sequence", "session_id", b"session_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -144,8 +144,6 @@ def _generate_fill(name: str, *, from_row: bool) -> str:
     id and hashes as text, timestamps as epoch microseconds, details as JSON text)."""
     lines = []
     for field in FIELDS:
-        if not field.api:
-            continue
         value, target = f"r.{field.name}", f"m.{field.name}"
         if field.kind is Kind.JSON:
             if from_row:

@@ -41,7 +41,6 @@ class Field:
     filter: bool = False  # an exact-match filter of list, search and export
     nullable: bool = False  # None when unset (else "" / {})
     since: int = 1  # the first canonical form version whose object holds the field
-    api: bool = True  # a field of the proto AuditEvent
 
     @property
     def hashed(self) -> bool:
@@ -71,7 +70,7 @@ FIELDS: tuple[Field, ...] = (
     Field("prev_hash", Kind.HASH, client=False),
     Field("chain_hash", Kind.HASH, client=False),
     # Which canonical form (docs/integrity.md) the row's leaf hash covers: 1 or CANONICAL_VERSION.
-    Field("canonical_version", Kind.VERSION, client=False, api=False),
+    Field("canonical_version", Kind.VERSION, client=False),
 )
 # The canonical form new events are hashed by.
 CANONICAL_VERSION = 2
@@ -91,7 +90,6 @@ CANONICAL_FIELDS_BY_VERSION: dict[int, tuple[Field, ...]] = {
 }
 CANONICAL_FIELDS: tuple[Field, ...] = CANONICAL_FIELDS_BY_VERSION[CANONICAL_VERSION]
 CANONICAL_NAMES: tuple[str, ...] = tuple(f.name for f in CANONICAL_FIELDS)
-API_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.api)
 TEXT_LIMITS: dict[str, int] = {f.name: f.max_length for f in FIELDS if f.max_length is not None}
 REQUIRED_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
 FILTER_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.filter)
