@@ -12,7 +12,6 @@ from datetime import datetime
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
 from audit.v1 import (
@@ -29,6 +28,7 @@ from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
+from auditlog.api.reflection import enable_reflection
 from auditlog.api.status import ErrorInterceptor
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
@@ -183,12 +183,7 @@ def create_service(
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
-    names = [
-        *SERVICE_NAMES,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    ]
-    reflection.enable_server_reflection(names, services)
+    enable_reflection([*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], services)
     monitor = DatabaseMonitor(
         pinger.ping,
         health_servicer,
