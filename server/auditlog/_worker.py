@@ -70,6 +70,7 @@ def _start(spec: WorkerSpec, ready: IO[str]) -> Service | None:
             migrate=False,
             max_workers=spec.max_workers,
             so_reuseport=True,
+            metrics_dir=spec.metrics_dir,
         )
     except Exception as err:  # noqa: BLE001 - whatever it is, the parent reports it and stops the rest
         ready.write(f"FAILED {_one_line(err)}\n")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +23,7 @@ from audit.v1 import (
     health_service_pb2,
     health_service_pb2_grpc,
 )
+from auditlog import metrics
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.decoding import guarded
 from auditlog.api.drain import CallGate
@@ -104,6 +106,7 @@ def create_service(
     export_settings: RunnerSettings | None = None,
     pool_timeout: float = 5.0,
     so_reuseport: bool = False,
+    metrics_dir: Path | None = None,
 ) -> Service:
     """Builds and starts the gRPC server on config.grpc_port (0: a free port).
 
@@ -111,12 +114,16 @@ def create_service(
     auditlog.storage.logins); migration_url: the owner's, for migrations (default: database_url).
     migrate=False: the caller prepared the database already and database_url is the runtime login.
     so_reuseport: share the port with other processes that set it too (the worker processes of
-    `auditlog.workers`); off, binding a port in use fails."""
+    `auditlog.workers`); off, binding a port in use fails.
+    metrics_dir: where this process writes its metrics when config.metrics is on (auditlog.metrics;
+    `auditlog serve` prepares it); None: no metrics."""
     if migrate or database_url is None:
         url = prepare_database(config, runtime_url=database_url, owner_url=migration_url)
     else:
         url = database_url
     verification_key = load_or_create_key(config.data_dir)
+    if config.metrics and metrics_dir is not None:
+        metrics.enable(metrics_dir)
     # Requests of up to 16 MiB are received, parsed and freed: their memory must not stay resident.
     return_large_blocks()
     server = grpc.server(
@@ -153,6 +160,10 @@ def create_service(
     if stopped is not None:
         _log.error("not serving: %s", stopped)
     sequencer.start()
+    if metrics.enabled():
+        metrics.head_known(store.head().sequence)
+    sampler = metrics.Sampler(pool)
+    sampler.start()
     shutting_down = threading.Event()
     streams = StreamLimiter(config.max_streams, config.stream_idle_seconds)
     streams.start()
@@ -161,6 +172,11 @@ def create_service(
     pinger = Pinger(pool)
 
     verifications = VerificationRecords(pool, verification_key)
+    if metrics.enabled():
+        # The newest whole-log result of an earlier run, until this one verifies.
+        whole = verifications.latest().whole
+        if whole is not None:
+            metrics.verification_recorded(whole.valid, True, whole.verified_at.timestamp())
     # AppendEvents on threads of its own: each holds a request of up to 16 MiB, so their number
     # bounds memory, and other calls never wait behind big appends.
     append_pool = CallPool(config.append_threads, config.append_waiting, "AppendEvents", append_bytes)
@@ -205,4 +221,5 @@ def create_service(
     service.on_stop.append(exports.runner.stop)
     service.on_stop.append(pinger.close)
     service.on_stop.append(append_pool.shutdown)
+    service.on_stop.insert(0, sampler.stop)
     return service

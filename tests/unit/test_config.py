@@ -46,6 +46,7 @@ def test_published_forms_are_accepted() -> None:
         ("AUDITLOG_WORKERS", "0"),
         ("AUDITLOG_WORKERS", "65"),
         ("AUDITLOG_WORKERS", "two"),
+        ("AUDITLOG_METRICS", "yes"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -57,3 +58,9 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
 
 def test_workers_count_is_read() -> None:
     assert load_config({"AUDITLOG_WORKERS": "4"}).workers == 4
+
+
+def test_metrics_are_on_unless_turned_off() -> None:
+    assert load_config({}).metrics
+    assert not load_config({"AUDITLOG_METRICS": "off"}).metrics
+    assert load_config({"AUDITLOG_METRICS": "ON"}).metrics

@@ -21,6 +21,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from auditlog import metrics
 from auditlog.errors import AuditLogError, InvalidArgumentError
 
 _log = logging.getLogger("auditlog.rpc")
@@ -104,8 +105,12 @@ def _ok(name: str, request_id: str, started: float) -> None:
     _log.debug("rpc=%s request_id=%s code=OK ms=%.1f", name, request_id, (time.monotonic() - started) * 1000)
 
 
-def unary_answer(behaviour: Callable[[Any, grpc.ServicerContext], Any], name: str) -> Callable[..., Any]:
-    """behaviour (one response) with request id, status mapping and logging (see module docstring)."""
+def unary_answer(
+    behaviour: Callable[[Any, grpc.ServicerContext], Any], name: str, method: str = ""
+) -> Callable[..., Any]:
+    """behaviour (one response) with request id, status mapping and logging (see module docstring);
+    method: the full name (/package.Service/Method) metrics count the call under (default: name)."""
+    observe = metrics.rpc_observer(method or name)
 
     def call(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.monotonic()
@@ -114,6 +119,8 @@ def unary_answer(behaviour: Callable[[Any, grpc.ServicerContext], Any], name: st
         except Exception as err:
             _fail(context, name, err, _answered_id(context), started)
             raise  # unreachable: _fail raises
+        finally:
+            observe(context, started)
         if _log.isEnabledFor(logging.DEBUG):
             _ok(name, request_id_of(context), started)
         return response
@@ -122,9 +129,10 @@ def unary_answer(behaviour: Callable[[Any, grpc.ServicerContext], Any], name: st
 
 
 def streamed_answer(
-    behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], name: str
+    behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], name: str, method: str = ""
 ) -> Callable[..., Iterator[Any]]:
     """behaviour (a stream of responses) as unary_answer wraps a single one."""
+    observe = metrics.rpc_observer(method or name)
 
     def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         started = time.monotonic()
@@ -133,6 +141,8 @@ def streamed_answer(
         except Exception as err:
             _fail(context, name, err, _answered_id(context), started)
             raise
+        finally:
+            observe(context, started)
         if _log.isEnabledFor(logging.DEBUG):
             _ok(name, request_id_of(context), started)
 
@@ -150,7 +160,7 @@ def mapped_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMetho
         (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
     }[kind]
     wrap = streamed_answer if handler.response_streaming else unary_answer
-    wrapped = wrap(behaviour, name)
+    wrapped = wrap(behaviour, name, method)
     # grpcio runs a method on the thread pool its behaviour names (see api.limits.CallPool).
     pool = getattr(behaviour, "experimental_thread_pool", None)
     if pool is not None:
