@@ -35,6 +35,7 @@ _log = logging.getLogger(__name__)
 SAMPLE_SECONDS = 5.0
 # Seconds; from a cached GetEvent (~1 ms) to a slow export or verification.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_CHECKPOINT_NAMES = ("auditlog_checkpoint_size", "auditlog_checkpoint_timestamp_seconds")
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 4000, 16000)
 
 
@@ -316,39 +317,41 @@ class _DerivedCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = time.time()
-        found: dict[str, float] = {}
-        verification_times: list[tuple[str, float]] = []
-        for family in self._merged.collect():  # type: ignore[no-untyped-call]
-            for sample in family.samples:
-                if sample.name == "auditlog_last_verification_timestamp_seconds":
-                    verification_times.append((sample.labels.get("scope", ""), sample.value))
-                elif sample.name in (
-                    "auditlog_head_sequence",
-                    "auditlog_checkpoint_size",
-                    "auditlog_checkpoint_timestamp_seconds",
-                ):
-                    found[sample.name] = sample.value
-            yield family
+        families = list(self._merged.collect())  # type: ignore[no-untyped-call]
+        found = {
+            sample.name: sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name in _CHECKPOINT_NAMES or sample.name == "auditlog_head_sequence"
+        }
+        # Until a checkpoint is signed its gauges read 0: none is reported rather than a false lag.
+        signed = found.get("auditlog_checkpoint_timestamp_seconds", 0) > 0
         age = GaugeMetricFamily(
             "auditlog_last_verification_age_seconds",
             "Seconds since the newest verification ran.",
             labels=["scope"],
         )
-        for scope, at in verification_times:
-            age.add_metric([scope], max(0.0, now - at))
+        for family in families:
+            if family.name in _CHECKPOINT_NAMES and not signed:
+                continue
+            if family.name == "auditlog_last_verification_timestamp_seconds":
+                for sample in family.samples:
+                    age.add_metric([sample.labels.get("scope", "")], max(0.0, now - sample.value))
+            yield family
         yield age
-        if "auditlog_checkpoint_size" in found:
+        if signed:
             yield GaugeMetricFamily(
                 "auditlog_checkpoint_lag_events",
                 "Events committed but not yet in a signed checkpoint.",
                 value=max(
-                    0.0, found.get("auditlog_head_sequence", -1) + 1 - found["auditlog_checkpoint_size"]
+                    0.0,
+                    found.get("auditlog_head_sequence", -1) + 1 - found.get("auditlog_checkpoint_size", 0),
                 ),
             )
             yield GaugeMetricFamily(
                 "auditlog_checkpoint_age_seconds",
                 "Seconds since the newest checkpoint was signed.",
-                value=max(0.0, now - found.get("auditlog_checkpoint_timestamp_seconds", now)),
+                value=max(0.0, now - found["auditlog_checkpoint_timestamp_seconds"]),
             )
 
 

@@ -3,7 +3,10 @@ every gRPC worker process of `auditlog serve`."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -122,6 +125,17 @@ def test_metrics_count_the_traffic_of_both_workers_through_envoy(started: Serve,
     connections = value(samples, "auditlog_db_pool_connections")
     assert connections is not None and connections >= 2
 
+    # The dashboard in docs/ asks only for what the service serves (checkpoints: once they exist).
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    asked = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(?:auditlog|grpc_server)_[a-z_]+", target["expr"])
+    }
+    served = {name for name, _ in samples}
+    assert asked - served == {"auditlog_checkpoint_lag_events", "auditlog_checkpoint_age_seconds"}
+
 
 def test_metrics_off_leaves_no_metrics_route(database_url: str, tmp_path: Path) -> None:
     serve = start_serve(serve_env(database_url, tmp_path, AUDITLOG_METRICS="off"), tmp_path / "serve.log")
@@ -135,3 +149,39 @@ def test_metrics_off_leaves_no_metrics_route(database_url: str, tmp_path: Path) 
     finally:
         serve.process.terminate()
         serve.process.wait(30)
+
+
+CHECKPOINT_PROBE = """
+import sys, time
+from pathlib import Path
+from prometheus_client import CollectorRegistry, generate_latest
+from auditlog import metrics
+
+directory = metrics.prepare_directory(Path(sys.argv[1]))
+metrics.enable(directory)
+metrics.head_known(9)
+registry = CollectorRegistry()
+registry.register(metrics._DerivedCollector(directory))
+print(generate_latest(registry).decode())
+print("----")
+metrics.checkpoint_signed(5, time.time() - 10)
+print(generate_latest(registry).decode())
+"""
+
+
+def test_checkpoint_lag_appears_once_a_checkpoint_is_signed(tmp_path: Path) -> None:
+    # In a process of its own: metrics, once enabled, stay on in a process.
+    done = subprocess.run(
+        [sys.executable, "-c", CHECKPOINT_PROBE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    before, after = done.stdout.split("----")
+    assert "auditlog_checkpoint" not in before
+    samples = {s.name: s.value for f in text_string_to_metric_families(after) for s in f.samples}
+    assert samples["auditlog_head_sequence"] == 9
+    assert samples["auditlog_checkpoint_size"] == 5
+    assert samples["auditlog_checkpoint_lag_events"] == 5  # sequences 5..9
+    assert 10 <= samples["auditlog_checkpoint_age_seconds"] < 60
