@@ -23,7 +23,7 @@ from audit.v1 import (
     health_service_pb2,
     health_service_pb2_grpc,
 )
-from auditlog import metrics
+from auditlog import metrics, tracing
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.decoding import guarded
 from auditlog.api.drain import CallGate
@@ -124,6 +124,7 @@ def create_service(
     verification_key = load_or_create_key(config.data_dir)
     if config.metrics and metrics_dir is not None:
         metrics.enable(metrics_dir)
+    stop_tracing = tracing.configure(config.otlp_endpoint)
     # Requests of up to 16 MiB are received, parsed and freed: their memory must not stay resident.
     return_large_blocks()
     server = grpc.server(
@@ -138,8 +139,9 @@ def create_service(
             ("grpc.max_metadata_size", 96 * 1024),
             ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
-        # Every call: request id, logging, and each error as the status its class declares.
-        interceptors=[ErrorInterceptor()],
+        # Every call: request id, logging, and each error as the status its class declares; inside
+        # that (so the mapping sees the real context), the trace span when tracing.
+        interceptors=[ErrorInterceptor(), *tracing.server_interceptors()],
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.
     address = f"{config.grpc_host}:{config.grpc_port}"
@@ -222,4 +224,6 @@ def create_service(
     service.on_stop.append(pinger.close)
     service.on_stop.append(append_pool.shutdown)
     service.on_stop.insert(0, sampler.stop)
+    if stop_tracing is not None:
+        service.on_stop.append(stop_tracing)
     return service

@@ -29,6 +29,7 @@ from auditlog.app import Service, create_service
 from auditlog.config import Config, load_config
 from auditlog.errors import AuditLogError, ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
+from auditlog.logs import use_json
 from auditlog.redaction import redact, redact_logging, register
 from auditlog.storage.logins import prepare_database
 from auditlog.tuning import settle_server_process
@@ -106,6 +107,8 @@ def serve(args: argparse.Namespace) -> int:
     for url in (config.database_url, config.migration_database_url):
         if url:
             register(url)
+    if config.log_format == "json":
+        use_json()
     stop = stop_on_signals(_log)
     try:
         metrics_dir = metrics.prepare_directory(config.data_dir) if config.metrics else None

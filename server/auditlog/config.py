@@ -66,6 +66,10 @@ class Config:
     envoy_path: Path | None = None
     # AUDITLOG_METRICS: Prometheus metrics at GET /metrics (auditlog.metrics).
     metrics: bool = True
+    # OTEL_EXPORTER_OTLP_ENDPOINT: traces go there (auditlog.tracing); None: no tracing.
+    otlp_endpoint: str | None = None
+    # AUDITLOG_LOG_FORMAT: "text" or "json" (one JSON object a line, auditlog.logs).
+    log_format: str = "text"
 
 
 def publish_metrics_directory(directory: Path) -> None:
@@ -103,6 +107,13 @@ def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw not in ("on", "off"):
         raise ConfigError(f"{name}: got {raw!r}, want on or off")
     return raw == "on"
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    raw = env.get("AUDITLOG_LOG_FORMAT", "").strip().lower() or "text"
+    if raw not in ("text", "json"):
+        raise ConfigError(f"AUDITLOG_LOG_FORMAT: got {raw!r}, want text or json")
+    return raw
 
 
 def _database_url(env: Mapping[str, str], name: str) -> str | None:
@@ -196,4 +207,6 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
         envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
         metrics=_on_off(env, "AUDITLOG_METRICS", True),
+        otlp_endpoint=_optional(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        log_format=_log_format(env),
     )

@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from auditlog import metrics
+from auditlog import metrics, tracing
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent, random_uuids
 from auditlog.errors import (
@@ -51,6 +52,7 @@ _log = logging.getLogger(__name__)
 # one round trip with INSERT ... unnest; larger ones by COPY, whose round trips they amortise.
 ONE_TRIP_MAX_EVENTS = 64
 Clock = Callable[[], datetime]
+_DB_ATTRIBUTES = {"db.system": "postgresql", "db.operation": "append"}
 
 
 def utc_now() -> datetime:
@@ -63,6 +65,8 @@ class _Pending:
     # The events' copy_fields texts when they will surely go by COPY (made in the caller's thread).
     copy_texts: Sequence[str] | None = None
     future: Future[list[EventRecord]] = field(default_factory=Future)
+    # The caller's span, which the batch's span links to (None while not tracing).
+    caller: Any = None
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -147,6 +151,7 @@ class Sequencer:
             [prepare_event(e, i) for e, i in zip(events, random_uuids(len(events)), strict=True)],
             # Larger than one-trip batches: certain to be written by COPY, so its text is made here.
             [copy_fields(e) for e in events] if len(events) > ONE_TRIP_MAX_EVENTS else None,
+            caller=tracing.caller(),
         )
         with self._lock:
             if not self._accepting:
@@ -204,7 +209,17 @@ class Sequencer:
     def _commit(self, batch: list[_Pending]) -> None:
         started = time.monotonic()
         try:
-            results = self.append_batch([item.events for item in batch], [item.copy_texts for item in batch])
+            with tracing.span(
+                "sequencer.batch",
+                {
+                    "auditlog.batch.calls": len(batch),
+                    "auditlog.batch.events": sum(len(i.events) for i in batch),
+                },
+                [item.caller for item in batch],
+            ):
+                results = self.append_batch(
+                    [item.events for item in batch], [item.copy_texts for item in batch]
+                )
         except DatabaseUnavailableError as err:
             cause = err.__cause__ or err
             _log.warning("append batch failed: database unavailable: %s", cause.__class__.__name__)
@@ -268,13 +283,14 @@ class Sequencer:
             batch = Batch(requests, expected, {}, self._recorded_at(expected))
             records = [record for record, _ in batch.build()]
             try:
-                written = self._writer.append_at_once(
-                    expected,
-                    records,
-                    batch.head,
-                    high_risk_added=batch.high_risk(),
-                    user_hour=self._user_hour(batch),
-                )
+                with tracing.span("db.transaction", _DB_ATTRIBUTES):
+                    written = self._writer.append_at_once(
+                        expected,
+                        records,
+                        batch.head,
+                        high_risk_added=batch.high_risk(),
+                        user_hour=self._user_hour(batch),
+                    )
             except DatabaseUnavailableError:
                 # The connection failed with COMMIT sent or not (say, PostgreSQL dropped it since
                 # the last batch): the batch is all or nothing, so its first id tells which. Not
@@ -287,7 +303,7 @@ class Sequencer:
                 return batch.results
             # Another process moved the head since this one last wrote: nothing was written.
             self._head = None
-        with self._writer.transaction() as (tx, head):
+        with tracing.span("db.transaction", _DB_ATTRIBUTES), self._writer.transaction() as (tx, head):
             self._stopped_reason = tail_mismatch(head, tx.stored_tail)
             if self._stopped_reason is not None:
                 tx.end_unchanged()
