@@ -164,6 +164,7 @@ def _serve_behind_gateway(
         stop_servers()
         if exporter is not None:
             exporter.shutdown()
+            exporter.server_close()
         return 1
     _say(f"gRPC on port {grpc_port}, REST on port {gateway.port} (Envoy pid {gateway.pid}){started()}")
     failure = watch(gateway)
@@ -175,6 +176,7 @@ def _serve_behind_gateway(
     _log.info("gateway stopped")
     if exporter is not None:
         exporter.shutdown()
+        exporter.server_close()
     return 1 if failure is not None else 0
 
 
