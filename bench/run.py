@@ -98,7 +98,7 @@ def embedded_database(workdir: Path) -> Iterator[str]:
 
 @contextmanager
 def server_process(
-    database_url: str, workdir: Path, workers: int = 1, cpu_affinity: str = ""
+    database_url: str, workdir: Path, workers: int = 1, cpu_affinity: str = "", metrics: str = "on"
 ) -> Iterator[tuple[int, int]]:
     """(pid, port) of the server under test, started in its own process (with workers > 1: the
     process that started that many worker processes on the port; measure its process tree)."""
@@ -114,6 +114,8 @@ def server_process(
         str(workers),
         "--cpu-affinity",
         cpu_affinity,
+        "--metrics",
+        metrics,
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -357,12 +359,12 @@ class Log:
         print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def run(sizes: Sizes, only: str = "", workers: int = 1, cpu_affinity: str = "") -> str:
+def run(sizes: Sizes, only: str = "", workers: int = 1, cpu_affinity: str = "", metrics: str = "on") -> str:
     log = Log()
     with (
         tempfile.TemporaryDirectory(prefix="auditlog-bench-") as tmp,
         embedded_database(Path(tmp)) as db_url,
-        server_process(db_url, Path(tmp), workers, cpu_affinity) as (pid, port),
+        server_process(db_url, Path(tmp), workers, cpu_affinity, metrics) as (pid, port),
     ):
         meter = CpuMeter(pid, postmaster_pid(Path(tmp) / "pgdata"))
         if only == "append":
@@ -513,6 +515,12 @@ def main(argv: list[str] | None = None) -> int:
         default="off",
         help="pin each server process to a CPU, as AUDITLOG_CPU_AFFINITY: off (default), auto, or CPUs such as 0,1",
     )
+    parser.add_argument(
+        "--metrics",
+        choices=("on", "off"),
+        default="on",
+        help="the server's Prometheus metrics, as AUDITLOG_METRICS (default on, as auditlog serve)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
     parser.add_argument(
         "--only",
@@ -535,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         parser.error(f"--cpu-affinity: {err}")
     started = datetime.now(UTC)
-    table = run(sizes, args.only, args.workers, args.cpu_affinity)
+    table = run(sizes, args.only, args.workers, args.cpu_affinity, args.metrics)
     print(f"auditlog benchmark, {started:%Y-%m-%d %H:%M} UTC, {machine()}")
     print(f"server: {server_description(args.workers, cpus)}")
     print(f"command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())

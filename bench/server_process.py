@@ -17,6 +17,7 @@ from pathlib import Path
 from auditlog.affinity import parse_cpu_affinity
 from auditlog.app import create_service
 from auditlog.config import Config
+from auditlog.metrics import directory_for, prepare_directory
 from auditlog.storage.migrations import apply_migrations
 from auditlog.tuning import settle_server_process
 from auditlog.workers import reserve_port
@@ -30,6 +31,7 @@ def main() -> int:
     parser.add_argument("--max-workers", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes on one port (default 1)")
     parser.add_argument("--cpu-affinity", default="", help="as AUDITLOG_CPU_AFFINITY (default: off)")
+    parser.add_argument("--metrics", choices=("on", "off"), default="on", help="as AUDITLOG_METRICS")
     # Given by the supervising process to each of its workers: the worker's number and reserved port.
     parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -41,7 +43,12 @@ def main() -> int:
         grpc_host="127.0.0.1",
         grpc_port=args.port,
         cpu_affinity=parse_cpu_affinity(args.cpu_affinity),
+        metrics=args.metrics == "on",
     )
+    # The metrics directory is emptied once, by the process that starts the rest (as auditlog serve).
+    metrics_dir = None
+    if config.metrics:
+        metrics_dir = directory_for(args.data_dir) if args.worker else prepare_directory(args.data_dir)
     if args.workers > 1 and not args.worker:
         return serve_workers(config, args)
     service = create_service(
@@ -50,6 +57,7 @@ def main() -> int:
         max_workers=args.max_workers,
         migrate=not args.worker,
         so_reuseport=bool(args.worker),
+        metrics_dir=metrics_dir,
     )
     serve_echo(service)
     settle_server_process(config.cpu_affinity, args.worker or 1)  # as `auditlog serve` and its workers do
@@ -73,6 +81,7 @@ def serve_workers(config: Config, args: argparse.Namespace) -> int:
                     f"--data-dir={args.data_dir}",
                     f"--max-workers={args.max_workers}",
                     f"--cpu-affinity={args.cpu_affinity}",
+                    f"--metrics={args.metrics}",
                     f"--worker={index}",
                     f"--port={reserved.port}",
                 ]

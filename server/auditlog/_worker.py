@@ -17,6 +17,7 @@ from typing import IO
 
 from auditlog._parent_death import signal_on_parent_death
 from auditlog.app import Service, create_service
+from auditlog.logs import use_json
 from auditlog.redaction import redact, redact_logging, register
 from auditlog.tuning import settle_server_process
 from auditlog.workers import WorkerSpec, stop_on_signals
@@ -42,6 +43,8 @@ def main(argv: list[str]) -> int:
     )
     register(spec.database_url)
     redact_logging()
+    if spec.config.log_format == "json":
+        use_json(spec.name)
     with os.fdopen(ready_fd, "w") as ready:
         service = _start(spec, ready)
         if service is None:
@@ -70,6 +73,7 @@ def _start(spec: WorkerSpec, ready: IO[str]) -> Service | None:
             migrate=False,
             max_workers=spec.max_workers,
             so_reuseport=True,
+            metrics_dir=spec.metrics_dir,
         )
     except Exception as err:  # noqa: BLE001 - whatever it is, the parent reports it and stops the rest
         ready.write(f"FAILED {_one_line(err)}\n")

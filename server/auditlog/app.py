@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
 from audit.v1 import (
@@ -25,6 +25,7 @@ from audit.v1 import (
     key_service_pb2,
     key_service_pb2_grpc,
 )
+from auditlog import metrics, tracing
 from auditlog.access import AccessConfig, bootstrap_keys, server_credentials
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.auth import Authenticator, AuthInterceptor, KeyCache
@@ -37,6 +38,7 @@ from auditlog.api.key_servicer import KeyServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
 from auditlog.api.principal_limits import PrincipalLimitInterceptor, PrincipalLimits
 from auditlog.api.read_audit import ReadAuditor
+from auditlog.api.reflection import enable_reflection
 from auditlog.api.tail import TailHub
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
@@ -117,13 +119,15 @@ def _interceptors(
     authenticator: Authenticator,
     extra: Sequence[grpc.ServerInterceptor],
 ) -> list[grpc.ServerInterceptor] | None:
-    """What runs around every call: nothing with auth off (an interceptor costs every call)."""
+    """What runs around every call: nothing with auth and tracing off (an interceptor costs every
+    call)."""
     chain = [AuthInterceptor(authenticator)] if access.required else []
     chain += extra
     if chain:
         chain.append(
             PrincipalLimitInterceptor(PrincipalLimits(config.principal_max_streams, config.principal_rate))
         )
+    chain = [*tracing.server_interceptors(), *chain]
     return chain or None
 
 
@@ -140,6 +144,7 @@ def create_service(
     pool_timeout: float = 5.0,
     so_reuseport: bool = False,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
+    metrics_dir: Path | None = None,
 ) -> Service:
     """Builds and starts the gRPC server on config.grpc_port (0: a free port).
 
@@ -148,7 +153,9 @@ def create_service(
     migrate=False: the caller prepared the database already and database_url is the runtime login.
     so_reuseport: share the port with other processes that set it too (the worker processes of
     `auditlog.workers`); off, binding a port in use fails. interceptors: run after authentication,
-    e.g. one binding the call's principal (api.principal) in tests."""
+    e.g. one binding the call's principal (api.principal) in tests.
+    metrics_dir: where this process writes its metrics when config.metrics is on (auditlog.metrics;
+    `auditlog serve` prepares it); None: no metrics."""
     if migrate or database_url is None:
         url = prepare_database(config, runtime_url=database_url, owner_url=migration_url)
         # Here, not in worker processes (migrate=False): their supervisor does it once.
@@ -156,6 +163,9 @@ def create_service(
     else:
         url = database_url
     verification_key = load_or_create_key(config.data_dir)
+    if config.metrics and metrics_dir is not None:
+        metrics.enable(metrics_dir)
+    stop_tracing = tracing.configure(config.otlp_endpoint)
     # Requests of up to 16 MiB are received, parsed and freed: their memory must not stay resident.
     return_large_blocks()
     access = config.access
@@ -172,8 +182,9 @@ def create_service(
             ("grpc.max_metadata_size", 96 * 1024),
             ("grpc.absolute_max_metadata_size", 128 * 1024),
         ],
-        # Credentials and role first, with auth on (errors are mapped per method at registration);
-        # per-principal bounds last: they read the principal that authentication bound.
+        # The trace span outermost (when tracing), then credentials and role (with auth on), then
+        # per-principal bounds, which read the principal authentication bound. Errors are mapped per
+        # method at registration (api.decoding), inside all of them.
         interceptors=_interceptors(config, access, authenticator, interceptors),
     )
     # Bound before anything starts, so a port in use leaves no pool or threads behind.
@@ -204,6 +215,10 @@ def create_service(
     sequencer.start()
     reads = ReadAuditor(sequencer, enabled=config.audit_reads)
     reads.start()
+    if metrics.enabled():
+        metrics.head_known(store.head().sequence)
+    sampler = metrics.Sampler(pool)
+    sampler.start()
     shutting_down = threading.Event()
     streams = StreamLimiter(config.max_streams, config.stream_idle_seconds)
     streams.start()
@@ -218,6 +233,11 @@ def create_service(
     head_listener.start()
     tail_streams = StreamLimiter(config.max_tails, config.stream_idle_seconds)
     tail_streams.start()
+    if metrics.enabled():
+        # The newest whole-log result of an earlier run, until this one verifies.
+        whole = verifications.latest().whole
+        if whole is not None:
+            metrics.verification_recorded(whole.valid, True, whole.verified_at.timestamp())
     # AppendEvents on threads of its own: each holds a request of up to 16 MiB, so their number
     # bounds memory, and other calls never wait behind big appends.
     append_pool = CallPool(config.append_threads, config.append_waiting, "AppendEvents", append_bytes)
@@ -263,12 +283,7 @@ def create_service(
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
-    names = [
-        *SERVICE_NAMES,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    ]
-    reflection.enable_server_reflection(names, services)
+    enable_reflection([*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], services)
     monitor = DatabaseMonitor(
         pinger.ping,
         health_servicer,
@@ -314,4 +329,7 @@ def create_service(
     service.on_drain.append(tails.drain)
     service.on_stop.append(tail_streams.stop)
     service.on_stop.append(head_listener.stop)
+    service.on_stop.insert(0, sampler.stop)
+    if stop_tracing is not None:
+        service.on_stop.append(stop_tracing)
     return service

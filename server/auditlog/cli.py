@@ -19,16 +19,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 
-from auditlog import keys_cli
+from auditlog import keys_cli, metrics
 from auditlog.access import bootstrap_keys
 from auditlog.affinity import cpus_of
 from auditlog.app import Service, create_service
 from auditlog.config import Config, load_config
 from auditlog.errors import AuditLogError, ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
+from auditlog.logs import use_json
 from auditlog.redaction import redact, redact_logging, register
 from auditlog.storage.logins import prepare_database
 from auditlog.tuning import settle_server_process
@@ -106,11 +108,18 @@ def serve(args: argparse.Namespace) -> int:
     for url in (config.database_url, config.migration_database_url):
         if url:
             register(url)
+    if config.log_format == "json":
+        use_json()
     stop = stop_on_signals(_log)
-    if config.workers > 1:
-        return _serve_workers(config, stop, args.log_level)
     try:
-        service = create_service(config)
+        metrics_dir = metrics.prepare_directory(config.data_dir) if config.metrics else None
+    except OSError as err:
+        _say(f"cannot start: metrics directory: {err.strerror or err}")
+        return 1
+    if config.workers > 1:
+        return _serve_workers(config, stop, args.log_level, metrics_dir)
+    try:
+        service = create_service(config, metrics_dir=metrics_dir)
     # A port in use; PostgreSQL unreachable or refusing; a runtime login with too much privilege.
     except (OSError, psycopg.Error, AuditLogError) as err:
         _say(f"cannot start: {err}")
@@ -129,6 +138,7 @@ def serve(args: argparse.Namespace) -> int:
         lambda gateway: _watch(service, gateway, stop),
         service.stop,
         settle,
+        metrics_dir,
         upstream_port=service.gateway_port,
     )
 
@@ -139,14 +149,28 @@ def _serve_behind_gateway(
     watch: Callable[[Gateway], str | None],
     stop_servers: Callable[[], None],
     started: Callable[[], str],
+    metrics_dir: Path | None = None,
     upstream_port: int | None = None,
 ) -> int:
     """Starts Envoy in front of the running gRPC server(s) on grpc_port, says so (with what
     started() adds, once Envoy runs), watches, then stops the servers and Envoy in that order; the
-    exit code of `auditlog serve`. If Envoy cannot start, the servers are stopped at once."""
-    gateway = _start_gateway(config, upstream_port or grpc_port)
+    exit code of `auditlog serve`. If Envoy cannot start, the servers are stopped at once.
+    metrics_dir: the servers' metrics, served on loopback for Envoy's GET /metrics (None: off).
+    upstream_port: where Envoy reaches the servers, when not grpc_port (a plain loopback port beside TLS)."""
+    exporter = None
+    try:
+        exporter = metrics.serve_metrics(metrics_dir) if metrics_dir is not None else None
+        gateway = _start_gateway(
+            config, upstream_port or grpc_port, None if exporter is None else exporter.server_port
+        )
+    except OSError as err:
+        _say(f"cannot start the metrics endpoint: {err.strerror or err}")
+        gateway = None
     if gateway is None:
         stop_servers()
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()
         return 1
     _say(
         f"gRPC on port {grpc_port}, REST on port {gateway.port} (Envoy pid {gateway.pid});"
@@ -159,19 +183,23 @@ def _serve_behind_gateway(
     stop_servers()
     gateway.stop()
     _log.info("gateway stopped")
+    if exporter is not None:
+        exporter.shutdown()
+        exporter.server_close()
     return 1 if failure is not None else 0
 
 
-def _start_gateway(config: Config, grpc_port: int) -> Gateway | None:
-    """Envoy in front of grpc_port, or None (with the reason said) when it cannot start."""
+def _start_gateway(config: Config, grpc_port: int, metrics_port: int | None = None) -> Gateway | None:
+    """Envoy in front of grpc_port (and of the metrics endpoint on metrics_port), or None (with the
+    reason said) when it cannot start."""
     try:
-        return start_gateway(GatewaySettings.for_service(config, grpc_port))
+        return start_gateway(GatewaySettings.for_service(config, grpc_port, metrics_port))
     except (GatewayError, OSError) as err:
         _say(f"cannot start the REST gateway (Envoy) on port {config.http_port}: {err}")
         return None
 
 
-def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int:
+def _serve_workers(config: Config, stop: threading.Event, log_level: str, metrics_dir: Path | None) -> int:
     """serve() with config.workers gRPC server processes on one port."""
     if config.access.grpc_tls:
         # Envoy would need a loopback port shared by every worker; not built yet.
@@ -192,6 +220,7 @@ def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int
                 config.workers,
                 database_url=database_url,
                 log_level=log_level,
+                metrics_dir=metrics_dir,
             )
         except (WorkerError, OSError, psycopg.Error, ConfigError) as err:
             _say(f"cannot start: {err}")
@@ -212,6 +241,7 @@ def _serve_workers(config: Config, stop: threading.Event, log_level: str) -> int
             lambda gateway: _watch_workers(workers, gateway, stop),
             stop_workers,
             started,
+            metrics_dir,
         )
 
 

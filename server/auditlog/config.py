@@ -77,6 +77,17 @@ class Config:
     principal_max_streams: int = 3
     principal_max_exports: int = 5
     principal_rate: int = 500
+    # AUDITLOG_METRICS: Prometheus metrics at GET /metrics (auditlog.metrics).
+    metrics: bool = True
+    # OTEL_EXPORTER_OTLP_ENDPOINT: traces go there (auditlog.tracing); None: no tracing.
+    otlp_endpoint: str | None = None
+    # AUDITLOG_LOG_FORMAT: "text" or "json" (one JSON object a line, auditlog.logs).
+    log_format: str = "text"
+
+
+def publish_metrics_directory(directory: Path) -> None:
+    """Tells prometheus-client where this process's metric files go: it reads only this variable."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -100,6 +111,22 @@ def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise ConfigError(f"{name}: got {raw!r}, want a whole number from {low} to {high}")
     return int(raw)
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name}: got {raw!r}, want on or off")
+    return raw == "on"
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    raw = env.get("AUDITLOG_LOG_FORMAT", "").strip().lower() or "text"
+    if raw not in ("text", "json"):
+        raise ConfigError(f"AUDITLOG_LOG_FORMAT: got {raw!r}, want text or json")
+    return raw
 
 
 def _database_url(env: Mapping[str, str], name: str) -> str | None:
@@ -195,17 +222,11 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
         envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
         access=load_access(env, environment),
-        audit_reads=_on_off(env, "AUDITLOG_AUDIT_READS", default=True),
+        audit_reads=_on_off(env, "AUDITLOG_AUDIT_READS", True),
         principal_max_streams=_bounded_int(env, "AUDITLOG_PRINCIPAL_MAX_STREAMS", 3, 1, 16),
         principal_max_exports=_bounded_int(env, "AUDITLOG_PRINCIPAL_MAX_EXPORTS", 5, 1, 1000),
         principal_rate=_bounded_int(env, "AUDITLOG_PRINCIPAL_RATE", 500, 1, 1_000_000),
+        metrics=_on_off(env, "AUDITLOG_METRICS", True),
+        otlp_endpoint=_optional(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        log_format=_log_format(env),
     )
-
-
-def _on_off(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in ("on", "off"):
-        raise ConfigError(f"{name}: got {raw!r}, want on or off")
-    return raw == "on"

@@ -86,9 +86,11 @@ class GatewaySettings:
     # HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE: the listener serves HTTPS (HTTP/2 and HTTP/1.1).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # The metrics endpoint on loopback (auditlog.metrics.serve_metrics) behind GET /metrics; None: no route.
+    metrics_port: int | None = None
 
     @classmethod
-    def for_service(cls, config: Config, grpc_port: int) -> GatewaySettings:
+    def for_service(cls, config: Config, grpc_port: int, metrics_port: int | None = None) -> GatewaySettings:
         """Envoy listens on HTTP_PORT on HTTP_HOST, by default the gRPC server's interface (GRPC_HOST,
         default all)."""
         upstream = "127.0.0.1" if config.grpc_host in _ANY_HOSTS else config.grpc_host
@@ -102,6 +104,7 @@ class GatewaySettings:
             envoy=config.envoy_path,
             tls_cert_file=config.access.http_tls_cert_file,
             tls_key_file=config.access.http_tls_key_file,
+            metrics_port=metrics_port,
         )
 
 
@@ -167,7 +170,39 @@ def render_config(
         max_response_body=MAX_REST_ANSWER_BYTES,
         max_request_headers_kb=MAX_REST_HEADERS_KB,
         listener_tls=_listener_tls(settings),
+        **_metrics_yaml(settings.metrics_port),
     )
+
+
+def _metrics_yaml(port: int | None) -> dict[str, str]:
+    """The /metrics route and its cluster as one-line YAML (JSON) list items, or nothing."""
+    if port is None:
+        return {"metrics_route": "", "metrics_cluster": ""}
+    # Transcoding and the body limits are for the API; this route is plain HTTP.
+    disabled = {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
+    route = {
+        "match": {"path": "/metrics", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+        "route": {"cluster": "auditlog_metrics", "timeout": "10s"},
+        "typed_per_filter_config": {
+            name: disabled
+            for name in (
+                "envoy.filters.http.grpc_json_transcoder",
+                "envoy.filters.http.buffer",
+                "auditlog.protobuf_body_limit",
+            )
+        },
+    }
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+    cluster = {
+        "name": "auditlog_metrics",
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {
+            "cluster_name": "auditlog_metrics",
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+        },
+    }
+    return {"metrics_route": f"- {json.dumps(route)}", "metrics_cluster": f"- {json.dumps(cluster)}"}
 
 
 class Gateway:

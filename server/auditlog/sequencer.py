@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from auditlog import metrics, tracing
 from auditlog.domain.chain import PreparedEvent, RecordBuilder, prepare_event
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord, NewEvent, random_uuids
 from auditlog.errors import (
@@ -50,6 +52,7 @@ _log = logging.getLogger(__name__)
 # one round trip with INSERT ... unnest; larger ones by COPY, whose round trips they amortise.
 ONE_TRIP_MAX_EVENTS = 64
 Clock = Callable[[], datetime]
+_DB_ATTRIBUTES = {"db.system": "postgresql", "db.operation": "append"}
 
 
 def utc_now() -> datetime:
@@ -62,6 +65,8 @@ class _Pending:
     # The events' copy_fields texts when they will surely go by COPY (made in the caller's thread).
     copy_texts: Sequence[str] | None = None
     future: Future[list[EventRecord]] = field(default_factory=Future)
+    # The caller's span, which the batch's span links to (None while not tracing).
+    caller: Any = None
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -127,15 +132,18 @@ class Sequencer:
     ) -> list[EventRecord]:
         """Records events (all or nothing, in order) as written by the principal recorded_by ("" with
         auth off) and returns them once committed."""
+        started = time.monotonic()
         future = self.submit(events, recorded_by=recorded_by)
         try:
-            return future.result(timeout)
+            records = future.result(timeout)
         except concurrent.futures.TimeoutError:
             # The batch may still commit after this answer: only the caller's request_id makes
             # the retry safe, so say so rather than report an internal error.
             raise UnavailableError(
                 "the append did not finish in time and may still be recorded; retry with the same request_id"
             ) from None
+        metrics.append_finished(time.monotonic() - started)
+        return records
 
     def submit(self, events: Sequence[NewEvent], *, recorded_by: str = "") -> Future[list[EventRecord]]:
         """Queues events (all or nothing, in order) written by recorded_by without waiting: the
@@ -150,6 +158,7 @@ class Sequencer:
             ],
             # Larger than one-trip batches: certain to be written by COPY, so its text is made here.
             [copy_fields(e) for e in events] if len(events) > ONE_TRIP_MAX_EVENTS else None,
+            caller=tracing.caller(),
         )
         with self._lock:
             if not self._accepting:
@@ -188,6 +197,7 @@ class Sequencer:
                 batch.append(item)
                 size += len(item.events)
             previous = len(batch)
+            metrics.batch_started(size, self._queue.qsize())
             self._commit(batch)
         # Drain anything that raced in before the stop marker.
         while True:
@@ -204,8 +214,19 @@ class Sequencer:
         return time.monotonic()
 
     def _commit(self, batch: list[_Pending]) -> None:
+        started = time.monotonic()
         try:
-            results = self.append_batch([item.events for item in batch], [item.copy_texts for item in batch])
+            with tracing.span(
+                "sequencer.batch",
+                {
+                    "auditlog.batch.calls": len(batch),
+                    "auditlog.batch.events": sum(len(i.events) for i in batch),
+                },
+                [item.caller for item in batch],
+            ):
+                results = self.append_batch(
+                    [item.events for item in batch], [item.copy_texts for item in batch]
+                )
         except DatabaseUnavailableError as err:
             cause = err.__cause__ or err
             _log.warning("append batch failed: database unavailable: %s", cause.__class__.__name__)
@@ -225,6 +246,8 @@ class Sequencer:
             for item in batch:
                 item.future.set_exception(err)
             return
+        if self._head is not None:
+            metrics.batch_committed(self._head.sequence, time.monotonic() - started)
         for item, records in zip(batch, results, strict=True):
             item.future.set_result(records)
 
@@ -267,13 +290,14 @@ class Sequencer:
             batch = Batch(requests, expected, {}, self._recorded_at(expected))
             records = [record for record, _ in batch.build()]
             try:
-                written = self._writer.append_at_once(
-                    expected,
-                    records,
-                    batch.head,
-                    high_risk_added=batch.high_risk(),
-                    user_hour=self._user_hour(batch),
-                )
+                with tracing.span("db.transaction", _DB_ATTRIBUTES):
+                    written = self._writer.append_at_once(
+                        expected,
+                        records,
+                        batch.head,
+                        high_risk_added=batch.high_risk(),
+                        user_hour=self._user_hour(batch),
+                    )
             except DatabaseUnavailableError:
                 # The connection failed with COMMIT sent or not (say, PostgreSQL dropped it since
                 # the last batch): the batch is all or nothing, so its first id tells which. Not
@@ -286,7 +310,7 @@ class Sequencer:
                 return batch.results
             # Another process moved the head since this one last wrote: nothing was written.
             self._head = None
-        with self._writer.transaction() as (tx, head):
+        with tracing.span("db.transaction", _DB_ATTRIBUTES), self._writer.transaction() as (tx, head):
             self._stopped_reason = tail_mismatch(head, tx.stored_tail)
             if self._stopped_reason is not None:
                 tx.end_unchanged()

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO
 
@@ -64,6 +65,7 @@ class WorkerSpec:
     database_url: str
     log_level: str = "info"
     max_workers: int = 32  # RPC threads (create_service's max_workers; the pool is sized from it)
+    metrics_dir: Path | None = None  # where its metrics go (auditlog.metrics); None: none
 
     @property
     def name(self) -> str:
@@ -203,6 +205,7 @@ def start_workers(
     log_level: str = "info",
     max_workers: int = 32,
     startup_timeout: float = 60.0,
+    metrics_dir: Path | None = None,
 ) -> WorkerSet:
     """Starts count workers serving config.grpc_port (reserved by the caller with `reserve_port`)
     and returns once every one reports serving. database_url is the runtime login; migrations must
@@ -211,7 +214,7 @@ def start_workers(
     workers = WorkerSet()
     try:
         for index in range(1, count + 1):
-            spec = WorkerSpec(index, config, database_url, log_level, max_workers)
+            spec = WorkerSpec(index, config, database_url, log_level, max_workers, metrics_dir)
             workers.members.append(_spawn(spec))
         _wait_until_serving(workers.members, startup_timeout)
     except BaseException:

@@ -133,6 +133,7 @@ def test_workers_carry_no_benchmark_hook() -> None:
         "database_url",
         "log_level",
         "max_workers",
+        "metrics_dir",
     ]
     assert "setup" not in inspect.signature(start_workers).parameters
 

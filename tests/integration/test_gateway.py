@@ -32,6 +32,7 @@ SERVICES = {
     "audit.v1.ExportService",
     "audit.v1.KeyService",
     "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
 }
 

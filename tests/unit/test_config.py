@@ -46,6 +46,8 @@ def test_published_forms_are_accepted() -> None:
         ("AUDITLOG_WORKERS", "0"),
         ("AUDITLOG_WORKERS", "65"),
         ("AUDITLOG_WORKERS", "two"),
+        ("AUDITLOG_METRICS", "yes"),
+        ("AUDITLOG_LOG_FORMAT", "xml"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -57,3 +59,17 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
 
 def test_workers_count_is_read() -> None:
     assert load_config({"AUDITLOG_WORKERS": "4"}).workers == 4
+
+
+def test_metrics_are_on_unless_turned_off() -> None:
+    assert load_config({}).metrics
+    assert not load_config({"AUDITLOG_METRICS": "off"}).metrics
+    assert load_config({"AUDITLOG_METRICS": "ON"}).metrics
+
+
+def test_log_format_and_trace_endpoint_are_read() -> None:
+    assert load_config({}).log_format == "text" and load_config({}).otlp_endpoint is None
+    config = load_config(
+        {"AUDITLOG_LOG_FORMAT": "json", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}
+    )
+    assert config.log_format == "json" and config.otlp_endpoint == "http://collector:4317"

@@ -6,7 +6,8 @@ It turns an exception into the status its class declares, tags the failed call w
 and logs one line per failed call (every call at debug level); classes declare their status in
 auditlog.errors. Errors of our own carry a message safe for clients;
 INTERNAL (and anything not ours) carries only the request id, so no stack trace, SQL or path ever
-reaches a caller.
+reaches a caller. While a call runs, `current_request_id` gives its id to log lines (auditlog.logs),
+and metrics count it when it ends (auditlog.metrics).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -22,6 +24,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from auditlog import metrics
 from auditlog.errors import AuditLogError, InvalidArgumentError
 
 _log = logging.getLogger("auditlog.rpc")
@@ -48,10 +51,37 @@ def status_for(err: BaseException, request_id: str) -> status_pb2.Status:
     return status
 
 
+class _Call:
+    """The call a thread serves now, and its request id once something asked for it."""
+
+    __slots__ = ("context", "request_id")
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self.context = context
+        self.request_id: str | None = None
+
+
+_current: ContextVar[_Call | None] = ContextVar("auditlog_call", default=None)
+
+
+def current_request_id() -> str | None:
+    """The request id of the call this thread serves (made once per call, when first asked for:
+    log lines and the answer then agree), or None outside a call."""
+    call = _current.get()
+    if call is None:
+        return None
+    if call.request_id is None:
+        call.request_id = request_id_of(call.context)
+    return call.request_id
+
+
 def _answered_id(context: grpc.ServicerContext) -> str:
     """The call's request id, also sent back in the trailing metadata: made only when a call fails,
     since a successful call has no use for it and every call would pay for it."""
-    request_id = request_id_of(context)
+    call = _current.get()
+    request_id = current_request_id() if call is not None and call.context is context else None
+    if request_id is None:
+        request_id = request_id_of(context)
     context.set_trailing_metadata(((REQUEST_ID, request_id),))
     return request_id
 
@@ -105,16 +135,24 @@ def _ok(name: str, request_id: str, started: float) -> None:
     _log.debug("rpc=%s request_id=%s code=OK ms=%.1f", name, request_id, (time.monotonic() - started) * 1000)
 
 
-def unary_answer(behaviour: Callable[[Any, grpc.ServicerContext], Any], name: str) -> Callable[..., Any]:
-    """behaviour (one response) with request id, status mapping and logging (see module docstring)."""
+def unary_answer(
+    behaviour: Callable[[Any, grpc.ServicerContext], Any], name: str, method: str = ""
+) -> Callable[..., Any]:
+    """behaviour (one response) with request id, status mapping and logging (see module docstring);
+    method: the full name (/package.Service/Method) metrics count the call under (default: name)."""
+    observe = metrics.rpc_observer(method or name)
 
     def call(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.monotonic()
+        _current.set(_Call(context))
         try:
             response = behaviour(request, context)
         except Exception as err:
             _fail(context, name, err, _answered_id(context), started)
             raise  # unreachable: _fail raises
+        finally:
+            observe(context, started)
+            _current.set(None)
         if _log.isEnabledFor(logging.DEBUG):
             _ok(name, request_id_of(context), started)
         return response
@@ -123,17 +161,22 @@ def unary_answer(behaviour: Callable[[Any, grpc.ServicerContext], Any], name: st
 
 
 def streamed_answer(
-    behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], name: str
+    behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], name: str, method: str = ""
 ) -> Callable[..., Iterator[Any]]:
     """behaviour (a stream of responses) as unary_answer wraps a single one."""
+    observe = metrics.rpc_observer(method or name)
 
     def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         started = time.monotonic()
+        _current.set(_Call(context))
         try:
             yield from behaviour(request, context)
         except Exception as err:
             _fail(context, name, err, _answered_id(context), started)
             raise
+        finally:
+            observe(context, started)
+            _current.set(None)
         if _log.isEnabledFor(logging.DEBUG):
             _ok(name, request_id_of(context), started)
 
@@ -151,7 +194,7 @@ def mapped_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMetho
         (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
     }[kind]
     wrap = streamed_answer if handler.response_streaming else unary_answer
-    wrapped = wrap(behaviour, name)
+    wrapped = wrap(behaviour, name, method)
     # grpcio runs a method on the thread pool its behaviour names (see api.limits.CallPool).
     pool = getattr(behaviour, "experimental_thread_pool", None)
     if pool is not None:

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from auditlog import metrics
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.verification import VerificationResult
 
@@ -115,6 +116,7 @@ class VerificationRecords:
                 f"INSERT INTO verifications ({_COLUMNS}, mac) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (*asdict(row).values(), row.mac(self._key)),
             )
+        metrics.verification_recorded(result.valid, whole, verified_at.timestamp())
 
     def latest(self) -> LatestVerifications:
         """The newest signed whole-log result and the newest signed failure, with the count of rows
