@@ -56,8 +56,8 @@ def active() -> bool:
 
 
 def server_interceptors() -> list[grpc.ServerInterceptor]:
-    """The gRPC server span interceptor while tracing, else nothing. It goes after the error
-    mapping (which then sees the real servicer context)."""
+    """The gRPC server span interceptor while tracing, else nothing. It runs outside the error
+    mapping (applied to each method at registration), so a failed call's span carries its status."""
     if _provider is None:
         return []
     from opentelemetry.instrumentation.grpc import server_interceptor

@@ -72,7 +72,7 @@ def guard_handler(
 
     def gated(unmapped: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
         answer = streamed_answer if handler.response_streaming else unary_answer
-        behaviour = answer(unmapped, name)
+        behaviour = answer(unmapped, name, method)
         if handler.response_streaming:
             # Streams are not counted as running: they may stay open long; the server's grace bounds them.
             def opened(request: Any, context: grpc.ServicerContext) -> Any:
