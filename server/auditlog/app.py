@@ -22,6 +22,8 @@ from audit.v1 import (
     export_service_pb2_grpc,
     health_service_pb2,
     health_service_pb2_grpc,
+    log_service_pb2,
+    log_service_pb2_grpc,
 )
 from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.decoding import guarded
@@ -29,7 +31,9 @@ from auditlog.api.drain import CallGate
 from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
+from auditlog.api.log_servicer import LogServicer
 from auditlog.api.status import ErrorInterceptor
+from auditlog.checkpoints import Checkpointer, create_anchors, load_signer
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
@@ -40,6 +44,7 @@ from auditlog.storage.database import Pinger, create_pool
 from auditlog.storage.events import EventStore
 from auditlog.storage.keys import read_page_token_key
 from auditlog.storage.logins import prepare_database
+from auditlog.storage.tree import TreeStore
 from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
 
 _log = logging.getLogger(__name__)
@@ -49,6 +54,7 @@ SERVICE_NAMES = (
     audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     health_service_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name,
     export_service_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name,
+    log_service_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
 )
 
 
@@ -67,6 +73,7 @@ class Service:
     streams: StreamLimiter
     gate: CallGate
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    checkpointer: Checkpointer | None = None
 
     def stop(self, grace: float = 10.0) -> None:
         """NOT_SERVING, new calls answer UNAVAILABLE, in-flight calls finish (up to grace seconds in
@@ -117,6 +124,7 @@ def create_service(
     else:
         url = database_url
     verification_key = load_or_create_key(config.data_dir)
+    signer = load_signer(config)
     # Requests of up to 16 MiB are received, parsed and freed: their memory must not stay resident.
     return_large_blocks()
     server = grpc.server(
@@ -167,9 +175,19 @@ def create_service(
     # Every service through the stand-in, so a request that does not decode is INVALID_ARGUMENT.
     gate = CallGate()
     services = guarded(server, gate, {f"/{SERVICE_NAMES[0]}/AppendEvents": append_pool})
+    checkpointer = Checkpointer(
+        pool, signer, create_anchors(config), interval=config.checkpoint_interval, clock=clock
+    )
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(
-            store, sequencer, clock, verifications, tokens, streams=streams, append_bytes=append_bytes
+            store,
+            sequencer,
+            clock,
+            verifications,
+            tokens,
+            streams=streams,
+            append_bytes=append_bytes,
+            anchored=checkpointer.anchored,
         ),
         services,
     )
@@ -180,6 +198,10 @@ def create_service(
     )
     health_service_pb2_grpc.add_HealthServiceServicer_to_server(
         HealthServicer(pinger.ping, shutting_down, sequencer.appends_stopped), services
+    )
+    log_service_pb2_grpc.add_LogServiceServicer_to_server(
+        LogServicer(TreeStore(pool, checkpointer.cache), checkpointer.origin, signer.verifier_key()),
+        services,
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
@@ -200,12 +222,16 @@ def create_service(
     )
     monitor.start()
 
+    _log.info("log origin %s, checkpoint verifier key %s", checkpointer.origin, signer.verifier_key())
+    checkpointer.start()
     server.start()
     _log.info("gRPC listening on %s:%d", config.grpc_host, port)
     exports.runner.start()
     service = Service(
         server, port, pool, store, sequencer, health_servicer, monitor, shutting_down, streams, gate
     )
+    service.checkpointer = checkpointer
+    service.on_stop.append(checkpointer.stop)
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)
     service.on_stop.append(pinger.close)
