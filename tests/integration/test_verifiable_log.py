@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -176,3 +177,52 @@ def test_an_event_newer_than_the_latest_checkpoint_is_a_precondition(
         log.GetInclusionProof(lpb.GetInclusionProofRequest(sequence=2))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "checkpoint" in (err.value.details() or "")
+
+
+@pytest.mark.parametrize("table", ["merkle_tiles", "checkpoints"])
+@pytest.mark.parametrize("operation", ["UPDATE {} SET root = root", "DELETE FROM {}", "TRUNCATE {}"])
+def test_tree_and_checkpoints_are_write_once_for_owner_and_service(
+    service: Service, target: str, database_url: str, table: str, operation: str
+) -> None:
+    assert service.checkpointer is not None
+    append_padded(target, 256, 10)
+    service.checkpointer.tick()
+    statement = operation.format(table).encode()
+    with (
+        psycopg.connect(database_url) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="WORM"),
+    ):
+        conn.execute(statement)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET ROLE auditlog_service")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            conn.execute(statement)
+    with service.pool.connection() as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone()
+    assert row is not None and row[0] >= 1
+
+
+def test_proofs_across_a_full_level_one_tile(
+    service: Service, target: str, log: log_service_pb2_grpc.LogServiceStub
+) -> None:
+    assert service.checkpointer is not None
+    append_padded(target, 65_000, 1)
+    service.checkpointer.tick()
+    append_padded(target, 1_000, 1)
+    service.checkpointer.tick()
+    with service.pool.connection() as conn:
+        levels = conn.execute(
+            "SELECT level, count(*) FROM merkle_tiles GROUP BY level ORDER BY level"
+        ).fetchall()
+    assert [tuple(row) for row in levels] == [(0, 257), (1, 1)]
+    size, root, _ = signed(log)
+    leaves = all_leaf_hashes(service)
+    assert size == 66_000 and root == root_from_leaves(leaves)
+    for sequence in (0, 65_535, 65_536, 65_999):
+        proof = log.GetInclusionProof(lpb.GetInclusionProofRequest(sequence=sequence))
+        verify_inclusion(sequence, size, proof.leaf_hash, list(proof.hashes), root)
+    first_size, first_root, _ = signed(log, 65_000)
+    hashes = list(log.GetConsistencyProof(lpb.GetConsistencyProofRequest(first=first_size)).hashes)
+    verify_consistency(first_size, size, hashes, first_root, root)
+    assert log.GetTile(lpb.GetTileRequest(path="tile/1/000")).data[:32] == root_from_leaves(leaves[:256])
+    assert len(log.GetTile(lpb.GetTileRequest(path="tile/1/001.p/1")).data) == 32
