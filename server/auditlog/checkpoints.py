@@ -172,6 +172,9 @@ class Checkpointer:
         self._anchored: SignedCheckpoint | None = None
         # Why signing is refused, or None.
         self.refused: str | None = None
+        # Ticks of this process one at a time (the timer's and a caller's), so the advisory lock
+        # only ever decides between processes.
+        self._tick_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
 
@@ -217,7 +220,7 @@ class Checkpointer:
         """Signs a checkpoint of the current head when the log grew since the last one; returns it
         (None: nothing new, or another process holds the lock). check: prove the tree consistent
         with the last checkpoints even when the log did not grow."""
-        with self._pool.connection() as conn, conn.transaction():
+        with self._tick_lock, self._pool.connection() as conn, conn.transaction():
             if not _one(conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_LOCK_KEY,)).fetchone()):
                 return None
             size = int(_one(conn.execute(_HEAD_SIZE).fetchone()))

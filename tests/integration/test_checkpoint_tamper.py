@@ -18,6 +18,7 @@ from auditlog.checkpoints import SigningRefusedError
 from auditlog_client import AuditClient
 from tests.fix_db import create_database, drop_database, login_url
 from tests.fix_server import server_config
+from tests.fix_vlog import sign_now
 
 EVENTS = 6
 ZERO = "\\x" + "00" * 32
@@ -32,8 +33,7 @@ def add_events(client: AuditClient, count: int, who: str = "u") -> None:
 def tamper(client: AuditClient, service: Service, database_url: str) -> Callable[..., None]:
     assert service.checkpointer is not None
     add_events(client, EVENTS)
-    signed = service.checkpointer.tick()
-    assert signed is not None and signed.tree_size == EVENTS
+    assert sign_now(service).tree_size == EVENTS
     assert client.verify_chain(verify_all=True).valid
 
     def run(*statements: str) -> None:
@@ -147,7 +147,7 @@ def test_consistent_rewrite_resigned_with_another_key_is_a_checkpoint_break(
     assert other.checkpointer is not None and service.checkpointer is not None
     with AuditClient(f"127.0.0.1:{other.port}") as other_client:
         add_events(other_client, EVENTS, who="forged")
-        assert other.checkpointer.tick() is not None
+        assert sign_now(other).tree_size == EVENTS
         assert other_client.verify_chain(verify_all=True).valid
     # Every table of the history replaced by the other log's, which is whole and signed.
     tamper("TRUNCATE audit_events, checkpoints, merkle_tiles")

@@ -18,6 +18,7 @@ from auditlog.app import Service
 from auditlog.domain.merkle import root_from_leaves, verify_consistency, verify_inclusion
 from auditlog.domain.notes import Verifier, open_checkpoint, parse_tlog_proof
 from tests.fix_server import append_padded
+from tests.fix_vlog import sign_now
 
 
 @pytest.fixture
@@ -66,10 +67,9 @@ def test_proofs_from_the_server_verify_against_the_signed_checkpoint(
 ) -> None:
     assert service.checkpointer is not None
     append_padded(target, 300, 10)
-    first = service.checkpointer.tick()
-    assert first is not None and first.tree_size == 300
+    assert sign_now(service).tree_size == 300
     append_padded(target, 300, 10)
-    assert service.checkpointer.tick() is not None
+    assert sign_now(service).tree_size == 600
     size, root, note = signed(log)
     leaves = all_leaf_hashes(service)
     # The tiles' root is the RFC 9162 root of every stored leaf, recomputed naively.
