@@ -233,7 +233,8 @@ class Checkpointer:
                 extend_tiles(conn, size)
             except TreeStorageError as err:
                 raise SigningRefusedError(str(err)) from None
-            reader = TreeReader(conn, self.cache)
+            # No cache: the checks read what the database holds now.
+            reader = TreeReader(conn)
             root = reader.root(size)
             for old in (latest, anchored):
                 if old is not None:

@@ -54,22 +54,36 @@ def subtree_root(hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
-class TileCache:
-    """Full tiles by (level, index): they never change once written, so any process may keep them."""
+# A tile's hashes and the levels of subtree roots above them: levels[k][i] is the root of hashes
+# [i << k, (i + 1) << k) of the tile (complete subtrees only).
+TileLevels = list[list[bytes]]
 
-    def __init__(self, capacity: int = 512) -> None:
-        self._tiles: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
+
+def tile_levels(hashes: list[bytes]) -> TileLevels:
+    levels = [hashes]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([hash_children(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+    return levels
+
+
+class TileCache:
+    """Tiles with their subtree levels, by (level, index, width): a full tile never changes once
+    written, nor does a partial one of a given width (its hashes are committed, write-once rows)."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._tiles: OrderedDict[tuple[int, int, int], TileLevels] = OrderedDict()
         self._capacity = capacity
         self._lock = Lock()
 
-    def get(self, key: tuple[int, int]) -> list[bytes] | None:
+    def get(self, key: tuple[int, int, int]) -> TileLevels | None:
         with self._lock:
             tile = self._tiles.get(key)
             if tile is not None:
                 self._tiles.move_to_end(key)
             return tile
 
-    def put(self, key: tuple[int, int], tile: list[bytes]) -> None:
+    def put(self, key: tuple[int, int, int], tile: TileLevels) -> None:
         with self._lock:
             self._tiles[key] = tile
             self._tiles.move_to_end(key)
@@ -83,33 +97,38 @@ def _split(blob: bytes) -> list[bytes]:
 
 class TreeReader:
     """Node hashes, roots and proofs of the stored tree, read on one connection (one request or one
-    integrator transaction). Sizes must be at most what the integrator has stored tiles for."""
+    integrator transaction). Sizes must be at most what the integrator has stored tiles for.
+    Without a cache every tile is read from the database (the integrator's checks)."""
 
     def __init__(self, conn: psycopg.Connection[Any], cache: TileCache | None = None) -> None:
         self._conn = conn
-        self._cache = cache
-        # Partial tiles read during this reader's life: (level, index) -> the widest read.
-        self._partial: dict[tuple[int, int], list[bytes]] = {}
+        self._cache = cache if cache is not None else TileCache()
+        # The tree size nodes are read for: it decides the width of each level's partial tile.
+        self._size = 0
 
     def tile(self, level: int, index: int, width: int) -> list[bytes]:
         """The first width hashes of tile (level, index)."""
-        key = (level, index)
-        if width == TILE_WIDTH:
-            cached = self._cache.get(key) if self._cache is not None else None
-            if cached is not None:
-                return cached
-            row = self._conn.execute(_FULL_TILE, key).fetchone()
+        return self.levels(level, index, width)[0]
+
+    def levels(self, level: int, index: int, width: int) -> TileLevels:
+        key = (level, index, width)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        full = self._cache.get((level, index, TILE_WIDTH))
+        if full is not None:
+            # A partial tile is a prefix of the full one.
+            found = [hashes[: width >> k] for k, hashes in enumerate(full) if width >> k]
+        else:
+            row = self._conn.execute(_FULL_TILE, (level, index)).fetchone()
             if row is not None:
-                tile = _split(bytes(row[0]))
-                if self._cache is not None:
-                    self._cache.put(key, tile)
-                return tile
-        known = self._partial.get(key)
-        if known is not None and len(known) >= width:
-            return known[:width]
-        hashes = self.derive(level, index, width)
-        self._partial[key] = hashes
-        return hashes
+                full = tile_levels(_split(bytes(row[0])))
+                self._cache.put((level, index, TILE_WIDTH), full)
+                found = [hashes[: width >> k] for k, hashes in enumerate(full) if width >> k]
+            else:
+                found = tile_levels(self.derive(level, index, width))
+        self._cache.put(key, found)
+        return found
 
     def derive(self, level: int, index: int, width: int) -> list[bytes]:
         """Tile (level, index) up to width from the rows below it: leaf hashes, or the roots of
@@ -131,21 +150,26 @@ class TreeReader:
         level, within = divmod(height, TILE_HEIGHT)
         first = index << within
         tile_index, offset = divmod(first, TILE_WIDTH)
-        count = 1 << within
-        hashes = self.tile(level, tile_index, offset + count)
-        return subtree_root(hashes[offset : offset + count])
+        width = min(TILE_WIDTH, (self._size >> (TILE_HEIGHT * level)) - tile_index * TILE_WIDTH)
+        if width < offset + (1 << within):
+            raise TreeStorageError(f"node {height}/{index} lies beyond the tree of size {self._size}")
+        return self.levels(level, tile_index, width)[within][offset >> within]
 
     def range_hash(self, start: int, end: int) -> bytes:
-        """The Merkle hash of leaves [start, end) (a subtree of the RFC 9162 shape)."""
+        """The Merkle hash of leaves [start, end) (a subtree of the RFC 9162 shape), end at most
+        the size given to root or the proofs."""
         return fold([self.node(height, index) for height, index in perfect_subtrees(start, end)])
 
     def root(self, size: int) -> bytes:
+        self._size = size
         return EMPTY_ROOT if size == 0 else self.range_hash(0, size)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._size = size
         return [self.range_hash(start, end) for start, end in inclusion_ranges(index, size)]
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self._size = second
         return [self.range_hash(start, end) for start, end in consistency_ranges(first, second)]
 
 
