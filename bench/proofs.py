@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import grpc
+import psycopg
 
 from audit.v1 import log_service_pb2 as lpb
 from audit.v1 import log_service_pb2_grpc
@@ -53,3 +54,60 @@ def bench_proofs(channel: grpc.Channel, size: int, repeats: int, lag: float) -> 
             )
         )
     return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.proofs [--events N]`: the proof rows alone, on a log of N synthetic leaves
+    inserted by SQL (proofs read only leaf hashes, so the events' contents do not matter)."""
+    import argparse
+    import tempfile
+    from pathlib import Path
+
+    from auditlog.app import create_service
+    from auditlog.config import Config
+    from bench.run import embedded_database
+
+    parser = argparse.ArgumentParser(prog="python -m bench.proofs")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=500)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="auditlog-proofs-") as tmp, embedded_database(Path(tmp)) as url:
+        Path(tmp).chmod(0o755)
+        config = Config(
+            database_url=None,
+            data_dir=Path(tmp) / "data",
+            grpc_host="127.0.0.1",
+            grpc_port=0,
+            checkpoint_interval=3600,
+        )
+        service = create_service(config, database_url=url)
+        try:
+            with psycopg.connect(url) as conn:
+                conn.execute(_SYNTHETIC, (args.events,))
+                conn.execute(
+                    "UPDATE log_head SET sequence = %s, chain_hash = sha256('x'::bytea)", (args.events - 1,)
+                )
+                conn.commit()
+            assert service.checkpointer is not None
+            started = time.monotonic()
+            service.checkpointer.tick()
+            built = time.monotonic() - started
+            with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+                rows = bench_proofs(channel, args.events, args.repeats, 0.0)[1:]
+        finally:
+            service.stop(grace=2)
+    print(f"tiles and the first checkpoint over {args.events:,} leaves: {built:.1f} s")
+    for row in rows:
+        print(f"{row.measurement}: {row.result} ({row.target}: {'met' if row.met else 'NOT met'})")
+    return 0
+
+
+_SYNTHETIC = """
+INSERT INTO audit_events
+SELECT i, gen_random_uuid(), 'bench.proof', '', 'a', '', '', '{}'::jsonb, 'low', '', '', '', '', NULL,
+       now(), sha256(int8send(i)), sha256('x'::bytea), sha256('x'::bytea)
+FROM generate_series(0, %s - 1) AS i
+"""
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from auditlog.domain.merkle import root_from_leaves, verify_consistency, verify_inclusion
-from auditlog.domain.notes import Verifier, open_checkpoint
+from auditlog.domain.notes import Verifier, open_checkpoint, parse_tlog_proof
 from tests.fix_gateway import RestStack
 
 COUNT = 300
@@ -69,3 +69,25 @@ def test_bad_proof_requests_over_rest_are_400_with_the_field(rest_fresh: RestSta
     assert rest_fresh.get("/api/v1/audit/123e4567-e89b-12d3-a456-426614174000/proof").status == 404
     assert rest_fresh.get("/log/tile/0/001").status == 404
     assert rest_fresh.get("/api/v1/log/checkpoint?tree_size=9").status == 400
+
+
+def test_single_event_tlog_proof_download_verifies_offline(rest_fresh: RestStack) -> None:
+    checkpointer = rest_fresh.service.checkpointer
+    assert checkpointer is not None
+    ids = [
+        rest_fresh.post_json("/api/v1/audit", {"event_type": "r.x", "action": "a"}).json()["id"]
+        for _ in range(5)
+    ]
+    checkpointer.tick()
+    verifier = Verifier.from_key(rest_fresh.get("/api/v1/log").json()["verifier_key"])
+    event = rest_fresh.get(f"/api/v1/audit/{ids[3]}").json()
+    reply = rest_fresh.get(f"/api/v1/audit/{ids[3]}/tlog-proof")
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
+    assert reply.headers["content-disposition"] == f'attachment; filename="{ids[3]}.tlog-proof"'
+    proof = parse_tlog_proof(reply.body)
+    checkpoint = open_checkpoint(proof.checkpoint, [verifier])
+    verify_inclusion(
+        proof.index, checkpoint.size, bytes.fromhex(event["leaf_hash"]), list(proof.proof), checkpoint.root
+    )
+    unsigned = rest_fresh.get(f"/api/v1/audit/{ids[3]}/tlog-proof?tree_size=4")
+    assert unsigned.status == 400

@@ -53,6 +53,11 @@ class LogServiceStub:
                 request_serializer=audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.SerializeToString,
                 response_deserializer=audit_dot_v1_dot_log__service__pb2.InclusionProof.FromString,
                 _registered_method=True)
+        self.GetTlogProof = channel.unary_unary(
+                '/audit.v1.LogService/GetTlogProof',
+                request_serializer=audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.GetConsistencyProof = channel.unary_unary(
                 '/audit.v1.LogService/GetConsistencyProof',
                 request_serializer=audit_dot_v1_dot_log__service__pb2.GetConsistencyProofRequest.SerializeToString,
@@ -94,6 +99,14 @@ class LogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTlogProof(self, request, context):
+        """The same proof as a C2SP tlog-proof file (text/plain), to keep beside the event: index, proof
+        hashes and the signed checkpoint. FAILED_PRECONDITION when no checkpoint was signed at the size.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetConsistencyProof(self, request, context):
         """The consistency proof between the trees of first and second leaves (second default: the
         latest checkpoint's size).
@@ -127,6 +140,11 @@ def add_LogServiceServicer_to_server(servicer, server):
                     servicer.GetInclusionProof,
                     request_deserializer=audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.FromString,
                     response_serializer=audit_dot_v1_dot_log__service__pb2.InclusionProof.SerializeToString,
+            ),
+            'GetTlogProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTlogProof,
+                    request_deserializer=audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConsistencyProof,
@@ -223,6 +241,33 @@ class LogService:
             '/audit.v1.LogService/GetInclusionProof',
             audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.SerializeToString,
             audit_dot_v1_dot_log__service__pb2.InclusionProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTlogProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audit.v1.LogService/GetTlogProof',
+            audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,10 @@ class LogServiceStub:
     """The inclusion proof of one event (by id, or by sequence) in the tree of tree_size leaves
     (default: the latest checkpoint's), with that checkpoint when one was signed at that size.
     """
+    GetTlogProof: _grpc.UnaryUnaryMultiCallable[_log_service_pb2.GetInclusionProofRequest, _httpbody_pb2.HttpBody]
+    """The same proof as a C2SP tlog-proof file (text/plain), to keep beside the event: index, proof
+    hashes and the signed checkpoint. FAILED_PRECONDITION when no checkpoint was signed at the size.
+    """
     GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_log_service_pb2.GetConsistencyProofRequest, _log_service_pb2.ConsistencyProof]
     """The consistency proof between the trees of first and second leaves (second default: the
     latest checkpoint's size).
@@ -73,6 +77,10 @@ class LogServiceAsyncStub(LogServiceStub):
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_log_service_pb2.GetInclusionProofRequest, _log_service_pb2.InclusionProof]  # type: ignore[assignment]
     """The inclusion proof of one event (by id, or by sequence) in the tree of tree_size leaves
     (default: the latest checkpoint's), with that checkpoint when one was signed at that size.
+    """
+    GetTlogProof: _aio.UnaryUnaryMultiCallable[_log_service_pb2.GetInclusionProofRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """The same proof as a C2SP tlog-proof file (text/plain), to keep beside the event: index, proof
+    hashes and the signed checkpoint. FAILED_PRECONDITION when no checkpoint was signed at the size.
     """
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_log_service_pb2.GetConsistencyProofRequest, _log_service_pb2.ConsistencyProof]  # type: ignore[assignment]
     """The consistency proof between the trees of first and second leaves (second default: the
@@ -115,6 +123,16 @@ class LogServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_log_service_pb2.InclusionProof, _abc.Awaitable[_log_service_pb2.InclusionProof]]:
         """The inclusion proof of one event (by id, or by sequence) in the tree of tree_size leaves
         (default: the latest checkpoint's), with that checkpoint when one was signed at that size.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTlogProof(
+        self,
+        request: _log_service_pb2.GetInclusionProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """The same proof as a C2SP tlog-proof file (text/plain), to keep beside the event: index, proof
+        hashes and the signed checkpoint. FAILED_PRECONDITION when no checkpoint was signed at the size.
         """
 
     @_abc_1.abstractmethod

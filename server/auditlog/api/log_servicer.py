@@ -15,7 +15,7 @@ from auditlog.domain.merkle import TILE_HEIGHT, TILE_WIDTH, parse_tile_path
 from auditlog.domain.notes import format_tlog_proof
 from auditlog.domain.validation import validate_uuid
 from auditlog.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError, NotFoundError
-from auditlog.storage.tree import StoredCheckpoint, TreeStore
+from auditlog.storage.tree import StoredCheckpoint, TreeSession, TreeStore
 
 CHECKPOINT_TYPE = "text/plain; charset=utf-8"
 TILE_TYPE = "application/octet-stream"
@@ -33,13 +33,15 @@ class LogServicer(log_service_pb2_grpc.LogServiceServicer):
         self._origin = origin
         self._verifier_key = verifier_key
 
-    def _latest(self) -> StoredCheckpoint:
-        latest = self._tree.latest()
+    @staticmethod
+    def _latest(tree: TreeSession) -> StoredCheckpoint:
+        latest = tree.latest()
         if latest is None:
             raise FailedPreconditionError("no checkpoint has been signed yet; retry in a second")
         return latest
 
-    def _size(self, field: str, value: int, latest: StoredCheckpoint, low: int = 0) -> int:
+    @staticmethod
+    def _size(field: str, value: int, latest: StoredCheckpoint, low: int = 0) -> int:
         """value, or the latest checkpoint's size for 0; within [low, latest]."""
         size = value or latest.tree_size
         if size < low or size > latest.tree_size:
@@ -49,7 +51,8 @@ class LogServicer(log_service_pb2_grpc.LogServiceServicer):
         return size
 
     def GetLogInfo(self, request: pb.GetLogInfoRequest, context: grpc.ServicerContext) -> pb.LogInfo:
-        latest = self._tree.latest()
+        with self._tree.session() as tree:
+            latest = tree.latest()
         return pb.LogInfo(
             origin=self._origin,
             verifier_key=self._verifier_key,
@@ -59,43 +62,46 @@ class LogServicer(log_service_pb2_grpc.LogServiceServicer):
     def GetCheckpoint(
         self, request: pb.GetCheckpointRequest, context: grpc.ServicerContext
     ) -> httpbody_pb2.HttpBody:
-        latest = self._latest()
-        found = latest
-        if request.HasField("tree_size") and request.tree_size != latest.tree_size:
-            if not 0 <= request.tree_size < latest.tree_size:
-                raise _invalid(
-                    "tree_size",
-                    f"got {request.tree_size}, want 0 to {latest.tree_size} (the latest checkpoint's size)",
-                )
-            at_size = self._tree.checkpoint(request.tree_size)
-            if at_size is None:
-                raise NotFoundError(f"no checkpoint was signed at tree size {request.tree_size}")
-            found = at_size
+        with self._tree.session() as tree:
+            latest = self._latest(tree)
+            found = latest
+            if request.HasField("tree_size") and request.tree_size != latest.tree_size:
+                if not 0 <= request.tree_size < latest.tree_size:
+                    raise _invalid(
+                        "tree_size",
+                        f"got {request.tree_size}, want 0 to {latest.tree_size} (the latest checkpoint's size)",
+                    )
+                at_size = tree.checkpoint(request.tree_size)
+                if at_size is None:
+                    raise NotFoundError(f"no checkpoint was signed at tree size {request.tree_size}")
+                found = at_size
         return httpbody_pb2.HttpBody(content_type=CHECKPOINT_TYPE, data=found.note.encode())
 
     def GetInclusionProof(
         self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext
     ) -> pb.InclusionProof:
-        if request.id:
-            leaf = self._tree.leaf(event_id=validate_uuid("id", request.id))
-            missing = f"no audit event has id {request.id}"
-        elif request.HasField("sequence"):
-            if request.sequence < 0:
-                raise _invalid("sequence", f"got {request.sequence}, want 0 or more")
-            leaf = self._tree.leaf(sequence=request.sequence)
-            missing = f"no audit event has sequence {request.sequence}"
-        else:
-            raise _invalid("id", "got nothing, want an event id (or a sequence)")
-        if leaf is None:
-            raise NotFoundError(missing)
-        latest = self._latest()
-        if not request.tree_size and leaf.sequence >= latest.tree_size:
-            raise FailedPreconditionError(
-                f"event {leaf.sequence} is not in a signed checkpoint yet (latest tree size"
-                f" {latest.tree_size}); retry after the checkpoint interval"
-            )
-        size = self._size("tree_size", request.tree_size, latest, low=leaf.sequence + 1)
-        proof, checkpoint = self._tree.inclusion_proof(leaf.sequence, size)
+        with self._tree.session() as tree:
+            if request.id:
+                leaf = tree.leaf(event_id=validate_uuid("id", request.id))
+                missing = f"no audit event has id {request.id}"
+            elif request.HasField("sequence"):
+                if request.sequence < 0:
+                    raise _invalid("sequence", f"got {request.sequence}, want 0 or more")
+                leaf = tree.leaf(sequence=request.sequence)
+                missing = f"no audit event has sequence {request.sequence}"
+            else:
+                raise _invalid("id", "got nothing, want an event id (or a sequence)")
+            if leaf is None:
+                raise NotFoundError(missing)
+            latest = self._latest(tree)
+            if not request.tree_size and leaf.sequence >= latest.tree_size:
+                raise FailedPreconditionError(
+                    f"event {leaf.sequence} is not in a signed checkpoint yet (latest tree size"
+                    f" {latest.tree_size}); retry after the checkpoint interval"
+                )
+            size = self._size("tree_size", request.tree_size, latest, low=leaf.sequence + 1)
+            proof = tree.inclusion_proof(leaf.sequence, size)
+            checkpoint = latest if size == latest.tree_size else tree.checkpoint(size)
         note = "" if checkpoint is None else checkpoint.note
         return pb.InclusionProof(
             id=leaf.id,
@@ -107,16 +113,31 @@ class LogServicer(log_service_pb2_grpc.LogServiceServicer):
             tlog_proof=format_tlog_proof(leaf.sequence, proof, note) if note else "",
         )
 
+    def GetTlogProof(
+        self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        proof = self.GetInclusionProof(request, context)
+        if not proof.tlog_proof:
+            raise FailedPreconditionError(
+                f"no checkpoint was signed at tree size {proof.tree_size}; ask for a signed size"
+            )
+        context.send_initial_metadata(
+            (("content-disposition", f'attachment; filename="{proof.id}.tlog-proof"'),)
+        )
+        return httpbody_pb2.HttpBody(content_type=CHECKPOINT_TYPE, data=proof.tlog_proof.encode())
+
     def GetConsistencyProof(
         self, request: pb.GetConsistencyProofRequest, context: grpc.ServicerContext
     ) -> pb.ConsistencyProof:
         if request.first < 1:
             raise _invalid("first", f"got {request.first}, want at least 1")
-        latest = self._latest()
-        second = self._size("second", request.second, latest)
-        if request.first > second:
-            raise _invalid("first", f"got {request.first}, want at most second ({second})")
-        proof, checkpoint = self._tree.consistency_proof(request.first, second)
+        with self._tree.session() as tree:
+            latest = self._latest(tree)
+            second = self._size("second", request.second, latest)
+            if request.first > second:
+                raise _invalid("first", f"got {request.first}, want at most second ({second})")
+            proof = tree.consistency_proof(request.first, second)
+            checkpoint = latest if second == latest.tree_size else tree.checkpoint(second)
         return pb.ConsistencyProof(
             first=request.first,
             second=second,
@@ -129,8 +150,10 @@ class LogServicer(log_service_pb2_grpc.LogServiceServicer):
             level, index, width = parse_tile_path(request.path)
         except ValueError:
             raise _invalid("path", f"got {request.path[:80]!r}, want tile/<L>/<N>[.p/<W>]") from None
-        # Hashes at this level in the tree of the latest checkpoint.
-        available = self._latest().tree_size >> (TILE_HEIGHT * level)
-        if index * TILE_WIDTH + width > available:
-            raise NotFoundError(f"tile {request.path} is beyond the latest checkpoint")
-        return httpbody_pb2.HttpBody(content_type=TILE_TYPE, data=self._tree.tile(level, index, width))
+        with self._tree.session() as tree:
+            # Hashes at this level in the tree of the latest checkpoint.
+            available = self._latest(tree).tree_size >> (TILE_HEIGHT * level)
+            if index * TILE_WIDTH + width > available:
+                raise NotFoundError(f"tile {request.path} is beyond the latest checkpoint")
+            data = tree.tile(level, index, width)
+        return httpbody_pb2.HttpBody(content_type=TILE_TYPE, data=data)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from threading import Lock
 from typing import Any, NamedTuple
 
@@ -223,40 +224,43 @@ def _checkpoint(row: Any) -> StoredCheckpoint | None:
 
 
 class TreeStore:
-    """The proof queries of the log service, each on one pooled connection. Sizes are bounded by the
-    latest signed checkpoint, whose tiles the integrator has written."""
+    """The proof queries of the log service. Sizes are bounded by the latest signed checkpoint,
+    whose tiles the integrator has written."""
 
     def __init__(self, pool: ConnectionPool, cache: TileCache) -> None:
         self._pool = pool
         self._cache = cache
 
-    def latest(self) -> StoredCheckpoint | None:
+    @contextmanager
+    def session(self) -> Iterator[TreeSession]:
+        """One pooled connection for all the reads of one request."""
         with self._pool.connection() as conn:
-            return _checkpoint(conn.execute(_LATEST_CHECKPOINT).fetchone())
+            yield TreeSession(conn, self._cache)
+
+
+class TreeSession:
+    def __init__(self, conn: psycopg.Connection[Any], cache: TileCache) -> None:
+        self._conn = conn
+        self._reader = TreeReader(conn, cache)
+
+    def latest(self) -> StoredCheckpoint | None:
+        return _checkpoint(self._conn.execute(_LATEST_CHECKPOINT).fetchone())
 
     def checkpoint(self, size: int) -> StoredCheckpoint | None:
-        with self._pool.connection() as conn:
-            return _checkpoint(conn.execute(_CHECKPOINT_AT, (size,)).fetchone())
+        return _checkpoint(self._conn.execute(_CHECKPOINT_AT, (size,)).fetchone())
 
     def leaf(self, *, event_id: uuid.UUID | None = None, sequence: int | None = None) -> Leaf | None:
-        with self._pool.connection() as conn:
-            if event_id is not None:
-                row = conn.execute(_LEAF_BY_ID, (event_id,)).fetchone()
-            else:
-                row = conn.execute(_LEAF_BY_SEQUENCE, (sequence,)).fetchone()
+        if event_id is not None:
+            row = self._conn.execute(_LEAF_BY_ID, (event_id,)).fetchone()
+        else:
+            row = self._conn.execute(_LEAF_BY_SEQUENCE, (sequence,)).fetchone()
         return None if row is None else Leaf(str(row[0]), int(row[1]), bytes(row[2]))
 
-    def inclusion_proof(self, index: int, size: int) -> tuple[list[bytes], StoredCheckpoint | None]:
-        """The proof, and the checkpoint signed at size (if any), read in one snapshot."""
-        with self._pool.connection() as conn:
-            proof = TreeReader(conn, self._cache).inclusion_proof(index, size)
-            return proof, _checkpoint(conn.execute(_CHECKPOINT_AT, (size,)).fetchone())
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return self._reader.inclusion_proof(index, size)
 
-    def consistency_proof(self, first: int, second: int) -> tuple[list[bytes], StoredCheckpoint | None]:
-        with self._pool.connection() as conn:
-            proof = TreeReader(conn, self._cache).consistency_proof(first, second)
-            return proof, _checkpoint(conn.execute(_CHECKPOINT_AT, (second,)).fetchone())
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return self._reader.consistency_proof(first, second)
 
     def tile(self, level: int, index: int, width: int) -> bytes:
-        with self._pool.connection() as conn:
-            return b"".join(TreeReader(conn, self._cache).tile(level, index, width))
+        return b"".join(self._reader.tile(level, index, width))
