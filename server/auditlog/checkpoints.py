@@ -9,9 +9,11 @@ it outside the database and records it. A root that is not consistent is never s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -72,23 +74,30 @@ def load_signer(config: Config) -> Signer:
             )
         return signer
     path = config.data_dir / SIGNER_FILE
-    if path.exists():
+    if not path.exists():
+        # Several worker processes may start together: written under another name and linked into
+        # place, so every one of them reads the same key.
+        generated = generate_signer(origin or default_origin(config.data_dir))
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        temporary = config.data_dir / f".{SIGNER_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            signer = Signer.from_key(path.read_text().strip())
-        except NoteError as err:
-            raise ConfigError(f"AUDITLOG_DATA_DIR: {SIGNER_FILE} is not a signer key ({err})") from None
-        if origin is not None and signer.name != origin:
-            raise ConfigError(
-                f"AUDITLOG_LOG_ORIGIN: got {origin!r}, but the log's key in the data directory is"
-                f" for {signer.name!r}; a log keeps its origin"
-            )
-        return signer
-    signer = generate_signer(origin or default_origin(config.data_dir))
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(signer.signer_key() + "\n")
-    _log.info("generated the checkpoint signing key in the data directory (%s)", SIGNER_FILE)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(generated.signer_key() + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+                _log.info("generated the checkpoint signing key in the data directory (%s)", SIGNER_FILE)
+        finally:
+            temporary.unlink()
+    try:
+        signer = Signer.from_key(path.read_text().strip())
+    except NoteError as err:
+        raise ConfigError(f"AUDITLOG_DATA_DIR: {SIGNER_FILE} is not a signer key ({err})") from None
+    if origin is not None and signer.name != origin:
+        raise ConfigError(
+            f"AUDITLOG_LOG_ORIGIN: got {origin!r}, but the log's key in the data directory is"
+            f" for {signer.name!r}; a log keeps its origin"
+        )
     return signer
 
 

@@ -170,3 +170,15 @@ def test_bad_checkpoint_interval_names_the_variable() -> None:
         load_config({"AUDITLOG_CHECKPOINT_INTERVAL": "soon"})
     assert load_config({"AUDITLOG_CHECKPOINT_INTERVAL": "0.5"}).checkpoint_interval == 0.5
     assert Config(database_url=None, data_dir=Path()).checkpoint_interval == 1.0
+
+
+def test_processes_starting_together_share_one_generated_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from auditlog.checkpoints import load_signer
+
+    config = Config(database_url=None, data_dir=tmp_path / "fresh")
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: load_signer(config).signer_key(), range(8)))
+    assert len(keys) == 1
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["checkpoint-signer.key"]
