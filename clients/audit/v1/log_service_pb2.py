@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61udit/v1/log_service.proto\x12\x08\x61udit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\"\x13\n\x11GetLogInfoRequest\"B\n\x07LogInfo\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x14\n\x0cverifier_key\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x03\"B\n\x14GetCheckpointRequest\x12\x1c\n\ttree_size\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x42\x0c\n\n_tree_size\"o\n\x18GetInclusionProofRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1b\n\x08sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x17\n\ttree_size\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\x42\x0b\n\t_sequence\"\x8c\x01\n\x0eInclusionProof\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x11\n\tleaf_hash\x18\x04 \x01(\x0c\x12\x0e\n\x06hashes\x18\x05 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x06 \x01(\t\x12\x12\n\ntlog_proof\x18\x07 \x01(\t\"G\n\x1aGetConsistencyProofRequest\x12\x13\n\x05\x66irst\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x14\n\x06second\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01\"U\n\x10\x43onsistencyProof\x12\r\n\x05\x66irst\x18\x01 \x01(\x03\x12\x0e\n\x06second\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x04 \x01(\t\"$\n\x0eGetTileRequest\x12\x12\n\x04path\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\xab\x05\n\nLogService\x12Q\n\nGetLogInfo\x12\x1b.audit.v1.GetLogInfoRequest\x1a\x11.audit.v1.LogInfo\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/api/v1/log\x12x\n\rGetCheckpoint\x12\x1e.audit.v1.GetCheckpointRequest\x1a\x14.google.api.HttpBody\"1\x82\xd3\xe4\x93\x02+\x12\x16/api/v1/log/checkpointZ\x11\x12\x0f/log/checkpoint\x12\x8c\x01\n\x11GetInclusionProof\x12\".audit.v1.GetInclusionProofRequest\x1a\x18.audit.v1.InclusionProof\"9\x82\xd3\xe4\x93\x02\x33\x12\x18/api/v1/audit/{id}/proofZ\x17\x12\x15/api/v1/log/inclusion\x12o\n\x0cGetTlogProof\x12\".audit.v1.GetInclusionProofRequest\x1a\x14.google.api.HttpBody\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/audit/{id}/tlog-proof\x12x\n\x13GetConsistencyProof\x12$.audit.v1.GetConsistencyProofRequest\x1a\x1a.audit.v1.ConsistencyProof\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/log/consistency\x12V\n\x07GetTile\x12\x18.audit.v1.GetTileRequest\x1a\x14.google.api.HttpBody\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/log/{path=tile/**}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61udit/v1/log_service.proto\x12\x08\x61udit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\"\x13\n\x11GetLogInfoRequest\"B\n\x07LogInfo\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x14\n\x0cverifier_key\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x03\"B\n\x14GetCheckpointRequest\x12\x1c\n\ttree_size\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x42\x0c\n\n_tree_size\"o\n\x18GetInclusionProofRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1b\n\x08sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x17\n\ttree_size\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\x42\x0b\n\t_sequence\"@\n\x13GetTlogProofRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\ttree_size\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01\"\x8c\x01\n\x0eInclusionProof\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x11\n\tleaf_hash\x18\x04 \x01(\x0c\x12\x0e\n\x06hashes\x18\x05 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x06 \x01(\t\x12\x12\n\ntlog_proof\x18\x07 \x01(\t\"G\n\x1aGetConsistencyProofRequest\x12\x13\n\x05\x66irst\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x14\n\x06second\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01\"U\n\x10\x43onsistencyProof\x12\r\n\x05\x66irst\x18\x01 \x01(\x03\x12\x0e\n\x06second\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x04 \x01(\t\"$\n\x0eGetTileRequest\x12\x12\n\x04path\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\xa6\x05\n\nLogService\x12Q\n\nGetLogInfo\x12\x1b.audit.v1.GetLogInfoRequest\x1a\x11.audit.v1.LogInfo\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/api/v1/log\x12x\n\rGetCheckpoint\x12\x1e.audit.v1.GetCheckpointRequest\x1a\x14.google.api.HttpBody\"1\x82\xd3\xe4\x93\x02+\x12\x16/api/v1/log/checkpointZ\x11\x12\x0f/log/checkpoint\x12\x8c\x01\n\x11GetInclusionProof\x12\".audit.v1.GetInclusionProofRequest\x1a\x18.audit.v1.InclusionProof\"9\x82\xd3\xe4\x93\x02\x33\x12\x18/api/v1/audit/{id}/proofZ\x17\x12\x15/api/v1/log/inclusion\x12j\n\x0cGetTlogProof\x12\x1d.audit.v1.GetTlogProofRequest\x1a\x14.google.api.HttpBody\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/audit/{id}/tlog-proof\x12x\n\x13GetConsistencyProof\x12$.audit.v1.GetConsistencyProofRequest\x1a\x1a.audit.v1.ConsistencyProof\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/log/consistency\x12V\n\x07GetTile\x12\x18.audit.v1.GetTileRequest\x1a\x14.google.api.HttpBody\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/log/{path=tile/**}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETINCLUSIONPROOFREQUEST'].fields_by_name['sequence']._serialized_options = b'\342A\001\001'
   _globals['_GETINCLUSIONPROOFREQUEST'].fields_by_name['tree_size']._loaded_options = None
   _globals['_GETINCLUSIONPROOFREQUEST'].fields_by_name['tree_size']._serialized_options = b'\342A\001\001'
+  _globals['_GETTLOGPROOFREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETTLOGPROOFREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_GETTLOGPROOFREQUEST'].fields_by_name['tree_size']._loaded_options = None
+  _globals['_GETTLOGPROOFREQUEST'].fields_by_name['tree_size']._serialized_options = b'\342A\001\001'
   _globals['_GETCONSISTENCYPROOFREQUEST'].fields_by_name['first']._loaded_options = None
   _globals['_GETCONSISTENCYPROOFREQUEST'].fields_by_name['first']._serialized_options = b'\342A\001\002'
   _globals['_GETCONSISTENCYPROOFREQUEST'].fields_by_name['second']._loaded_options = None
@@ -68,14 +72,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCHECKPOINTREQUEST']._serialized_end=285
   _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=287
   _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=398
-  _globals['_INCLUSIONPROOF']._serialized_start=401
-  _globals['_INCLUSIONPROOF']._serialized_end=541
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=543
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=614
-  _globals['_CONSISTENCYPROOF']._serialized_start=616
-  _globals['_CONSISTENCYPROOF']._serialized_end=701
-  _globals['_GETTILEREQUEST']._serialized_start=703
-  _globals['_GETTILEREQUEST']._serialized_end=739
-  _globals['_LOGSERVICE']._serialized_start=742
-  _globals['_LOGSERVICE']._serialized_end=1425
+  _globals['_GETTLOGPROOFREQUEST']._serialized_start=400
+  _globals['_GETTLOGPROOFREQUEST']._serialized_end=464
+  _globals['_INCLUSIONPROOF']._serialized_start=467
+  _globals['_INCLUSIONPROOF']._serialized_end=607
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=609
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=680
+  _globals['_CONSISTENCYPROOF']._serialized_start=682
+  _globals['_CONSISTENCYPROOF']._serialized_end=767
+  _globals['_GETTILEREQUEST']._serialized_start=769
+  _globals['_GETTILEREQUEST']._serialized_end=805
+  _globals['_LOGSERVICE']._serialized_start=808
+  _globals['_LOGSERVICE']._serialized_end=1486
 # @@protoc_insertion_point(module_scope)

@@ -114,6 +114,30 @@ class GetInclusionProofRequest(_message.Message):
 Global___GetInclusionProofRequest: _TypeAlias = GetInclusionProofRequest  # noqa: Y015
 
 @_typing.final
+class GetTlogProofRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The event's id."""
+    tree_size: _builtins.int
+    """Optional. The tree size to prove inclusion in (a signed one); 0: the latest checkpoint's."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTlogProofRequest: _TypeAlias = GetTlogProofRequest  # noqa: Y015
+
+@_typing.final
 class InclusionProof(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

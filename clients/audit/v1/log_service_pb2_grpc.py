@@ -55,7 +55,7 @@ class LogServiceStub:
                 _registered_method=True)
         self.GetTlogProof = channel.unary_unary(
                 '/audit.v1.LogService/GetTlogProof',
-                request_serializer=audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.SerializeToString,
+                request_serializer=audit_dot_v1_dot_log__service__pb2.GetTlogProofRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.GetConsistencyProof = channel.unary_unary(
@@ -143,7 +143,7 @@ def add_LogServiceServicer_to_server(servicer, server):
             ),
             'GetTlogProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTlogProof,
-                    request_deserializer=audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.FromString,
+                    request_deserializer=audit_dot_v1_dot_log__service__pb2.GetTlogProofRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
@@ -266,7 +266,7 @@ class LogService:
             request,
             target,
             '/audit.v1.LogService/GetTlogProof',
-            audit_dot_v1_dot_log__service__pb2.GetInclusionProofRequest.SerializeToString,
+            audit_dot_v1_dot_log__service__pb2.GetTlogProofRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,

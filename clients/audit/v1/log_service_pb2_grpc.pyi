@@ -47,7 +47,7 @@ class LogServiceStub:
     """The inclusion proof of one event (by id, or by sequence) in the tree of tree_size leaves
     (default: the latest checkpoint's), with that checkpoint when one was signed at that size.
     """
-    GetTlogProof: _grpc.UnaryUnaryMultiCallable[_log_service_pb2.GetInclusionProofRequest, _httpbody_pb2.HttpBody]
+    GetTlogProof: _grpc.UnaryUnaryMultiCallable[_log_service_pb2.GetTlogProofRequest, _httpbody_pb2.HttpBody]
     """The same proof as a C2SP tlog-proof file (text/plain), to keep beside the event: index, proof
     hashes and the signed checkpoint. FAILED_PRECONDITION when no checkpoint was signed at the size.
     """
@@ -78,7 +78,7 @@ class LogServiceAsyncStub(LogServiceStub):
     """The inclusion proof of one event (by id, or by sequence) in the tree of tree_size leaves
     (default: the latest checkpoint's), with that checkpoint when one was signed at that size.
     """
-    GetTlogProof: _aio.UnaryUnaryMultiCallable[_log_service_pb2.GetInclusionProofRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    GetTlogProof: _aio.UnaryUnaryMultiCallable[_log_service_pb2.GetTlogProofRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """The same proof as a C2SP tlog-proof file (text/plain), to keep beside the event: index, proof
     hashes and the signed checkpoint. FAILED_PRECONDITION when no checkpoint was signed at the size.
     """
@@ -128,7 +128,7 @@ class LogServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GetTlogProof(
         self,
-        request: _log_service_pb2.GetInclusionProofRequest,
+        request: _log_service_pb2.GetTlogProofRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
         """The same proof as a C2SP tlog-proof file (text/plain), to keep beside the event: index, proof

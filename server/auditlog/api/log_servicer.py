@@ -114,9 +114,13 @@ class LogServicer(log_service_pb2_grpc.LogServiceServicer):
         )
 
     def GetTlogProof(
-        self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext
+        self, request: pb.GetTlogProofRequest, context: grpc.ServicerContext
     ) -> httpbody_pb2.HttpBody:
-        proof = self.GetInclusionProof(request, context)
+        if not request.id:
+            raise _invalid("id", "got nothing, want an event id")
+        proof = self.GetInclusionProof(
+            pb.GetInclusionProofRequest(id=request.id, tree_size=request.tree_size), context
+        )
         if not proof.tlog_proof:
             raise FailedPreconditionError(
                 f"no checkpoint was signed at tree size {proof.tree_size}; ask for a signed size"
