@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auditlog_client.checkpoints import CheckpointState
 from auditlog_client.client import AuditClient
 from auditlog_client.errors import (
     AuditLogClientError,
@@ -12,14 +13,17 @@ from auditlog_client.errors import (
     NotFound,
     Unavailable,
 )
+from auditlog_client.verify import VerificationError
 
 __all__ = [
     "AuditClient",
     "AuditLogClientError",
+    "CheckpointState",
     "FailedPrecondition",
     "FieldViolation",
     "InternalError",
     "InvalidArgument",
     "NotFound",
     "Unavailable",
+    "VerificationError",
 ]

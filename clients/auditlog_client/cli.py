@@ -14,6 +14,8 @@ from google.protobuf.message import DecodeError, EncodeError, Message
 from audit.v1.audit_service_pb2 import CreateEventRequest
 from auditlog_client.client import AuditClient, event_input
 from auditlog_client.errors import AuditLogClientError
+from auditlog_client.offline import INVALID, OFFLINE, OptionError, add_commands
+from auditlog_client.verify import VerificationError
 
 _JSON_TYPES = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
 
@@ -83,10 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("--end-date", default="")
     commands.add_parser("verify", help="verify the whole chain")
     commands.add_parser("stats", help="show statistics")
+    add_commands(commands)
     args = parser.parse_args(argv)
     try:
+        if args.command in OFFLINE:
+            print(OFFLINE[args.command](args))
+            return 0
         return _run(args)
-    except UsageError as err:
+    except VerificationError as err:
+        print(f"auditctl: {args.command}: {err}", file=sys.stderr)
+        return INVALID
+    except (UsageError, OptionError) as err:
         print(f"auditctl: {err}", file=sys.stderr)
         return 2
     except AuditLogClientError as err:

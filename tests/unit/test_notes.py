@@ -109,7 +109,7 @@ def test_notes_we_sign_verify_with_libsodium() -> None:
     raw = base64.b64decode(encoded)
     assert name == signer.name and raw[:4] == signer.key_id
     vkey = signer.verifier_key()
-    public = base64.b64decode(vkey.split("+")[2])[1:]
+    public = base64.b64decode(vkey.split("+", 2)[2])[1:]
     nacl.signing.VerifyKey(public).verify(text.encode(), raw[4:])
     with pytest.raises(nacl.exceptions.BadSignatureError):
         nacl.signing.VerifyKey(public).verify(text.replace("1234", "1235").encode(), raw[4:])

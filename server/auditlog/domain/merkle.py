@@ -116,11 +116,7 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
         raise ValueError(f"size1: got {size1}, want at most size2 ({size2})")
     outer = []
     lo, hi, whole = 0, size2, True
-    while True:
-        if size1 == hi:
-            # SUBPROOF(m, D[lo:m], b): nothing when the old tree is the whole node, else its MTH.
-            base = [] if whole else [(lo, hi)]
-            break
+    while size1 != hi:
         k = _split(hi - lo)
         if size1 - lo <= k:
             outer.append((lo + k, hi))
@@ -129,6 +125,8 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
             outer.append((lo, lo + k))
             lo += k
             whole = False
+    # SUBPROOF(m, D[lo:m], b): nothing when the old tree is this whole node, else its MTH.
+    base = [] if whole else [(lo, hi)]
     return base + outer[::-1]
 
 
@@ -160,16 +158,16 @@ def _describe(value: object) -> str:
     return f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
 
 
-def _check_proof_sizes(name: str, values: dict[str, int]) -> None:
+def _check_proof_sizes(**values: int) -> None:
     for key, value in values.items():
         if type(value) is not int or not 0 <= value <= MAX_SIZE:
-            raise ProofError(f"{key}: got {value!r}, want an integer from 0 to 2^64-1 ({name})")
+            raise ProofError(f"{key}: got {value!r}, want an integer from 0 to 2^64-1")
 
 
 def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes) -> None:
     """Check that leaf_hash is leaf index of the tree of size leaves whose root is root
     (RFC 9162 section 2.1.3.2); raises ProofError naming what failed."""
-    _check_proof_sizes("inclusion", {"index": index, "size": size})
+    _check_proof_sizes(index=index, size=size)
     if index >= size:
         raise ProofError(f"index: got {index}, want below the tree size {size}")
     _check_hash("leaf hash", leaf_hash)
@@ -194,7 +192,7 @@ def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: Sequence[by
 def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
     """Check that the tree of size1 leaves with root1 is a prefix of the tree of size2 leaves with
     root2 (RFC 9162 section 2.1.4.2); raises ProofError naming what failed."""
-    _check_proof_sizes("consistency", {"size1": size1, "size2": size2})
+    _check_proof_sizes(size1=size1, size2=size2)
     if size1 > size2:
         raise ProofError(f"size1: got {size1}, want at most size2 ({size2})")
     if size1 == 0:
