@@ -4,6 +4,9 @@ the static C2SP paths a tlog client or witness follows."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
+from pathlib import Path
 
 from auditlog.domain.merkle import root_from_leaves, verify_consistency, verify_inclusion
 from auditlog.domain.notes import Verifier, open_checkpoint, parse_tlog_proof
@@ -91,3 +94,57 @@ def test_single_event_tlog_proof_download_verifies_offline(rest_fresh: RestStack
     )
     unsigned = rest_fresh.get(f"/api/v1/audit/{ids[3]}/tlog-proof?tree_size=4")
     assert unsigned.status == 400
+
+
+def test_auditctl_verifies_a_downloaded_proof_offline(rest_fresh: RestStack, tmp_path: Path) -> None:
+    """The client's own verifier (written apart from the server's) accepts what the server serves."""
+    checkpointer = rest_fresh.service.checkpointer
+    assert checkpointer is not None
+    ids = [
+        rest_fresh.post_json("/api/v1/audit", {"event_type": "r.x", "action": "a"}).json()["id"]
+        for _ in range(9)
+    ]
+    checkpointer.tick()
+    key = rest_fresh.get("/api/v1/log").json()["verifier_key"]
+    proof = tmp_path / "e.tlog-proof"
+    proof.write_bytes(rest_fresh.get(f"/api/v1/audit/{ids[6]}/tlog-proof").body)
+    event = tmp_path / "e.json"
+    event.write_bytes(rest_fresh.get(f"/api/v1/audit/{ids[6]}").body)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditlog_client.cli",
+            "verify-proof",
+            str(proof),
+            "--key",
+            key,
+            "--event",
+            str(event),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    other = tmp_path / "other.json"
+    other.write_bytes(rest_fresh.get(f"/api/v1/audit/{ids[5]}").body)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditlog_client.cli",
+            "verify-proof",
+            str(proof),
+            "--key",
+            key,
+            "--event",
+            str(other),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 3, refused.stderr
