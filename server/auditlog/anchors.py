@@ -36,8 +36,10 @@ class Anchors(Protocol):
     def put(self, tree_size: int, note: str) -> None:
         """Writes the signed checkpoint of tree_size; raises AnchorError when it cannot."""
 
-    def notes(self) -> Iterator[str]:
-        """Every anchored signed checkpoint, in the order written (S3: by tree size)."""
+    def notes(self, after: str | None = None) -> Iterator[tuple[str, str]]:
+        """(position, signed checkpoint) of every anchor written after position `after` (None:
+        all), in the order written (S3: by tree size). Anchors never change once written, so a
+        reader resumes where it stopped."""
 
 
 class FileAnchors:
@@ -51,8 +53,11 @@ class FileAnchors:
     def put(self, tree_size: int, note: str) -> None:
         line = json.dumps({"tree_size": tree_size, "note": note}, ensure_ascii=False) + "\n"
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                end = os.lseek(fd, 0, os.SEEK_END)
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    line = "\n" + line  # after a write cut short by a crash: a line of its own
                 os.write(fd, line.encode())
                 os.fsync(fd)
             finally:
@@ -60,20 +65,27 @@ class FileAnchors:
         except OSError as err:
             raise AnchorError(f"cannot append to the anchor file: {err.strerror}") from err
 
-    def notes(self) -> Iterator[str]:
+    def notes(self, after: str | None = None) -> Iterator[tuple[str, str]]:
         try:
-            handle = self.path.open(encoding="utf-8")
+            handle = self.path.open("rb")
         except FileNotFoundError:
             return
         with handle:
-            for number, line in enumerate(handle, 1):
-                if not line.endswith("\n"):
+            offset = int(after or 0)
+            handle.seek(offset)
+            for line in handle:
+                if not line.endswith(b"\n"):
                     # A write cut short by a crash: the checkpoint was not recorded either.
                     return
+                offset += len(line)
                 try:
-                    yield str(json.loads(line)["note"])
+                    note = str(json.loads(line)["note"])
                 except (ValueError, KeyError, TypeError):
-                    raise AnchorError(f"anchor file line {number} is not a checkpoint record") from None
+                    # Not a record (a write cut short by a crash, then completed by the next one):
+                    # nothing to compare; only notes signed by the log's key count anyway.
+                    _log.warning("the anchor file has a line that is not a checkpoint record; skipped")
+                    continue
+                yield str(offset), note
 
 
 class S3Anchors:
@@ -122,15 +134,15 @@ class S3Anchors:
             _log.warning("anchoring checkpoint %d to s3://%s/%s failed: %s", tree_size, self.bucket, key, err)
             raise AnchorError("the checkpoint could not be written to S3") from err
 
-    def notes(self) -> Iterator[str]:
+    def notes(self, after: str | None = None) -> Iterator[tuple[str, str]]:
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=KEY_PREFIX
+                Bucket=self.bucket, Prefix=KEY_PREFIX, StartAfter=after or ""
             )
             for page in pages:
                 for item in page.get("Contents", []):
                     body = self._client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
-                    yield body.decode("utf-8", "replace")
+                    yield item["Key"], body.decode("utf-8", "replace")
         except (BotoCoreError, ClientError) as err:
             _log.warning("reading anchors from s3://%s failed: %s", self.bucket, err)
             raise AnchorError("the anchored checkpoints could not be read from S3") from err

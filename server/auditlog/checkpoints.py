@@ -129,17 +129,29 @@ def open_signed(note: str, verifier: Verifier, origin: str) -> SignedCheckpoint:
     return SignedCheckpoint(checkpoint.size, checkpoint.root, note)
 
 
-def anchored_checkpoints(anchors: Anchors, verifier: Verifier, origin: str) -> list[SignedCheckpoint]:
-    """The anchored checkpoints our key signed, by tree size (one a size); others are ignored."""
-    found: dict[int, SignedCheckpoint] = {}
-    for note in anchors.notes():
-        try:
-            checkpoint = open_signed(note, verifier, origin)
-        except NoteError as err:
-            _log.warning("an anchored checkpoint is not signed by this log's key; ignored (%s)", err)
-            continue
-        found.setdefault(checkpoint.tree_size, checkpoint)
-    return [found[size] for size in sorted(found)]
+class AnchoredCheckpoints:
+    """The anchored checkpoints this log's key signed, one a size; read once and then only the
+    ones written since (anchors never change), so VerifyChain does not re-read every anchor."""
+
+    def __init__(self, anchors: Anchors, verifier: Verifier, origin: str) -> None:
+        self._anchors = anchors
+        self._verifier = verifier
+        self._origin = origin
+        self._found: dict[int, SignedCheckpoint] = {}
+        self._position: str | None = None
+        self._lock = threading.Lock()
+
+    def read(self) -> list[SignedCheckpoint]:
+        with self._lock:
+            for position, note in self._anchors.notes(self._position):
+                self._position = position
+                try:
+                    checkpoint = open_signed(note, self._verifier, self._origin)
+                except NoteError as err:
+                    _log.warning("an anchored checkpoint is not signed by this log's key; ignored (%s)", err)
+                    continue
+                self._found.setdefault(checkpoint.tree_size, checkpoint)
+            return [self._found[size] for size in sorted(self._found)]
 
 
 def consistency_problem(reader: TreeReader, old: SignedCheckpoint, size: int, root: bytes) -> str | None:
@@ -174,6 +186,7 @@ class Checkpointer:
         self.verifier = Verifier.from_key(signer.verifier_key())
         self.origin = signer.name
         self.anchors = anchors
+        self._anchored_checkpoints = AnchoredCheckpoints(anchors, self.verifier, self.origin)
         self._interval = interval
         self._clock = clock
         self.cache = cache or TileCache()
@@ -191,7 +204,7 @@ class Checkpointer:
         """Checks the tree against the anchored checkpoints (loudly on a mismatch), then signs
         every interval."""
         try:
-            anchored = anchored_checkpoints(self.anchors, self.verifier, self.origin)
+            anchored = self._anchored_checkpoints.read()
         except AnchorError as err:
             _log.error("cannot read the anchored checkpoints: %s", err)
             anchored = []
@@ -202,7 +215,7 @@ class Checkpointer:
     def anchored(self) -> list[SignedCheckpoint]:
         """The anchored checkpoints this log's key signed, by tree size."""
         try:
-            return anchored_checkpoints(self.anchors, self.verifier, self.origin)
+            return self._anchored_checkpoints.read()
         except AnchorError as err:
             raise UnavailableError(f"the anchored checkpoints cannot be read: {err}") from None
 

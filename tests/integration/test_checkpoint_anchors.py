@@ -182,3 +182,32 @@ def test_processes_starting_together_share_one_generated_key(tmp_path: Path) -> 
         keys = set(pool.map(lambda _: load_signer(config).signer_key(), range(8)))
     assert len(keys) == 1
     assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["checkpoint-signer.key"]
+
+
+def test_anchors_are_read_once_then_only_the_new_ones(tmp_path: Path) -> None:
+    from auditlog.anchors import FileAnchors
+    from auditlog.checkpoints import AnchoredCheckpoints
+    from auditlog.domain.notes import Checkpoint, sign_note
+
+    origin = "anchors.example/log"
+    signer, stranger = generate_signer(origin), generate_signer(origin)
+    anchors = FileAnchors(tmp_path / "checkpoints.anchor")
+    for size in (1, 2):
+        anchors.put(size, sign_note(Checkpoint(origin, size, bytes(32)).body(), [signer]))
+    reader = AnchoredCheckpoints(anchors, signer.verifier(), origin)
+    assert [c.tree_size for c in reader.read()] == [1, 2]
+    (position, _), _ = list(anchors.notes())
+    assert [note for _, note in anchors.notes(position)] == [list(anchors.notes())[1][1]]
+    anchors.put(3, sign_note(Checkpoint(origin, 3, bytes(32)).body(), [stranger]))  # ignored
+    anchors.put(4, sign_note(Checkpoint(origin, 4, bytes(32)).body(), [signer]))
+    with (tmp_path / "checkpoints.anchor").open("a") as torn:
+        torn.write('{"tree_size": 5, "no')  # a write cut short: not yet an anchor
+    assert [c.tree_size for c in reader.read()] == [1, 2, 4]
+    anchors.put(6, sign_note(Checkpoint(origin, 6, bytes(32)).body(), [signer]))
+    assert [c.tree_size for c in reader.read()] == [1, 2, 4, 6]
+    assert [c.tree_size for c in AnchoredCheckpoints(anchors, signer.verifier(), origin).read()] == [
+        1,
+        2,
+        4,
+        6,
+    ]
