@@ -54,6 +54,7 @@ import grpc
 import psycopg
 
 from audit.v1 import audit_service_pb2, audit_service_pb2_grpc, event_pb2
+from auditlog.domain.anchored import AnchorCheck, SignedCheckpoint
 from bench.measure import peak_rss_mib
 
 T = TypeVar("T")
@@ -411,7 +412,36 @@ def check_log(url: str, acks: list[Ack], target: str) -> tuple[int, bool, list[s
         answer = stub.VerifyChain(request, timeout=120, wait_for_ready=True)
     if answer.valid and answer.events_checked < len(rows):
         problems.append(f"VerifyChain checked {answer.events_checked} of {len(rows)} events")
+    problems.extend(tree_problems(url, len(rows)))
     return lost, answer.valid, problems
+
+
+def tree_problems(url: str, size: int, timeout: float = 15.0) -> list[str]:
+    """What is wrong with the Merkle tiles and signed checkpoints against the stored leaves, once a
+    checkpoint covers size events (the integrator resumes after a restart)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
+        while True:
+            row = conn.execute("SELECT coalesce(max(tree_size), -1) FROM checkpoints").fetchone()
+            if row is not None and row[0] >= size:
+                break
+            if time.monotonic() > deadline:
+                return [f"no checkpoint covers {size} events within {timeout:.0f} s"]
+            time.sleep(0.1)
+        leaves = [bytes(r[0]) for r in conn.execute("SELECT leaf_hash FROM audit_events ORDER BY sequence")]
+        signed = conn.execute("SELECT tree_size, root FROM checkpoints ORDER BY tree_size").fetchall()
+        tiles = conn.execute("SELECT level, index, hashes FROM merkle_tiles WHERE level = 0").fetchall()
+    problems = []
+    check = AnchorCheck(SignedCheckpoint(int(n), bytes(root), "") for n, root in signed)
+    for leaf in leaves:
+        check.feed(leaf)
+    unmatched = check.finish()
+    if unmatched is not None:
+        problems.append(f"the signed checkpoint of size {unmatched.tree_size} does not match the leaves")
+    for _, index, hashes in tiles:
+        if bytes(hashes) != b"".join(leaves[index * 256 : (index + 1) * 256]):
+            problems.append(f"tile 0/{index} does not hold the stored leaf hashes")
+    return problems
 
 
 class Chaos:

@@ -27,7 +27,7 @@ import grpc
 import psycopg
 
 from audit.v1 import audit_service_pb2 as pb
-from audit.v1 import audit_service_pb2_grpc
+from audit.v1 import audit_service_pb2_grpc, log_service_pb2_grpc
 from auditlog.affinity import cpus_of, parse_cpu_affinity
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_EVENTS
 from auditlog.domain.filters import EventFilter, PageToken
@@ -47,6 +47,7 @@ from bench.measure import (
     tree_cpu_seconds,
     tree_peak_rss_mib,
 )
+from bench.proofs import bench_proofs, checkpoint_lag
 from bench.table import Row, ms, rate, render
 from bench.workload import BATCH, EVENT_TYPES
 
@@ -423,6 +424,7 @@ def measure(target: str, pid: int, meter: CpuMeter, db_url: str, sizes: Sizes, l
     rows = bench_create(target, meter, sizes, log)
     with grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
         stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+        log_stub = log_service_pb2_grpc.LogServiceStub(channel)
         base = stub.GetStats(pb.GetStatsRequest(), timeout=30).total_events
         first_batch = 0
         loaded: list[tuple[int, float]] = []
@@ -433,6 +435,8 @@ def measure(target: str, pid: int, meter: CpuMeter, db_url: str, sizes: Sizes, l
             results, wall = append_load(target, first_batch, batches, sizes.loaders, "load")
             first_batch += batches
             loaded.append((sum(r.events for r in results), wall))
+            lag = checkpoint_lag(log_stub, stub.GetStats(pb.GetStatsRequest(), timeout=60).total_events)
+            log(f"checkpoint lag {lag:.2f}s")
             log(f"loaded {sum(r.events for r in results):,} events in {wall:.1f}s")
             per_s, rss, checked = verify(stub, pid)
             log(f"VerifyChain over {checked:,} right after loading: {per_s:,.0f}/s, peak RSS {rss:.0f} MiB")
@@ -471,6 +475,7 @@ def measure(target: str, pid: int, meter: CpuMeter, db_url: str, sizes: Sizes, l
         )
         head = stub.GetStats(pb.GetStatsRequest(), timeout=60).head_sequence
         rows.extend(bench_reads(channel, db_url, sizes, head))
+        rows.extend(bench_proofs(channel, head + 1, sizes.repeats, lag))
         rows.append(bench_search(channel, pid, log))
         log("done")
     return render(rows)

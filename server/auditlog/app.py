@@ -24,6 +24,8 @@ from audit.v1 import (
     health_service_pb2_grpc,
     key_service_pb2,
     key_service_pb2_grpc,
+    log_service_pb2,
+    log_service_pb2_grpc,
 )
 from auditlog import metrics, tracing
 from auditlog.access import AccessConfig, bootstrap_keys, server_credentials
@@ -36,10 +38,12 @@ from auditlog.api.export_servicer import ExportServicer
 from auditlog.api.health import DatabaseMonitor, HealthServicer
 from auditlog.api.key_servicer import KeyServicer
 from auditlog.api.limits import ByteBudget, CallPool, StreamLimiter
+from auditlog.api.log_servicer import LogServicer
 from auditlog.api.principal_limits import PrincipalLimitInterceptor, PrincipalLimits
 from auditlog.api.read_audit import ReadAuditor
 from auditlog.api.reflection import enable_reflection
 from auditlog.api.tail import TailHub
+from auditlog.checkpoints import Checkpointer, create_anchors, load_signer
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.export.runner import RunnerSettings
@@ -51,6 +55,7 @@ from auditlog.storage.events import EventStore
 from auditlog.storage.head_listener import HeadListener
 from auditlog.storage.keys import read_page_token_key
 from auditlog.storage.logins import prepare_database
+from auditlog.storage.tree import TreeStore
 from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
 
 _log = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ SERVICE_NAMES = (
     health_service_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name,
     export_service_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name,
     key_service_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name,
+    log_service_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
 )
 
 
@@ -84,6 +90,7 @@ class Service:
     # Run as draining starts, before in-flight calls are waited for (live tails end at once).
     on_drain: list[Callable[[], None]] = field(default_factory=list)
     reads: ReadAuditor | None = None
+    checkpointer: Checkpointer | None = None
 
     def stop(self, grace: float = 10.0) -> None:
         """NOT_SERVING, new calls answer UNAVAILABLE, in-flight calls finish (up to grace seconds in
@@ -166,6 +173,7 @@ def create_service(
     if config.metrics and metrics_dir is not None:
         metrics.enable(metrics_dir)
     stop_tracing = tracing.configure(config.otlp_endpoint)
+    signer = load_signer(config)
     # Requests of up to 16 MiB are received, parsed and freed: their memory must not stay resident.
     return_large_blocks()
     access = config.access
@@ -245,6 +253,9 @@ def create_service(
     # every error becomes the status its class declares (api.decoding, api.status).
     gate = CallGate()
     services = guarded(server, gate, {f"/{SERVICE_NAMES[0]}/AppendEvents": append_pool})
+    checkpointer = Checkpointer(
+        pool, signer, create_anchors(config), interval=config.checkpoint_interval, clock=clock
+    )
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(
             store,
@@ -257,6 +268,7 @@ def create_service(
             tails=tails,
             tail_streams=tail_streams,
             reads=reads,
+            anchored=checkpointer.anchored,
         ),
         services,
     )
@@ -281,6 +293,10 @@ def create_service(
     key_service_pb2_grpc.add_KeyServiceServicer_to_server(
         KeyServicer(pool, keys.refresh if keys is not None else None), services
     )
+    log_service_pb2_grpc.add_LogServiceServicer_to_server(
+        LogServicer(TreeStore(pool, checkpointer.cache), checkpointer.origin, signer.verifier_key()),
+        services,
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
     enable_reflection([*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], services)
@@ -295,6 +311,8 @@ def create_service(
     )
     monitor.start()
 
+    _log.info("log origin %s, checkpoint verifier key %s", checkpointer.origin, signer.verifier_key())
+    checkpointer.start()
     server.start()
     _log.info(
         "gRPC listening on %s:%d (%s); auth %s",
@@ -320,6 +338,8 @@ def create_service(
         reads=reads,
     )
     service.gateway_port = gateway_port
+    service.checkpointer = checkpointer
+    service.on_stop.append(checkpointer.stop)
     # Running export jobs stop between rows and return to pending before the pool closes.
     service.on_stop.append(exports.runner.stop)
     service.on_stop.append(pinger.close)

@@ -83,6 +83,13 @@ class Config:
     otlp_endpoint: str | None = None
     # AUDITLOG_LOG_FORMAT: "text" or "json" (one JSON object a line, auditlog.logs).
     log_format: str = "text"
+    # The verifiable log (auditlog.checkpoints): the checkpoint signer in the Go note format (None:
+    # generated into the data directory), the log's origin (None: default_origin), seconds between
+    # checkpoints while the log grows, and days of COMPLIANCE retention on S3 anchors.
+    signing_key: str | None = None
+    log_origin: str | None = None
+    checkpoint_interval: float = 1.0
+    anchor_retention_days: int = 2557
 
 
 def publish_metrics_directory(directory: Path) -> None:
@@ -126,6 +133,28 @@ def _log_format(env: Mapping[str, str]) -> str:
     raw = env.get("AUDITLOG_LOG_FORMAT", "").strip().lower() or "text"
     if raw not in ("text", "json"):
         raise ConfigError(f"AUDITLOG_LOG_FORMAT: got {raw!r}, want text or json")
+    return raw
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: got {raw!r}, want a number of seconds from {low:g} to {high:g}")
+    return value
+
+
+def _origin(env: Mapping[str, str]) -> str | None:
+    raw = _optional(env, "AUDITLOG_LOG_ORIGIN")
+    if raw is not None and not re.fullmatch(r"[^\s+]{1,200}", raw):
+        raise ConfigError(
+            f"AUDITLOG_LOG_ORIGIN: got {raw!r}, want a name without spaces or '+', e.g. example.com/audit"
+        )
     return raw
 
 
@@ -229,4 +258,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         metrics=_on_off(env, "AUDITLOG_METRICS", True),
         otlp_endpoint=_optional(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
         log_format=_log_format(env),
+        # The key itself is checked when the signer is made (auditlog.checkpoints), naming the variable.
+        signing_key=_optional(env, "AUDITLOG_SIGNING_KEY"),
+        log_origin=_origin(env),
+        checkpoint_interval=_seconds(env, "AUDITLOG_CHECKPOINT_INTERVAL", 1.0, 0.05, 3600.0),
+        anchor_retention_days=_bounded_int(env, "AUDITLOG_ANCHOR_RETENTION_DAYS", 2557, 1, 36500),
     )

@@ -31,6 +31,7 @@ SERVICES = {
     "audit.v1.HealthService",
     "audit.v1.ExportService",
     "audit.v1.KeyService",
+    "audit.v1.LogService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",

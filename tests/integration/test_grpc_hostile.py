@@ -22,6 +22,7 @@ from audit.v1 import (
     export_service_pb2,
     export_service_pb2_grpc,
     health_service_pb2,
+    log_service_pb2,
 )
 from auditlog.export.runner import RunnerSettings
 from tests.fix_export import ServiceFactory
@@ -159,6 +160,7 @@ SERVICES = [
     audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
     export_service_pb2.DESCRIPTOR.services_by_name["ExportService"],
     health_service_pb2.DESCRIPTOR.services_by_name["HealthService"],
+    log_service_pb2.DESCRIPTOR.services_by_name["LogService"],
     health_pb2.DESCRIPTOR.services_by_name["Health"],
     reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
 ]

@@ -17,6 +17,7 @@ def test_reflection_lists_and_describes_every_service(channel: grpc.Channel) -> 
         "audit.v1.AuditService",
         "audit.v1.ExportService",
         "audit.v1.HealthService",
+        "audit.v1.LogService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= services

@@ -39,6 +39,10 @@ class _BreakKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BreakKind.V
     """A sequence number is missing (an event was removed) or repeated."""
     BREAK_KIND_HEAD: _BreakKind.ValueType  # 5
     """The last event differs from the recorded log head (the tail was removed or replaced)."""
+    BREAK_KIND_CHECKPOINT: _BreakKind.ValueType  # 6
+    """The log's Merkle tree no longer matches a checkpoint anchored outside the database (a rewrite,
+    truncation or fork); first_bad_sequence is that checkpoint's last leaf.
+    """
 
 class BreakKind(_BreakKind, metaclass=_BreakKindEnumTypeWrapper):
     """The kind of the first break found by `VerifyChain`."""
@@ -55,6 +59,10 @@ BREAK_KIND_GAP: BreakKind.ValueType  # 4
 """A sequence number is missing (an event was removed) or repeated."""
 BREAK_KIND_HEAD: BreakKind.ValueType  # 5
 """The last event differs from the recorded log head (the tail was removed or replaced)."""
+BREAK_KIND_CHECKPOINT: BreakKind.ValueType  # 6
+"""The log's Merkle tree no longer matches a checkpoint anchored outside the database (a rewrite,
+truncation or fork); first_bad_sequence is that checkpoint's last leaf.
+"""
 Global___BreakKind: _TypeAlias = BreakKind  # noqa: Y015
 
 @_typing.final

@@ -24,6 +24,7 @@ from auditlog.api.read_audit import ReadAuditor
 from auditlog.api.rest_limits import MAX_REST_ANSWER_BYTES, fitting_count, transcoded
 from auditlog.api.tail import TailHub, tail_messages
 from auditlog.config import Config
+from auditlog.domain.anchored import SignedCheckpoint
 from auditlog.domain.filters import FILTER_FIELDS, EventFilter, PageToken
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.domain.requests import validate_batch_size, validate_list_events, validate_verify_range
@@ -42,6 +43,7 @@ BREAK_KINDS = {
     BreakKind.LINK: pb.BREAK_KIND_LINK,
     BreakKind.GAP: pb.BREAK_KIND_GAP,
     BreakKind.HEAD: pb.BREAK_KIND_HEAD,
+    BreakKind.CHECKPOINT: pb.BREAK_KIND_CHECKPOINT,
 }
 _MIB_TEXT = f"{MAX_REST_ANSWER_BYTES >> 20} MiB"
 
@@ -98,8 +100,11 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         tails: TailHub | None = None,
         tail_streams: StreamLimiter | None = None,
         reads: ReadAuditor | None = None,
+        anchored: Callable[[], list[SignedCheckpoint]] | None = None,
     ) -> None:
         self._store = store
+        # The checkpoints anchored outside the database, which VerifyChain checks the log against.
+        self._anchored = anchored
         self._sequencer = sequencer
         self._clock = clock
         self._verifications = verifications
@@ -271,7 +276,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             end=request.end_sequence if request.HasField("end_sequence") else None,
             verify_all=request.verify_all,
         )
-        done = verify_chain(self._store, self._verifications, self._clock, wanted)
+        done = verify_chain(self._store, self._verifications, self._clock, wanted, self._anchored)
         result, head, verified_at = done.result, done.head, done.verified_at
         response = pb.VerifyChainResponse(
             valid=result.valid,

@@ -49,6 +49,7 @@ ANY_ROLE = None
 _AUDIT = "/audit.v1.AuditService/"
 _EXPORT = "/audit.v1.ExportService/"
 _KEYS = "/audit.v1.KeyService/"
+_LOG = "/audit.v1.LogService/"
 # The role each method needs (admin may call everything). A method not here needs admin.
 METHOD_ROLES: Mapping[str, Role | None] = {
     _AUDIT + "CreateEvent": Role.WRITER,
@@ -58,6 +59,14 @@ METHOD_ROLES: Mapping[str, Role | None] = {
     _AUDIT + "SearchEvents": Role.READER,
     _AUDIT + "VerifyChain": Role.READER,
     _AUDIT + "GetStats": Role.READER,
+    _AUDIT + "TailEvents": Role.READER,
+    # Checkpoints, proofs and tiles are reads too: a witness following the log holds a reader key.
+    _LOG + "GetLogInfo": Role.READER,
+    _LOG + "GetCheckpoint": Role.READER,
+    _LOG + "GetInclusionProof": Role.READER,
+    _LOG + "GetTlogProof": Role.READER,
+    _LOG + "GetConsistencyProof": Role.READER,
+    _LOG + "GetTile": Role.READER,
     _EXPORT + "CreateExport": Role.AUDITOR,
     _EXPORT + "ListExports": Role.AUDITOR,
     _EXPORT + "GetExport": Role.AUDITOR,
@@ -68,6 +77,7 @@ METHOD_ROLES: Mapping[str, Role | None] = {
     _KEYS + "ListKeys": Role.ADMIN,
     _KEYS + "RevokeKey": Role.ADMIN,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": ANY_ROLE,
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": ANY_ROLE,
 }
 # Which roles each needed role admits: admin everything, auditor every read too.
 _ADMITS: Mapping[Role, frozenset[Role]] = {

@@ -36,6 +36,7 @@ class BreakKind(StrEnum):
     LINK = "link"
     GAP = "gap"
     HEAD = "head"
+    CHECKPOINT = "checkpoint"
 
 
 @dataclass(frozen=True)
