@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ APPEND_METHOD = "/audit.v1.AuditService/AppendEvents"
 # Connections each AppendEvents loader spreads its batches over (see _append_worker).
 CONNECTIONS_PER_LOADER = 4
 _SPAWN = mp.get_context("spawn")
+# With the server's auth on, the API key every call carries (spawned client processes inherit it).
+API_KEY_VARIABLE = "BENCH_API_KEY"
 # Bounds every wait on client processes, so a wedged run ends by itself.
 READY_TIMEOUT = 120.0
 
@@ -34,6 +37,11 @@ class WorkerResult:
     cpu_seconds: float = 0.0
 
 
+def _credentials() -> tuple[tuple[str, str], ...] | None:
+    key = os.environ.get(API_KEY_VARIABLE)
+    return (("authorization", f"Bearer {key}"),) if key else None
+
+
 def _unary_worker(
     target: str, method: str, duration: float, tag: str, ready: Any, go: MpEvent, results: Any
 ) -> None:
@@ -44,7 +52,8 @@ def _unary_worker(
             response_deserializer=event_pb2.AuditEvent.FromString,
         )
         request = create_request(hash(tag) % 100_000, f"{tag}-warmup")
-        call(request, timeout=30)
+        metadata = _credentials()
+        call(request, timeout=30, metadata=metadata)
         ready.put(tag)
         if not go.wait(READY_TIMEOUT):
             results.put(WorkerResult(0, 0, 0.0, []))
@@ -56,7 +65,7 @@ def _unary_worker(
         now = start
         while now < deadline:
             request.event.request_id = f"{tag}-{len(latencies)}"
-            call(request, timeout=30)
+            call(request, timeout=30, metadata=metadata)
             after = time.perf_counter()
             latencies.append(after - now)
             now = after
@@ -88,12 +97,13 @@ def _append_worker(target: str, batches: list[int], tag: str, ready: Any, go: Mp
             results.put(WorkerResult(0, 0, 0.0, []))
             return
         latencies: list[float] = []
+        metadata = _credentials()
         start = time.perf_counter()
         for number, batch in enumerate(batches):
             for j, event in enumerate(request.events):
                 event.request_id = f"{tag}-{batch * BATCH + j}"
             before = time.perf_counter()
-            calls[number % len(calls)](request, timeout=120)
+            calls[number % len(calls)](request, timeout=120, metadata=metadata)
             latencies.append(time.perf_counter() - before)
         seconds = time.perf_counter() - start
         results.put(WorkerResult(len(batches), len(batches) * BATCH, seconds, latencies))

@@ -28,13 +28,14 @@ import psycopg
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, log_service_pb2_grpc
+from auditlog.access import ADMIN_KEY_FILE
 from auditlog.affinity import cpus_of, parse_cpu_affinity
 from auditlog.api.audit_servicer import SEARCH_MESSAGE_EVENTS
 from auditlog.domain.filters import EventFilter, PageToken
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.errors import ConfigError
 from auditlog.storage.keys import read_page_token_key
-from bench.clients import CREATE_METHOD, WorkerResult, append_load, unary_load
+from bench.clients import API_KEY_VARIABLE, CREATE_METHOD, WorkerResult, append_load, unary_load
 from bench.echo import COUNT_METADATA, ECHO_METHOD, ECHO_STREAM_METHOD
 from bench.measure import (
     CpuMeter,
@@ -99,10 +100,16 @@ def embedded_database(workdir: Path) -> Iterator[str]:
 
 @contextmanager
 def server_process(
-    database_url: str, workdir: Path, workers: int = 1, cpu_affinity: str = "", metrics: str = "on"
+    database_url: str,
+    workdir: Path,
+    workers: int = 1,
+    cpu_affinity: str = "",
+    metrics: str = "on",
+    auth: str = "off",
 ) -> Iterator[tuple[int, int]]:
     """(pid, port) of the server under test, started in its own process (with workers > 1: the
-    process that started that many worker processes on the port; measure its process tree)."""
+    process that started that many worker processes on the port; measure its process tree). With
+    auth on, the admin key the server minted goes to client processes as BENCH_API_KEY."""
     command = [
         sys.executable,
         "-m",
@@ -117,6 +124,8 @@ def server_process(
         cpu_affinity,
         "--metrics",
         metrics,
+        "--auth",
+        auth,
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -124,6 +133,8 @@ def server_process(
         line = process.stdout.readline()
         if not line.startswith("PORT "):
             raise RuntimeError(f"the server process did not start (exit code {process.poll()})")
+        if auth == "on":
+            os.environ[API_KEY_VARIABLE] = (workdir / ADMIN_KEY_FILE).read_text().strip()
         yield process.pid, int(line.split()[1])
     finally:
         if process.stdin is not None:
@@ -360,12 +371,19 @@ class Log:
         print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def run(sizes: Sizes, only: str = "", workers: int = 1, cpu_affinity: str = "", metrics: str = "on") -> str:
+def run(
+    sizes: Sizes,
+    only: str = "",
+    workers: int = 1,
+    cpu_affinity: str = "",
+    metrics: str = "on",
+    auth: str = "off",
+) -> str:
     log = Log()
     with (
         tempfile.TemporaryDirectory(prefix="auditlog-bench-") as tmp,
         embedded_database(Path(tmp)) as db_url,
-        server_process(db_url, Path(tmp), workers, cpu_affinity, metrics) as (pid, port),
+        server_process(db_url, Path(tmp), workers, cpu_affinity, metrics, auth) as (pid, port),
     ):
         meter = CpuMeter(pid, postmaster_pid(Path(tmp) / "pgdata"))
         if only == "append":
@@ -526,6 +544,13 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="the server's Prometheus metrics, as AUDITLOG_METRICS (default on, as auditlog serve)",
     )
+    parser.add_argument(
+        "--auth",
+        choices=("on", "off"),
+        default="off",
+        help="on: the server requires credentials (AUDITLOG_AUTH=required) and the clients send an"
+        " admin API key; with --only create or --only append",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
     parser.add_argument(
         "--only",
@@ -541,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if sizes.events < 2 * BATCH:
         parser.error(f"--events: got {sizes.events}, want at least {2 * BATCH}")
+    if args.auth == "on" and args.only not in ("create", "append"):
+        parser.error("--auth on: got it without --only create or --only append, want one of them")
     if not 1 <= args.workers <= 64:
         parser.error(f"--workers: got {args.workers}, want a whole number from 1 to 64")
     try:
@@ -548,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         parser.error(f"--cpu-affinity: {err}")
     started = datetime.now(UTC)
-    table = run(sizes, args.only, args.workers, args.cpu_affinity, args.metrics)
+    table = run(sizes, args.only, args.workers, args.cpu_affinity, args.metrics, args.auth)
     print(f"auditlog benchmark, {started:%Y-%m-%d %H:%M} UTC, {machine()}")
     print(f"server: {server_description(args.workers, cpus)}")
     print(f"command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())

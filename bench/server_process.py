@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from auditlog.access import load_access
 from auditlog.affinity import parse_cpu_affinity
 from auditlog.app import create_service
 from auditlog.config import Config
@@ -32,6 +33,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="server processes on one port (default 1)")
     parser.add_argument("--cpu-affinity", default="", help="as AUDITLOG_CPU_AFFINITY (default: off)")
     parser.add_argument("--metrics", choices=("on", "off"), default="on", help="as AUDITLOG_METRICS")
+    parser.add_argument(
+        "--auth",
+        choices=("on", "off"),
+        default="off",
+        help="on: AUDITLOG_AUTH=required (an admin key is minted)",
+    )
     # Given by the supervising process to each of its workers: the worker's number and reserved port.
     parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -44,6 +51,9 @@ def main() -> int:
         grpc_port=args.port,
         cpu_affinity=parse_cpu_affinity(args.cpu_affinity),
         metrics=args.metrics == "on",
+        access=load_access({"AUDITLOG_AUTH": "required" if args.auth == "on" else "off"}, "development"),
+        # Every client of the bench shares one key: the per-principal rate must not be what is measured.
+        principal_rate=1_000_000,
     )
     # The metrics directory is emptied once, by the process that starts the rest (as auditlog serve).
     metrics_dir = None

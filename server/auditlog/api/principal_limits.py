@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from auditlog.api.principal import current_principal
+from auditlog.api.status import refuse
 from auditlog.errors import ResourceExhaustedError
 
 # Health answers whoever asks; it is never the noisy part.
@@ -77,11 +78,21 @@ class PrincipalLimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self, limits: PrincipalLimits) -> None:
         self._limits = limits
+        # Per method: the handler the server gave and its limited form, made once, not per call.
+        self._limited: dict[str, tuple[Any, Any]] = {}
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
         if handler is None or details.method.startswith(_EXEMPT_PREFIXES):
             return handler
+        known = self._limited.get(details.method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        limited = self._limit(handler, details.method.rsplit("/", 1)[-1])
+        self._limited[details.method] = (handler, limited)
+        return limited
+
+    def _limit(self, handler: Any, name: str) -> Any:
         limits = self._limits
         if handler.unary_unary is not None:
             unary = handler.unary_unary
@@ -90,7 +101,10 @@ class PrincipalLimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             def limited_unary(request: Any, context: grpc.ServicerContext) -> Any:
                 principal = current_principal()
                 if principal is not None:
-                    limits.admit(principal.name)
+                    try:
+                        limits.admit(principal.name)
+                    except ResourceExhaustedError as err:
+                        refuse(context, name, err)
                 return unary(request, context)
 
             return handler._replace(unary_unary=limited_unary)
@@ -103,8 +117,11 @@ class PrincipalLimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 if principal is None:
                     yield from stream(request, context)
                     return
-                limits.admit(principal.name)
-                limits.open_stream(principal.name)
+                try:
+                    limits.admit(principal.name)
+                    limits.open_stream(principal.name)
+                except ResourceExhaustedError as err:
+                    refuse(context, name, err)
                 try:
                     yield from stream(request, context)
                 finally:

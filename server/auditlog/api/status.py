@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
@@ -114,6 +114,13 @@ def _fail(context: grpc.ServicerContext, name: str, err: Exception, request_id: 
     # What abort_with_status does, spelled out: grpc_testing's context lacks abort_with_status.
     context.set_trailing_metadata((*rich.trailing_metadata, (REQUEST_ID, request_id)))
     context.abort(rich.code, rich.details)
+
+
+def refuse(context: grpc.ServicerContext, name: str, err: Exception) -> NoReturn:
+    """Ends the call with err's status before the method runs (for interceptors, which run outside
+    the error model's per-method wrapping); raises."""
+    _fail(context, name, err, _answered_id(context), time.monotonic())
+    raise err  # unreachable: _fail raises
 
 
 def refuse_unavailable(context: grpc.ServicerContext, name: str, message: str) -> None:
