@@ -23,6 +23,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from auditlog import metrics
 from auditlog.anchors import ANCHOR_FILE, AnchorError, Anchors, FileAnchors, S3Anchors
 from auditlog.config import Config
 from auditlog.domain.anchored import SignedCheckpoint
@@ -269,7 +270,9 @@ class Checkpointer:
             note = sign_note(Checkpoint(self.origin, size, root).body(), [self._signer])
             # Anchored first: every checkpoint the database records is anchored.
             self.anchors.put(size, note)
-            conn.execute(_INSERT, (size, root, note, self._clock()))
+            signed_at = self._clock()
+            conn.execute(_INSERT, (size, root, note, signed_at))
+        metrics.checkpoint_signed(size, signed_at.timestamp())
         signed = SignedCheckpoint(size, root, note)
         self._anchored = signed
         return signed
