@@ -25,7 +25,7 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from auditlog.api.principal import Principal, Role, bind_principal, reset_principal
-from auditlog.api.status import REQUEST_ID, request_id_of
+from auditlog.api.status import REQUEST_ID, handler_parts, request_id_of
 from auditlog.storage import api_keys
 from auditlog.storage.database import ServicePool
 
@@ -218,13 +218,7 @@ def _check(authenticator: Authenticator, method: str, context: grpc.ServicerCont
 def _guarded(
     handler: grpc.RpcMethodHandler, method: str, authenticator: Authenticator
 ) -> grpc.RpcMethodHandler:
-    kind = (handler.request_streaming, handler.response_streaming)
-    make, behaviour = {
-        (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
-        (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream),
-        (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
-        (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
-    }[kind]
+    make, behaviour = handler_parts(handler)
 
     if handler.response_streaming:
 

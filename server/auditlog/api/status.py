@@ -190,16 +190,22 @@ def streamed_answer(
     return call
 
 
-def mapped_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-    """handler with its behaviour wrapped by unary_answer or streamed_answer."""
-    name = method.rsplit("/", 1)[-1]
+def handler_parts(handler: grpc.RpcMethodHandler) -> tuple[Callable[..., grpc.RpcMethodHandler], Any]:
+    """The factory that makes a handler of handler's kind, and handler's behaviour: what a wrapper
+    of the behaviour needs to make the wrapped handler."""
     kind = (handler.request_streaming, handler.response_streaming)
-    make, behaviour = {
+    return {
         (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
         (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream),
         (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
         (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
     }[kind]
+
+
+def mapped_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """handler with its behaviour wrapped by unary_answer or streamed_answer."""
+    name = method.rsplit("/", 1)[-1]
+    make, behaviour = handler_parts(handler)
     wrap = streamed_answer if handler.response_streaming else unary_answer
     wrapped = wrap(behaviour, name, method)
     # grpcio runs a method on the thread pool its behaviour names (see api.limits.CallPool).
