@@ -81,7 +81,9 @@ def test_created_event_has_snake_case_keys_and_every_field(rest: RestStack) -> N
         "leaf_hash",
         "prev_hash",
         "chain_hash",
+        "canonical_version",
     }  # occurred_at is absent when the client did not say
+    assert event["canonical_version"] == 2  # an int32 is a JSON number
     assert event["risk_level"] == "high"
     assert event["details"] == {}
     assert isinstance(event["sequence"], str)  # int64 is a JSON string in proto3 JSON

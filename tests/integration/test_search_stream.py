@@ -59,6 +59,7 @@ def test_an_event_larger_than_the_byte_bound_travels_alone() -> None:
         values: dict[str, Any] = dict.fromkeys(NAMES, "")
         values.update(id=f"{sequence:08d}", sequence=sequence, event_type="t", action="a")
         values.update(details=json.dumps({"pad": "y" * pad}), occurred_at=None, recorded_at=0)
+        values.update(canonical_version=2)
         return EventRow(**values)
 
     rows = [row(0, 10), row(1, 2 * SEARCH_MESSAGE_BYTES), row(2, 10), row(3, 10)]
