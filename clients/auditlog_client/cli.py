@@ -338,6 +338,11 @@ def _download(client: AuditClient, job: export_service_pb2.ExportJob, output: st
             out.close()
     if target != "-":
         print(f"saved {target} ({done} bytes)", file=sys.stderr)
+        # Beside the file, where `auditctl verify-export` looks for it.
+        manifest = client.get_export_download(job.id).manifest
+        if manifest:
+            Path(target + ".manifest").write_text(manifest, encoding="utf-8")
+            print(f"saved {target}.manifest", file=sys.stderr)
 
 
 if __name__ == "__main__":

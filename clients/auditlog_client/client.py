@@ -293,6 +293,14 @@ class AuditClient:
                 raise TimeoutError(f"export {job_id} is still {job.status} after {timeout} s")
             time.sleep(interval)
 
+    def get_export_download(self, job_id: str) -> export_service_pb2.GetExportDownloadResponse:
+        """The completed export's download URL, SHA-256, size and signed manifest."""
+        request = export_service_pb2.GetExportDownloadRequest(id=job_id)
+        return _call(
+            lambda: self._exports.GetExportDownload(request, timeout=self.timeout),
+            export_service_pb2.GetExportDownloadResponse,
+        )
+
     def download_export(self, job_id: str) -> Iterator[bytes]:
         """The completed export's file, chunk by chunk."""
         stream = self._exports.DownloadExportContent(

@@ -159,3 +159,18 @@ def test_a_filtered_json_export_and_a_csv_one_verify_against_their_manifests(
     )
     csv_path.write_bytes(csv_path.read_bytes().replace(b"user1", b"user9", 1))
     refused(auditctl("verify-export", csv_path, "--key", key), "it was altered or cut")
+
+
+def test_auditctl_export_download_saves_the_manifest_beside_the_file(
+    server: Service, channel: grpc.Channel, key: str, tmp_path: Path
+) -> None:
+    append_events(channel, sample_inputs(12))
+    job = wait_for_job(channel, create_export(channel, "json").id)
+    target = f"127.0.0.1:{server.port}"
+    path = tmp_path / "q1.json"
+    done = auditctl("--target", target, "export", "download", job.id, "-o", path)
+    assert done.returncode == 0, done.stderr
+    assert f"saved {path}.manifest" in done.stderr
+    verified = auditctl("verify-export", path, "--key", key)
+    assert (verified.returncode, verified.stderr) == (0, ""), verified.stderr
+    assert "; 12 events included in " in verified.stdout
