@@ -10,6 +10,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from tests.fix_export import (
     sample_inputs,
     wait_for_job,
 )
+from tests.fix_s3 import S3Endpoint
 
 
 def auditctl(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -174,3 +176,23 @@ def test_auditctl_export_download_saves_the_manifest_beside_the_file(
     verified = auditctl("verify-export", path, "--key", key)
     assert (verified.returncode, verified.stderr) == (0, ""), verified.stderr
     assert "; 12 events included in " in verified.stdout
+
+
+def test_an_s3_export_has_its_manifest_beside_it_in_the_bucket(
+    start_service: ServiceFactory, s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    svc = start_service(s3_bucket=s3_bucket, s3_endpoint_url=s3_endpoint.url)
+    with grpc.insecure_channel(f"127.0.0.1:{svc.port}") as channel:
+        append_events(channel, sample_inputs(30))
+        job = wait_for_job(channel, create_export(channel, "json", job_name="Quarterly").id)
+        assert job.status == "completed", job.error
+        link = export_stub(channel).GetExportDownload(export_service_pb2.GetExportDownloadRequest(id=job.id))
+        key = log_service_pb2_grpc.LogServiceStub(channel).GetLogInfo(log_service_pb2.GetLogInfoRequest())
+    stored = s3_endpoint.client.get_object(Bucket=s3_bucket, Key=f"exports/{job.id}/quarterly.json.manifest")
+    assert stored["Body"].read().decode() == link.manifest != ""
+    with urllib.request.urlopen(link.download_url, timeout=10) as response:
+        (tmp_path / "quarterly.json").write_bytes(response.read())
+    (tmp_path / "quarterly.json.manifest").write_text(link.manifest, encoding="utf-8")
+    done = auditctl("verify-export", tmp_path / "quarterly.json", "--key", key.verifier_key)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "; 30 events included in " in done.stdout
