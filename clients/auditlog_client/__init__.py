@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditlog_client.checkpoints import CheckpointState
+from auditlog_client.checkpoints import CheckpointState, LogInconsistentError
 from auditlog_client.client import AuditClient
 from auditlog_client.errors import (
     AuditLogClientError,
@@ -23,6 +23,7 @@ __all__ = [
     "FieldViolation",
     "InternalError",
     "InvalidArgument",
+    "LogInconsistentError",
     "NotFound",
     "Unavailable",
     "VerificationError",

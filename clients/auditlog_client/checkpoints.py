@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +17,10 @@ from auditlog_client.verify import (
     open_checkpoint,
     parse_verifier_key,
 )
+
+
+class LogInconsistentError(VerificationError):
+    """A checkpoint the log's key signed that does not extend the stored one: a rollback or a fork."""
 
 
 class CheckpointState:
@@ -51,15 +55,34 @@ class CheckpointState:
         new = open_checkpoint(new_note, self._key)
         with self._locked():
             old = self.current
-            if old is not None:
-                if new.size < old.size:
-                    raise VerificationError(
-                        f"the log went back from size {old.size} to {new.size}: a rollback"
-                    )
-                check_consistency(old.size, old.root, new.size, new.root, consistency_proof)
-                if new.size == old.size:
-                    return old
-            self._replace(new.note)
+            return self._advance(old, new, lambda _first, _second: consistency_proof)
+
+    def update(self, new_note: str, prove: Callable[[int, int], Sequence[bytes]]) -> SignedCheckpoint:
+        """As advance(), with prove(stored size, new size) asked for the consistency proof under the
+        lock (only when the stored size is between 1 and the new size)."""
+        new = open_checkpoint(new_note, self._key)
+        with self._locked():
+            return self._advance(self.current, new, prove)
+
+    def _advance(
+        self,
+        old: SignedCheckpoint | None,
+        new: SignedCheckpoint,
+        prove: Callable[[int, int], Sequence[bytes]],
+    ) -> SignedCheckpoint:
+        if old is not None:
+            if new.size < old.size:
+                raise LogInconsistentError(
+                    f"the log went back from size {old.size} to {new.size}: a rollback"
+                )
+            proof = prove(old.size, new.size) if 0 < old.size < new.size else []
+            try:
+                check_consistency(old.size, old.root, new.size, new.root, proof)
+            except VerificationError as err:
+                raise LogInconsistentError(str(err)) from None
+            if new.size == old.size:
+                return old
+        self._replace(new.note)
         return new
 
     @contextmanager

@@ -4,6 +4,7 @@ when stdout is not a terminal); errors are one line on stderr."""
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -122,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_filters(search, ("event_type", "user_id", "start_date", "end_date"))
     commands.add_parser("verify", help="verify the whole chain")
     commands.add_parser("stats", help="show statistics")
+    checkpoint = commands.add_parser(
+        "checkpoint", help="fetch the latest checkpoint; with --state, only if it extends the stored one"
+    )
+    checkpoint.add_argument("--key", required=True, help="the log's verifier key <name>+<hex>+<base64>")
+    checkpoint.add_argument("--state", help="file keeping the last checkpoint accepted (made if missing)")
     add_commands(commands)
     tail = commands.add_parser("tail", help="the newest events; --follow keeps printing new ones")
     tail.add_argument(
@@ -196,6 +202,8 @@ def _run(args: argparse.Namespace) -> int:
     roots = Path(args.ca_file).read_bytes() if args.ca_file else None
     human = not args.json and sys.stdout.isatty()
     show = print_record if human else print_json
+    if args.command == "checkpoint":
+        return _checkpoint(args, roots)
     with AuditClient(args.target, api_key=args.api_key, root_certificates=roots) as client:
         if args.command == "create":
             show(
@@ -224,6 +232,31 @@ def _run(args: argparse.Namespace) -> int:
             _tail(client, args, human)
         elif args.command == "export":
             return _export(client, args, human)
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, roots: bytes | None) -> int:
+    try:
+        client = AuditClient(
+            args.target,
+            api_key=args.api_key,
+            root_certificates=roots,
+            verifier_key=args.key,
+            checkpoint_state=args.state,
+        )
+    except VerificationError as err:
+        raise UsageError(f"--key: {err}") from None
+    with client:
+        state = client.checkpoint_state
+        before = None if state is None else state.current
+        checkpoint = client.checkpoint()
+    root = base64.b64encode(checkpoint.root).decode("ascii")
+    line = f"checkpoint valid: {checkpoint.origin} size {checkpoint.size} root {root}"
+    if before is not None:
+        line += f", consistent with size {before.size}"
+    elif state is not None:
+        line += f", the first kept in {args.state}"
+    print(line)
     return 0
 
 
@@ -305,6 +338,11 @@ def _download(client: AuditClient, job: export_service_pb2.ExportJob, output: st
             out.close()
     if target != "-":
         print(f"saved {target} ({done} bytes)", file=sys.stderr)
+        # Beside the file, where `auditctl verify-export` looks for it.
+        manifest = client.get_export_download(job.id).manifest
+        if manifest:
+            Path(target + ".manifest").write_text(manifest, encoding="utf-8")
+            print(f"saved {target}.manifest", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from google.protobuf import struct_pb2
 
 from audit.v1 import audit_service_pb2 as pb
-from audit.v1 import audit_service_pb2_grpc, event_pb2, export_service_pb2, export_service_pb2_grpc
+from audit.v1 import (
+    audit_service_pb2_grpc,
+    event_pb2,
+    export_service_pb2,
+    export_service_pb2_grpc,
+    log_service_pb2,
+    log_service_pb2_grpc,
+)
 from auditlog_client.batch import BatchWriter
+from auditlog_client.checkpoints import CheckpointState
 from auditlog_client.errors import Unavailable, error_from_rpc
+from auditlog_client.verify import SignedCheckpoint, VerificationError, open_checkpoint, parse_verifier_key
 
 # Export job states that will not change any more.
 EXPORT_DONE = ("completed", "failed")
@@ -84,7 +95,9 @@ class AuditClient:
     """A connection to an auditlog server. Use as a context manager or call close().
 
     api_key: sent as `authorization: Bearer <key>` on every call (servers with auth required);
-    root_certificates: PEM of the CA that signed the server's certificate, for a TLS connection."""
+    root_certificates: PEM of the CA that signed the server's certificate, for a TLS connection;
+    verifier_key: the log's key (<name>+<hex>+<base64>), which checkpoint() checks signatures with;
+    checkpoint_state: a file keeping the last checkpoint checkpoint() accepted (needs verifier_key)."""
 
     def __init__(
         self,
@@ -94,7 +107,16 @@ class AuditClient:
         channel: grpc.Channel | None = None,
         api_key: str | None = None,
         root_certificates: bytes | None = None,
+        verifier_key: str | None = None,
+        checkpoint_state: str | os.PathLike[str] | None = None,
     ) -> None:
+        if checkpoint_state is not None and verifier_key is None:
+            raise ValueError("checkpoint_state needs verifier_key: the key is what the state is checked with")
+        # Parsed now so that a malformed key fails here, not at the first checkpoint().
+        self._verifier = None if verifier_key is None else parse_verifier_key(verifier_key)
+        self.checkpoint_state = (
+            None if checkpoint_state is None else CheckpointState(checkpoint_state, str(verifier_key))
+        )
         if channel is None:
             channel = (
                 grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates))
@@ -105,6 +127,7 @@ class AuditClient:
         self._channel = grpc.intercept_channel(channel, _Bearer(api_key)) if api_key else channel
         self._stub = audit_service_pb2_grpc.AuditServiceStub(self._channel)
         self._exports = export_service_pb2_grpc.ExportServiceStub(self._channel)
+        self._log = log_service_pb2_grpc.LogServiceStub(self._channel)
         self.timeout = timeout
 
     def __enter__(self) -> AuditClient:
@@ -270,6 +293,14 @@ class AuditClient:
                 raise TimeoutError(f"export {job_id} is still {job.status} after {timeout} s")
             time.sleep(interval)
 
+    def get_export_download(self, job_id: str) -> export_service_pb2.GetExportDownloadResponse:
+        """The completed export's download URL, SHA-256, size and signed manifest."""
+        request = export_service_pb2.GetExportDownloadRequest(id=job_id)
+        return _call(
+            lambda: self._exports.GetExportDownload(request, timeout=self.timeout),
+            export_service_pb2.GetExportDownloadResponse,
+        )
+
     def download_export(self, job_id: str) -> Iterator[bytes]:
         """The completed export's file, chunk by chunk."""
         stream = self._exports.DownloadExportContent(
@@ -282,6 +313,33 @@ class AuditClient:
             raise error_from_rpc(err) from None
         finally:
             stream.cancel()
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """The log's latest checkpoint, its signature checked with verifier_key. With
+        checkpoint_state, it is accepted (and stored) only if a consistency proof from the server
+        shows it extends the stored one: LogInconsistentError when the server rolled back or forked
+        its log, VerificationError for a bad signature; the state file is then left unchanged."""
+        if self._verifier is None:
+            raise ValueError("checkpoint() needs the client's verifier_key")
+        body = _call(
+            lambda: self._log.GetCheckpoint(log_service_pb2.GetCheckpointRequest(), timeout=self.timeout),
+            httpbody_pb2.HttpBody,
+        )
+        try:
+            note = body.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise VerificationError("the server's checkpoint is not UTF-8 text") from None
+        if self.checkpoint_state is None:
+            return open_checkpoint(note, self._verifier)
+        return self.checkpoint_state.update(note, self._consistency)
+
+    def _consistency(self, first: int, second: int) -> list[bytes]:
+        request = log_service_pb2.GetConsistencyProofRequest(first=first, second=second)
+        proof = _call(
+            lambda: self._log.GetConsistencyProof(request, timeout=self.timeout),
+            log_service_pb2.ConsistencyProof,
+        )
+        return list(proof.hashes)
 
     def batch_writer(
         self, *, max_events: int = 500, interval: float = 0.2, retry_for: float = 30.0

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from auditlog_client.evidence import MANIFEST_SUFFIX, check_export_file, parse_manifest
 from auditlog_client.verify import (
     VerificationError,
     VerifierKey,
@@ -45,6 +46,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     proof.add_argument(
         "--event", help="the event as JSON, as the API returns it: its leaf hash is recomputed"
     )
+    export = commands.add_parser(
+        "verify-export", help="check an export file against its signed manifest (and JSON proofs)"
+    )
+    export.add_argument("file", help="the export file as downloaded")
+    export.add_argument("--key", required=True, help="the log's verifier key <name>+<hex>+<base64>")
+    export.add_argument("--manifest", help="the signed manifest (default: FILE.manifest)")
 
 
 def _read(path: str, option: str) -> str:
@@ -105,6 +112,27 @@ def verify_proof(args: argparse.Namespace) -> str:
     return f"proof valid: {subject} entry {proof.index} of {checkpoint.origin} at size {checkpoint.size}"
 
 
+def verify_export(args: argparse.Namespace) -> str:
+    key = _key(args.key)
+    manifest_path = args.manifest or args.file + MANIFEST_SUFFIX
+    manifest = parse_manifest(_read(manifest_path, "--manifest"), key)
+    try:
+        with Path(args.file).open("rb") as handle:
+            found = check_export_file(handle, manifest, key)
+    except OSError as err:
+        raise OptionError(f"FILE: cannot read {args.file} ({err.strerror or 'failed'})") from None
+    name = Path(args.file).name
+    if found.proven is None:
+        return (
+            f"export valid: {name} matches its manifest ({manifest.rows} rows,"
+            f" checkpoint of {manifest.origin} at size {manifest.tree_size})"
+        )
+    return (
+        f"export valid: {name} matches its manifest; {found.proven} events included in"
+        f" {manifest.origin} at size {manifest.tree_size}"
+    )
+
+
 def _event_id(event: dict[str, Any]) -> str:
     try:
         return str(uuid.UUID(str(event.get("id"))))
@@ -116,4 +144,8 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-OFFLINE = {"verify-checkpoint": verify_checkpoint, "verify-proof": verify_proof}
+OFFLINE = {
+    "verify-checkpoint": verify_checkpoint,
+    "verify-proof": verify_proof,
+    "verify-export": verify_export,
+}

@@ -46,6 +46,7 @@ from auditlog.api.tail import TailHub
 from auditlog.checkpoints import Checkpointer, create_anchors, load_signer
 from auditlog.config import Config
 from auditlog.domain.page_token import PageTokenCodec
+from auditlog.export.evidence import ExportEvidence
 from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
 from auditlog.memory import return_large_blocks
@@ -272,7 +273,13 @@ def create_service(
         ),
         services,
     )
-    exports = create_exports(config, store, clock=clock, settings=export_settings)
+    exports = create_exports(
+        config,
+        store,
+        clock=clock,
+        settings=export_settings,
+        evidence=ExportEvidence(pool, signer, wait=10 + 2 * config.checkpoint_interval),
+    )
     export_service_pb2_grpc.add_ExportServiceServicer_to_server(
         ExportServicer(
             exports,

@@ -38,8 +38,9 @@ from tests.fix_export import (
     wait_for_job,
 )
 
-# Not hashed: the hashes, and the canonical form version (which says whether recorded_by is).
-HASHES = ("leaf_hash", "prev_hash", "chain_hash", "canonical_version")
+# Not hashed: the hashes, the canonical form version (which says whether recorded_by is) and the
+# event's inclusion proof in the export's checkpoint.
+HASHES = ("leaf_hash", "prev_hash", "chain_hash", "canonical_version", "inclusion_proof")
 
 
 def all_events(channel: grpc.Channel) -> list[event_pb2.AuditEvent]:
@@ -133,7 +134,9 @@ def test_json_export_hashes_recompute_from_the_file_alone(export_channel: grpc.C
     meta = document["metadata"]
     assert meta["job_id"] == job.id and meta["row_count"] == 25 and meta["requested_by"] == "tester"
     assert (meta["first_sequence"], meta["last_sequence"], meta["max_sequence"]) == (0, 24, 24)
-    assert document["events"] == [event_fields(e) for e in events]
+    assert [{k: v for k, v in e.items() if k != "inclusion_proof"} for e in document["events"]] == [
+        event_fields(e) for e in events
+    ]
     prev = "00" * 32
     for event in document["events"]:
         assert event["prev_hash"] == prev

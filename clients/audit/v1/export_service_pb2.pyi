@@ -279,6 +279,7 @@ class GetExportDownloadResponse(_message.Message):
     FILE_NAME_FIELD_NUMBER: _builtins.int
     FILE_SHA256_FIELD_NUMBER: _builtins.int
     FILE_SIZE_FIELD_NUMBER: _builtins.int
+    MANIFEST_FIELD_NUMBER: _builtins.int
     download_url: _builtins.str
     """Where to GET the file: an S3 presigned URL, or the gateway's content path signed for this job;
     either works without credentials until `expires_at` (`EXPORT_URL_EXPIRY_SECONDS`).
@@ -289,6 +290,11 @@ class GetExportDownloadResponse(_message.Message):
     """The file's SHA-256, lowercase hex, to check the download against."""
     file_size: _builtins.int
     """The file's size in bytes."""
+    manifest: _builtins.str
+    """The export's signed manifest (a C2SP signed note by the log's key: file name, SHA-256, size,
+    rows, filters and the checkpoint it was made against; docs/integrity.md section 8), also
+    stored beside the file as `<file_name>.manifest`. "" for exports made before manifests.
+    """
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
         """When the URL stops working."""
@@ -301,10 +307,11 @@ class GetExportDownloadResponse(_message.Message):
         file_name: _builtins.str = ...,
         file_sha256: _builtins.str = ...,
         file_size: _builtins.int = ...,
+        manifest: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["download_url", b"download_url", "expires_at", b"expires_at", "file_name", b"file_name", "file_sha256", b"file_sha256", "file_size", b"file_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["download_url", b"download_url", "expires_at", b"expires_at", "file_name", b"file_name", "file_sha256", b"file_sha256", "file_size", b"file_size", "manifest", b"manifest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -220,6 +220,7 @@ class ExportServicer(export_service_pb2_grpc.ExportServiceServicer):
             file_name=job.file_name,
             file_sha256=job.file_sha256,
             file_size=job.file_size,
+            manifest=job.manifest,
         )
         if expires_at is not None:
             response.expires_at.FromDatetime(expires_at)

@@ -57,6 +57,8 @@ class ExportJob:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The signed manifest of a completed export (export.evidence); "" without one.
+    manifest: str = ""
 
 
 _COLUMNS = tuple(f.name for f in fields(ExportJob))
@@ -189,12 +191,13 @@ class JobStore:
         storage: str,
         location: str,
         now: datetime,
+        manifest: str = "",
     ) -> bool:
         return self._update_running(
             job_id,
             "status = 'completed', rows_written = %s, file_sha256 = %s, file_size = %s, storage = %s,"
-            " location = %s, finished_at = %s",
-            (rows_written, file_sha256, file_size, storage, location, now),
+            " location = %s, finished_at = %s, manifest = %s",
+            (rows_written, file_sha256, file_size, storage, location, now, manifest),
         )
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool:

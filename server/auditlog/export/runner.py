@@ -15,16 +15,26 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from auditlog.errors import UnavailableError
+from auditlog.export.evidence import (
+    MANIFEST_SUFFIX,
+    MANIFEST_TYPE,
+    ExportEvidence,
+    Manifest,
+    NoCheckpointError,
+    Prover,
+)
 from auditlog.export.formats import FORMATS
 from auditlog.export.jobs import ExportJob, filter_to_json
 from auditlog.export.storage import ExportStorage, StorageError
 from auditlog.export.writers import XLSX_MAX_DATA_ROWS, ExportMetadata, open_writer
 from auditlog.storage.api import ExportJobQueue, LogReader, SnapshotSummary
+from auditlog.storage.tree import StoredCheckpoint
 
 _log = logging.getLogger(__name__)
 _HASH_CHUNK = 1024 * 1024
@@ -73,8 +83,11 @@ class ExportRunner:
         *,
         clock: Callable[[], datetime],
         settings: RunnerSettings | None = None,
+        evidence: ExportEvidence | None = None,
     ) -> None:
         self._jobs = jobs
+        # Signed checkpoint, proofs and manifest; None (tests over the in-memory log): no evidence.
+        self._evidence = evidence
         self._events = events
         self._storage = storage
         self._spool = spool_dir
@@ -155,8 +168,9 @@ class ExportRunner:
     def _run(self, job: ExportJob) -> None:
         _log.info("export job=%s format=%s attempt=%d started", job.id, job.export_format, job.attempts)
         spool = self._spool / f"{job.id}{FORMATS[job.export_format].file_extension}.part"
+        manifest_spool = self._spool / f"{job.id}{MANIFEST_SUFFIX}.part"
         try:
-            rows = self._write(job, spool)
+            rows, checkpoint = self._write(job, spool)
             # Progress shows every row written while the file goes to storage (which may fail).
             self._jobs.set_progress(job.id, rows, self._clock())
             digest, size = file_digest(spool)
@@ -166,6 +180,20 @@ class ExportRunner:
                 file_name=job.file_name,
                 content_type=FORMATS[job.export_format].content_type,
             )
+            manifest = ""
+            checkpoint = checkpoint or self._checkpoint(job)
+            if self._evidence is not None and checkpoint is not None:
+                manifest = self._evidence.manifest(
+                    Manifest(job.file_name, digest, size, rows, filter_to_json(job.filters), checkpoint)
+                )
+                # Beside the file in its storage, so that the pair travels together.
+                manifest_spool.write_text(manifest, encoding="utf-8")
+                self._storage.store(
+                    manifest_spool,
+                    job_id=str(job.id),
+                    file_name=job.file_name + MANIFEST_SUFFIX,
+                    content_type=MANIFEST_TYPE,
+                )
             self._jobs.complete(
                 job.id,
                 rows_written=rows,
@@ -174,6 +202,7 @@ class ExportRunner:
                 storage=stored.storage,
                 location=stored.location,
                 now=self._clock(),
+                manifest=manifest,
             )
             _log.info(
                 "export job=%s completed rows=%d bytes=%d storage=%s", job.id, rows, size, stored.storage
@@ -183,7 +212,7 @@ class ExportRunner:
             _log.info("export job=%s interrupted by shutdown; back to pending", job.id)
         except StorageError as err:
             self._finish_failed(job, str(err))
-        except _SnapshotChangedError as err:
+        except (_SnapshotChangedError, NoCheckpointError) as err:
             self._finish_failed(job, str(err))
         except UnavailableError as err:
             # The database went away mid-run; if it cannot even be marked failed, the lease
@@ -197,6 +226,7 @@ class ExportRunner:
             self._finish_failed(job, "internal error while writing the export (see the server log)")
         finally:
             spool.unlink(missing_ok=True)
+            manifest_spool.unlink(missing_ok=True)
 
     def _finish_failed(self, job: ExportJob, reason: str) -> None:
         _log.warning("export job=%s failed: %s", job.id, reason)
@@ -220,16 +250,46 @@ class ExportRunner:
             last_chain_hash=None if summary.last_chain_hash is None else summary.last_chain_hash.hex(),
         )
 
-    def _write(self, job: ExportJob, spool: Path) -> int:
-        """Writes the job's file to spool; returns the rows written."""
+    def _checkpoint(self, job: ExportJob) -> StoredCheckpoint | None:
+        """A signed checkpoint covering every event the job may export (to its max_sequence)."""
+        if self._evidence is None:
+            return None
+        try:
+            return self._evidence.checkpoint_covering(job.max_sequence + 1, self._stopping)
+        except NoCheckpointError:
+            if self._stopping.is_set():
+                raise _InterruptedError from None
+            raise
+
+    def _write(self, job: ExportJob, spool: Path) -> tuple[int, StoredCheckpoint | None]:
+        """Writes the job's file to spool; returns the rows written and the checkpoint the export
+        was made against."""
         summary = self._events.summarise(job.filters, job.max_sequence)
         self._jobs.set_expected(job.id, summary.row_count, self._clock())
+        # Only JSON carries proofs; the other formats need their checkpoint for the manifest only,
+        # after the file is stored, so that a storage failure is reported as such.
+        checkpoint = self._checkpoint(job) if job.export_format == "json" else None
+        with ExitStack() as stack:
+            evidence = None
+            if checkpoint is not None and self._evidence is not None:
+                evidence = (checkpoint, stack.enter_context(self._evidence.prover(checkpoint)))
+            rows = self._write_rows(job, spool, summary, evidence)
+        return rows, checkpoint
+
+    def _write_rows(
+        self,
+        job: ExportJob,
+        spool: Path,
+        summary: SnapshotSummary,
+        evidence: tuple[StoredCheckpoint, Prover] | None,
+    ) -> int:
         writer = open_writer(
             job.export_format,
             spool,
             self._metadata(job, summary),
             sheet_row_limit=self.settings.sheet_row_limit,
             origin=self.settings.log_origin or "auditlog",
+            evidence=evidence,
         )
         rows = 0
         last_sequence: int | None = None

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from auditlog.config import Config
+from auditlog.export.evidence import ExportEvidence
 from auditlog.export.jobs import JobStore
 from auditlog.export.local_storage import LocalStorage
 from auditlog.export.runner import ExportRunner, RunnerSettings
@@ -41,6 +42,7 @@ def create_exports(
     *,
     clock: Callable[[], datetime],
     settings: RunnerSettings | None = None,
+    evidence: ExportEvidence | None = None,
 ) -> Exports:
     root = config.data_dir / "exports"
     local = LocalStorage(root, config.public_base_url)
@@ -62,5 +64,7 @@ def create_exports(
         settings = dataclasses.replace(settings, log_origin=log_origin(config))
     # The spool sits under the same root as the local files so that finishing a local export is a
     # rename, never a copy.
-    runner = ExportRunner(jobs, events, storage, root / ".spool", clock=clock, settings=settings)
+    runner = ExportRunner(
+        jobs, events, storage, root / ".spool", clock=clock, settings=settings, evidence=evidence
+    )
     return Exports(jobs, runner, storage, local, s3)

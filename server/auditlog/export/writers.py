@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Protocol
 
 from auditlog.domain.event import EventRecord
+from auditlog.export.evidence import Prover
 from auditlog.export.metadata import XLSX_MAX_DATA_ROWS, ExportMetadata
+from auditlog.storage.tree import StoredCheckpoint
 
 __all__ = ["XLSX_MAX_DATA_ROWS", "ExportMetadata", "ExportWriter", "open_writer"]
 
@@ -33,8 +35,10 @@ def open_writer(
     *,
     sheet_row_limit: int = XLSX_MAX_DATA_ROWS,
     origin: str = "auditlog",
+    evidence: tuple[StoredCheckpoint, Prover] | None = None,
 ) -> ExportWriter:
-    """A writer of export_format creating the file at path; origin names the log in OCSF records."""
+    """A writer of export_format creating the file at path; origin names the log in OCSF records;
+    evidence (the checkpoint and a prover) goes into JSON exports."""
     # Imported here so each format's module loads only when used (openpyxl is not small).
     if export_format == "csv":
         from auditlog.export.csv_writer import CsvExportWriter
@@ -43,7 +47,7 @@ def open_writer(
     if export_format == "json":
         from auditlog.export.json_writer import JsonExportWriter
 
-        return JsonExportWriter(path, metadata)
+        return JsonExportWriter(path, metadata, evidence)
     if export_format == "xlsx":
         from auditlog.export.xlsx_writer import XlsxExportWriter
 

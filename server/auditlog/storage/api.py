@@ -262,6 +262,7 @@ class ExportJobQueue(Protocol):
         storage: str,
         location: str,
         now: datetime,
+        manifest: str = "",
     ) -> bool: ...
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool: ...

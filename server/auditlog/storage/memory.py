@@ -357,10 +357,11 @@ class MemoryJobs:
         storage: str,
         location: str,
         now: datetime,
+        manifest: str = "",
     ) -> bool:
         return self._update(
             job_id, status=JobStatus.COMPLETED, rows_written=rows_written, file_sha256=file_sha256,
-            file_size=file_size, storage=storage, location=location, finished_at=now,
+            file_size=file_size, storage=storage, location=location, finished_at=now, manifest=manifest,
         )  # fmt: skip
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool:
