@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fix_servicers",
     "tests.fix_auth",
     "tests.fix_principal",
+    "tests.fix_secrets",
 ]
