@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,3 +223,31 @@ def test_metrics_is_open_and_carries_no_secret(matrix: Matrix) -> None:
     assert reply.headers.get("content-type", "").startswith("text/plain")
     text = reply.body.decode()
     assert all(secret not in text for secret in (*matrix.keys.values(), *matrix.revoked.values()))
+
+
+def test_a_signed_download_url_needs_no_credential_and_an_altered_one_gets_403(matrix: Matrix) -> None:
+    auditor = _bearer(matrix.keys["auditor"])
+    created = matrix.rest.post_json("/api/v1/export", {"job_name": "signed", "export_format": "csv"}, auditor)
+    assert created.status == 200, created.body
+    job_id = created.json()["id"]
+    deadline = time.monotonic() + 60
+    while (
+        matrix.rest.request("GET", f"/api/v1/export/{job_id}", None, auditor).json()["status"] != "completed"
+    ):
+        assert time.monotonic() < deadline, "the export did not complete"
+        time.sleep(0.2)
+    url = urllib.parse.urlsplit(
+        matrix.rest.request("GET", f"/api/v1/export/{job_id}/download", None, auditor).json()["download_url"]
+    )
+    signed = f"{url.path}?{url.query}"
+    assert "signature=" in url.query
+    # The link works in a browser that holds no key, and beside a key of a role that could not download.
+    assert matrix.rest.request("GET", signed, None, {}).status == 200
+    assert matrix.rest.request("GET", signed, None, _bearer(matrix.keys["reader"])).status == 200
+    query = urllib.parse.parse_qs(url.query)
+    altered = f"{url.path}?expires={int(query['expires'][0]) + 60}&signature={query['signature'][0]}"
+    refused = matrix.rest.request("GET", altered, None, {})
+    assert refused.status == 403 and "signature does not match" in refused.json()["message"]
+    # Without a signature the path is a plain read that needs the auditor role.
+    assert matrix.rest.request("GET", url.path, None, {}).status == 401
+    assert matrix.rest.request("GET", url.path, None, _bearer(matrix.keys["reader"])).status == 403

@@ -49,6 +49,8 @@ ANY_ROLE = None
 _AUDIT = "/audit.v1.AuditService/"
 _EXPORT = "/audit.v1.ExportService/"
 _KEYS = "/audit.v1.KeyService/"
+# Methods a signed URL authorises without credentials (a download link handed to a browser).
+SIGNED_URL_METHODS = frozenset({"/audit.v1.ExportService/DownloadExportContent"})
 _LOG = "/audit.v1.LogService/"
 # The role each method needs (admin may call everything). A method not here needs admin.
 METHOD_ROLES: Mapping[str, Role | None] = {
@@ -215,16 +217,27 @@ def _check(authenticator: Authenticator, method: str, context: grpc.ServicerCont
     return found
 
 
+def _signed_caller(authenticator: Authenticator, context: grpc.ServicerContext) -> Principal | None:
+    """Who fetches a signed download URL: the credentials' principal when they are valid, else
+    nobody. The URL's signature is what authorises it; the servicer checks it (api.download_urls)."""
+    found = authenticator.principal(context)
+    return found if isinstance(found, Principal) else None
+
+
 def _guarded(
     handler: grpc.RpcMethodHandler, method: str, authenticator: Authenticator
 ) -> grpc.RpcMethodHandler:
     make, behaviour = handler_parts(handler)
+    signed = method in SIGNED_URL_METHODS
 
     if handler.response_streaming:
 
         def checked(request: Any, context: grpc.ServicerContext) -> Any:
             # Checked when the stream opens, before the handler's first step.
-            token = bind_principal(_check(authenticator, method, context))
+            if signed and getattr(request, "signature", None):
+                token = bind_principal(_signed_caller(authenticator, context))
+            else:
+                token = bind_principal(_check(authenticator, method, context))
             try:
                 yield from behaviour(request, context)
             finally:
