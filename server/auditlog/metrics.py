@@ -33,7 +33,7 @@ from auditlog.config import publish_metrics_directory
 
 _log = logging.getLogger(__name__)
 SAMPLE_SECONDS = 5.0
-# Seconds; from a cached GetEvent (~1 ms) to a slow export or verification.
+# Seconds; from a cached GetEvent to a slow export or verification.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _CHECKPOINT_NAMES = ("auditlog_checkpoint_size", "auditlog_checkpoint_timestamp_seconds")
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 4000, 16000)
