@@ -38,7 +38,7 @@ from auditlog.domain.notes import (
     sign_note,
 )
 from auditlog.errors import ConfigError, UnavailableError
-from auditlog.export.s3_storage import create_s3_client
+from auditlog.export.s3_storage import s3_client_for
 from auditlog.storage.tree import TileCache, TreeReader, TreeStorageError, extend_tiles
 
 _log = logging.getLogger(__name__)
@@ -105,12 +105,7 @@ def load_signer(config: Config) -> Signer:
 def create_anchors(config: Config) -> Anchors:
     """S3 when a bucket is configured, else the append-only file in the data directory."""
     if config.s3_bucket_name:
-        client = create_s3_client(
-            endpoint_url=config.s3_endpoint_url,
-            region=config.aws_default_region,
-            access_key_id=config.aws_access_key_id,
-            secret_access_key=config.aws_secret_access_key,
-        )
+        client = s3_client_for(config)
         return S3Anchors(
             client, config.s3_bucket_name, retention=timedelta(days=config.anchor_retention_days)
         )

@@ -33,11 +33,23 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client
 
+    from auditlog.config import Config
+
 _log = logging.getLogger(__name__)
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 # S3 refuses parts below 5 MiB (but the last).
 MIN_PART = 5 * 1024 * 1024
 KEY_PREFIX = "exports"
+
+
+def s3_client_for(config: Config) -> S3Client:
+    """The S3 client of the configured endpoint, region and credentials (exports and anchors)."""
+    return create_s3_client(
+        endpoint_url=config.s3_endpoint_url,
+        region=config.aws_default_region,
+        access_key_id=config.aws_access_key_id,
+        secret_access_key=config.aws_secret_access_key,
+    )
 
 
 def create_s3_client(

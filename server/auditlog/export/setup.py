@@ -13,7 +13,7 @@ from auditlog.export.evidence import ExportEvidence
 from auditlog.export.jobs import JobStore
 from auditlog.export.local_storage import LocalStorage
 from auditlog.export.runner import ExportRunner, RunnerSettings
-from auditlog.export.s3_storage import S3Storage, create_s3_client
+from auditlog.export.s3_storage import S3Storage, s3_client_for
 from auditlog.export.storage import ExportStorage
 from auditlog.storage.api import ExportJobQueue
 from auditlog.storage.events import EventStore
@@ -48,12 +48,7 @@ def create_exports(
     local = LocalStorage(root, config.public_base_url)
     s3: S3Storage | None = None
     if config.s3_bucket_name:
-        client = create_s3_client(
-            endpoint_url=config.s3_endpoint_url,
-            region=config.aws_default_region,
-            access_key_id=config.aws_access_key_id,
-            secret_access_key=config.aws_secret_access_key,
-        )
+        client = s3_client_for(config)
         s3 = S3Storage(
             client, config.s3_bucket_name, url_expiry=timedelta(seconds=config.export_url_expiry), clock=clock
         )
