@@ -15,7 +15,6 @@ import functools
 import logging
 import multiprocessing
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import psycopg
 
 from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, event_pb2
-from bench.run import ROOT, embedded_database
+from bench.run import embedded_database, spawned_server
 
 PRINCIPAL = "key:bench-reader"
 
@@ -82,17 +81,8 @@ def serve(database_url: str, data_dir: Path, audit_reads: bool) -> int:
 def server(database_url: str, data_dir: Path, audit_reads: bool) -> Iterator[int]:
     command = [sys.executable, "-m", "bench.read_audit", "--serve", database_url, str(data_dir)]
     command += ["--audit-reads"] if audit_reads else []
-    process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the server process did not start (exit code {process.poll()})")
-        yield int(line.split()[1])
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=60)
+    with spawned_server(command) as (_, port):
+        yield port
 
 
 def _client(port: int, seconds: float, event_id: str, start_at: float) -> int:

@@ -127,20 +127,28 @@ def server_process(
         "--auth",
         auth,
     ]
+    with spawned_server(command) as (pid, port):
+        if auth == "on":
+            os.environ[API_KEY_VARIABLE] = (workdir / ADMIN_KEY_FILE).read_text().strip()
+        yield pid, port
+
+
+@contextmanager
+def spawned_server(command: list[str]) -> Iterator[tuple[int, int]]:
+    """(pid, port) of a server process started by command, which prints `PORT <n>` once serving
+    and stops when its stdin closes."""
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         if not line.startswith("PORT "):
             raise RuntimeError(f"the server process did not start (exit code {process.poll()})")
-        if auth == "on":
-            os.environ[API_KEY_VARIABLE] = (workdir / ADMIN_KEY_FILE).read_text().strip()
         yield process.pid, int(line.split()[1])
     finally:
         if process.stdin is not None:
             process.stdin.close()
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
