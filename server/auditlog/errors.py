@@ -65,6 +65,18 @@ class ResourceExhaustedError(AuditLogError):
     code = code_pb2.RESOURCE_EXHAUSTED
 
 
+class UnauthenticatedError(AuditLogError):
+    """No credentials, or credentials the server does not accept."""
+
+    code = code_pb2.UNAUTHENTICATED
+
+
+class PermissionDeniedError(AuditLogError):
+    """The caller is known but may not do this (a role too small, an altered signed URL)."""
+
+    code = code_pb2.PERMISSION_DENIED
+
+
 class DatabaseUnavailableError(UnavailableError):
     """PostgreSQL could not be reached, or the connection failed mid-call (raised at the storage
     boundary only; whether a write in flight committed is then unknown to the caller)."""

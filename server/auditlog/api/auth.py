@@ -18,14 +18,13 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
-from google.rpc import code_pb2, status_pb2
-from grpc_status import rpc_status
 
 from auditlog.api.principal import Principal, Role, bind_principal, reset_principal
-from auditlog.api.status import REQUEST_ID, handler_parts, request_id_of
+from auditlog.api.status import handler_parts, refuse
+from auditlog.errors import PermissionDeniedError, UnauthenticatedError
 from auditlog.storage import api_keys
 from auditlog.storage.database import ServicePool
 
@@ -195,25 +194,17 @@ class Authenticator:
         return INVALID
 
 
-def _refuse(context: grpc.ServicerContext, code: int, message: str) -> NoReturn:
-    rich = rpc_status.to_status(status_pb2.Status(code=code, message=message))
-    context.set_trailing_metadata((*rich.trailing_metadata, (REQUEST_ID, request_id_of(context))))
-    context.abort(rich.code, rich.details)
-    raise AssertionError("unreachable: abort raises")
-
-
 def _check(authenticator: Authenticator, method: str, context: grpc.ServicerContext) -> Principal:
     """The caller if the method admits it; else ends the call (raises)."""
     found = authenticator.principal(context)
     name = method.rsplit("/", 1)[-1]
     if isinstance(found, str):
-        _log.info("rpc=%s code=UNAUTHENTICATED error=%r", name, found)
-        _refuse(context, code_pb2.UNAUTHENTICATED, found)
+        refuse(context, name, UnauthenticatedError(found))
     needed = needed_role(method)
     if not admits(needed, found.role):
         message = f"permission denied: {name} needs role {needed.value if needed else 'any'}"
         _log.info("rpc=%s principal=%s code=PERMISSION_DENIED", name, found.name)
-        _refuse(context, code_pb2.PERMISSION_DENIED, f"{message}; the caller has role {found.role.value}")
+        refuse(context, name, PermissionDeniedError(f"{message}; the caller has role {found.role.value}"))
     return found
 
 

@@ -12,17 +12,13 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from google.rpc import code_pb2
-
-from auditlog.errors import AuditLogError
+from auditlog.errors import PermissionDeniedError
 
 PURPOSE = b"auditlog export download URL"
 
 
-class DownloadRefusedError(AuditLogError):
+class DownloadRefusedError(PermissionDeniedError):
     """A download without the role it needs, or with an expired or altered URL."""
-
-    code = code_pb2.PERMISSION_DENIED
 
 
 class DownloadSigner:
