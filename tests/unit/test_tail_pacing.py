@@ -28,8 +28,8 @@ class CountingLog(MemoryLog):
         super().__init__()
         self.rows_read = 0
 
-    def list_page(self, *args: Any, **kwargs: Any) -> Any:
-        rows = super().list_page(*args, **kwargs)
+    def search_page(self, *args: Any, **kwargs: Any) -> Any:
+        rows = super().search_page(*args, **kwargs)
         self.rows_read += len(rows)
         return rows
 

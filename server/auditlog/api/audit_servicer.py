@@ -13,11 +13,13 @@ from audit.v1 import audit_service_pb2 as pb
 from audit.v1 import audit_service_pb2_grpc, event_pb2
 from auditlog.api.caller import principal_name
 from auditlog.api.convert import (
+    MESSAGE_BYTES,
+    MESSAGE_EVENTS,
     event_and_details_from_proto,
     event_to_proto,
     fill_event_proto,
-    fill_event_proto_from_row,
     filter_from_proto,
+    row_messages,
 )
 from auditlog.api.limits import ByteBudget, StreamLimiter
 from auditlog.api.read_audit import ReadAuditor
@@ -48,42 +50,14 @@ BREAK_KINDS = {
 _MIB_TEXT = f"{MAX_REST_ANSWER_BYTES >> 20} MiB"
 
 
-# Bounds of one SearchEvents message (documented on SearchEventsResponse): a gRPC stream message
-# costs the synchronous server far more than an event in it, so events travel in batches.
-SEARCH_MESSAGE_EVENTS = 1_000
-SEARCH_MESSAGE_BYTES = 1 << 20
-# What an event adds to its message beyond its own size: the field tag and a length of up to 5 bytes.
-_EVENT_FRAMING_BYTES = 6
+# Bounds of one SearchEvents message (documented on SearchEventsResponse).
+SEARCH_MESSAGE_EVENTS = MESSAGE_EVENTS
+SEARCH_MESSAGE_BYTES = MESSAGE_BYTES
 
 
 def search_messages(rows: Iterable[SearchRow]) -> Iterator[pb.SearchEventsResponse]:
-    """The rows as SearchEvents messages, in order: each non-empty, with at most SEARCH_MESSAGE_EVENTS
-    events and at most SEARCH_MESSAGE_BYTES serialised, except that an event larger than that goes
-    alone. Each event is filled in place in the message that carries it."""
-    message = pb.SearchEventsResponse()
-    events = message.events
-    count = size = 0
-    for row in rows:
-        event = events.add()
-        fill_event_proto_from_row(event, row)
-        event_size = event.ByteSize() + _EVENT_FRAMING_BYTES
-        if size + event_size > SEARCH_MESSAGE_BYTES and count:
-            # This event would take the message past its byte bound: it starts the next one.
-            moved = events.pop()
-            yield message
-            message = pb.SearchEventsResponse()
-            events = message.events
-            events.append(moved)
-            count = size = 0
-        count += 1
-        size += event_size
-        if count == SEARCH_MESSAGE_EVENTS:
-            yield message
-            message = pb.SearchEventsResponse()
-            events = message.events
-            count = size = 0
-    if count:
-        yield message
+    """The rows as SearchEvents messages (see api.convert.row_messages)."""
+    return row_messages(rows, pb.SearchEventsResponse)
 
 
 class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
@@ -169,6 +169,45 @@ def _generate_fill(name: str, *, from_row: bool) -> str:
             lines.append(f"{target} = {value}")
     arguments = "m, r" if from_row else "m, r, details=None"
     return f"def {name}({arguments}):\n" + "".join(f"    {line}\n" for line in lines)
+
+
+# Bounds of one streamed message of events (SearchEvents, TailEvents): a gRPC stream message costs
+# the synchronous server far more than an event in it, so events travel in batches.
+MESSAGE_EVENTS = 1_000
+MESSAGE_BYTES = 1 << 20
+# What an event adds to its message beyond its own size: the field tag and a length of up to 5 bytes.
+_EVENT_FRAMING_BYTES = 6
+_Message = TypeVar("_Message", audit_service_pb2.SearchEventsResponse, audit_service_pb2.TailEventsResponse)
+
+
+def row_messages(rows: Iterable[Any], new_message: Callable[[], _Message]) -> Iterator[_Message]:
+    """Search rows (storage.api.SearchRow) as stream messages, in order: each non-empty, with at most
+    MESSAGE_EVENTS events and at most MESSAGE_BYTES serialised, except that an event larger than that
+    goes alone. Each event is filled in place in the message that carries it."""
+    message = new_message()
+    events = message.events
+    count = size = 0
+    for row in rows:
+        event = events.add()
+        fill_event_proto_from_row(event, row)
+        event_size = event.ByteSize() + _EVENT_FRAMING_BYTES
+        if size + event_size > MESSAGE_BYTES and count:
+            # This event would take the message past its byte bound: it starts the next one.
+            moved = events.pop()
+            yield message
+            message = new_message()
+            events = message.events
+            events.append(moved)
+            count = size = 0
+        count += 1
+        size += event_size
+        if count == MESSAGE_EVENTS:
+            yield message
+            message = new_message()
+            events = message.events
+            count = size = 0
+    if count:
+        yield message
 
 
 # Timestamp's range (RFC 3339 years 1 to 9999), in microseconds since the Unix epoch. Nothing the

@@ -1,6 +1,6 @@
 """TailEvents: replay from a sequence, then follow the log as it grows.
 
-A tail reads pages by sequence from the database as its caller consumes them, so a slow caller is
+A tail reads pages by sequence from the database, in the search's row form, as its caller consumes them, so a slow caller is
 paced by gRPC's flow control and holds at most one page in memory. Between pages it sleeps until the
 process's one HeadListener says the head moved (TailHub), or at most a second without a listener.
 """
@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 
 import grpc
 
 from audit.v1 import audit_service_pb2 as pb
-from auditlog.api.convert import event_to_proto
-from auditlog.domain.event import EventRecord
+from auditlog.api.convert import MESSAGE_EVENTS, row_messages
 from auditlog.domain.filters import EventFilter
 from auditlog.errors import ShuttingDownError
 from auditlog.storage.api import LogReader
 
 _log = logging.getLogger(__name__)
-# Events per database read and per stream message: a tail catching up reads as SearchEvents sends.
-TAIL_PAGE = 500
-# As SearchEventsResponse: a message stays well under gRPC's default 4 MiB receive limit.
-MESSAGE_BYTES = 1 << 20
-_EVENT_FRAMING_BYTES = 6
+# Events per database read: one stream message's worth, as SearchEvents sends them.
+TAIL_PAGE = MESSAGE_EVENTS
 # Longest sleep between looks at the caller and the head when nothing is announced.
 IDLE_WAKE_SECONDS = 1.0
 
@@ -74,23 +70,6 @@ class TailHub:
         return read_head()
 
 
-def _messages(records: list[EventRecord]) -> Iterator[pb.TailEventsResponse]:
-    """The records as messages of at most MESSAGE_BYTES (an event larger than that goes alone)."""
-    message = pb.TailEventsResponse()
-    size = 0
-    for record in records:
-        event = event_to_proto(record)
-        event_size = event.ByteSize() + _EVENT_FRAMING_BYTES
-        if size + event_size > MESSAGE_BYTES and message.events:
-            yield message
-            message = pb.TailEventsResponse()
-            size = 0
-        message.events.append(event)
-        size += event_size
-    if message.events:
-        yield message
-
-
 def tail_messages(
     store: LogReader,
     hub: TailHub,
@@ -119,14 +98,14 @@ def tail_messages(
             if moved is None:
                 continue
             seen = max(seen, moved)
-        records = store.list_page(event_filter, descending=False, limit=page, after_sequence=after)
-        if to_sequence is not None and records and records[-1].sequence > to_sequence:
-            records = [r for r in records if r.sequence <= to_sequence]
+        rows = store.search_page(event_filter, after, page)
+        if to_sequence is not None and rows and rows[-1].sequence > to_sequence:
+            rows = [r for r in rows if r.sequence <= to_sequence]
             seen = to_sequence
-        for message in _messages(records):
+        for message in row_messages(rows, pb.TailEventsResponse):
             yield message
             after = message.events[-1].sequence
-        caught_up = len(records) < page
+        caught_up = len(rows) < page
         if caught_up:
             # Every match up to seen was in this read (its snapshot came after seen was read).
             after = max(after, seen)

@@ -198,6 +198,10 @@ class LogReader(Protocol):
         ends the read."""
         ...
 
+    def search_page(self, event_filter: EventFilter, after_sequence: int, limit: int) -> list[SearchRow]:
+        """At most limit matches after after_sequence, ascending, as SearchRows."""
+        ...
+
     def summarise(self, event_filter: EventFilter, max_sequence: int) -> SnapshotSummary:
         """Count, first and last sequence and last chain hash of the matches up to max_sequence."""
         ...

@@ -30,7 +30,7 @@ from auditlog.storage.api import (
 from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
 from auditlog.storage.database import connect_like, database_errors, required_row
 from auditlog.storage.queries import STREAM_BATCH, filter_clause, where
-from auditlog.storage.search import search_rows
+from auditlog.storage.search import search_page, search_rows
 from auditlog.storage.verification import verification_snapshot
 
 COLUMNS = NAMES
@@ -438,6 +438,10 @@ class EventStore:
     def search_rows(self, event_filter: EventFilter) -> Generator[list[SearchRow], None, None]:
         with translated_errors():
             yield from search_rows(self.pool, event_filter)
+
+    def search_page(self, event_filter: EventFilter, after_sequence: int, limit: int) -> list[SearchRow]:
+        with translated_errors():
+            return search_page(self.pool, event_filter, after_sequence, limit)
 
     @contextmanager
     def verification_snapshot(

@@ -220,6 +220,10 @@ class MemoryLog:
         for start in range(0, len(rows), 1_000):
             yield rows[start : start + 1_000]
 
+    def search_page(self, event_filter: EventFilter, after_sequence: int, limit: int) -> list[SearchRow]:
+        records = [r for r in self._matching(event_filter) if r.sequence > after_sequence]
+        return [search_row(r) for r in records[:limit]]
+
     def summarise(self, event_filter: EventFilter, max_sequence: int) -> SnapshotSummary:
         records = self._matching(event_filter, max_sequence)
         if not records:

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.schema import FIELDS, NAMES, EventRow, Field, Kind
 from auditlog.storage.api import SearchRow
-from auditlog.storage.queries import filter_clause, prefetched_batches
+from auditlog.storage.queries import filter_clause, prefetched_batches, where
 
 
 def _search_column(field: Field) -> str:
@@ -71,3 +71,15 @@ def search_rows(pool: ConnectionPool, event_filter: EventFilter) -> Generator[li
             cur.execute(query, params)
             with closing(prefetched_batches(cur, SEARCH_FETCH_ROWS)) as batches:
                 yield from batches
+
+
+def search_page(
+    pool: ConnectionPool, event_filter: EventFilter, after_sequence: int, limit: int
+) -> list[SearchRow]:
+    """At most limit matches after after_sequence, ascending, as search rows: one read of the primary
+    key from after_sequence (a live tail's page)."""
+    conditions, params = filter_clause(event_filter)
+    conditions.append(sql.SQL("sequence > %s"))
+    query = _SEARCH + where(conditions) + sql.SQL(" ORDER BY sequence ASC LIMIT %s")
+    with pool.connection() as conn, conn.cursor(row_factory=event_rows) as cur:
+        return cur.execute(query, [*params, after_sequence, limit]).fetchall()
