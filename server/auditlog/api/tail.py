@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 
 import grpc
 
@@ -35,6 +36,25 @@ class TailHub:
         self._head = -1
         self._listening = False
         self._draining = False
+        self._followers = 0
+
+    @contextmanager
+    def following(self) -> Iterator[None]:
+        """Counts a live tail for as long as it runs (the listener listens only while one does)."""
+        with self._cond:
+            self._followers += 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._followers -= 1
+
+    def wanted(self, timeout: float) -> bool:
+        """Whether a tail of this process follows the log (never while draining), waiting up to
+        timeout for one to start."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._followers > 0 and not self._draining, timeout)
 
     def on_head(self, sequence: int) -> None:
         with self._cond:
@@ -82,7 +102,21 @@ def tail_messages(
     is_active: Callable[[], bool] | None = None,
 ) -> Generator[pb.TailEventsResponse, None, None]:
     """The tail's messages until the caller goes away; ShuttingDownError when the server drains."""
-    active = is_active or context.is_active
+    with hub.following():
+        yield from _follow(
+            store, hub, event_filter, from_sequence, to_sequence, is_active or context.is_active, page
+        )
+
+
+def _follow(
+    store: LogReader,
+    hub: TailHub,
+    event_filter: EventFilter,
+    from_sequence: int | None,
+    to_sequence: int | None,
+    active: Callable[[], bool],
+    page: int,
+) -> Generator[pb.TailEventsResponse, None, None]:
     head = store.head().sequence
     # after: every match up to it was sent; seen: the head read before the last read of the rows.
     after = head if from_sequence is None else from_sequence - 1

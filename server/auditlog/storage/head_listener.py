@@ -1,10 +1,12 @@
-"""One LISTEN connection per server process: the head's moves, as PostgreSQL announces them at
-commit (migration 0010_tail_notify), passed to one callback that fans them out to live tails."""
+"""One LISTEN connection per server process while it has live tails: the head's moves, as
+PostgreSQL announces them at commit (migrations 0010_tail_notify and 0012_tail_notify_gate), passed
+to one callback that fans them out to the tails."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -16,6 +18,10 @@ _log = logging.getLogger(__name__)
 CHANNEL = "auditlog_head"
 # How often the listener looks up from its connection to notice a stop request.
 _WAKE_SECONDS = 1.0
+# Held shared by a listening connection: commits send NOTIFY only while someone holds it (0012).
+LISTENING_LOCK = 0x7461696C  # "tail"
+# How long the connection stays after the last tail ends, so that a reconnecting tail finds it.
+LINGER_SECONDS = 30.0
 
 
 class HeadListener:
@@ -24,11 +30,20 @@ class HeadListener:
     current head, which covers the moves made while it was not listening."""
 
     def __init__(
-        self, pool: ConnectionPool, on_head: Callable[[int], None], on_state: Callable[[bool], None]
+        self,
+        pool: ConnectionPool,
+        on_head: Callable[[int], None],
+        on_state: Callable[[bool], None],
+        wanted: Callable[[float], bool],
+        *,
+        linger: float = LINGER_SECONDS,
     ) -> None:
         self._pool = pool
         self._on_head = on_head
         self._on_state = on_state
+        # wanted(timeout): whether a tail follows, waiting up to timeout for one to start.
+        self._wanted = wanted
+        self._linger = linger
         self._stop = threading.Event()
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="head-listener", daemon=True)
@@ -42,6 +57,8 @@ class HeadListener:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._wanted(_WAKE_SECONDS):
+                continue
             try:
                 self._listen()
             except (psycopg.Error, OSError) as err:
@@ -51,10 +68,13 @@ class HeadListener:
                     )
                 self._failing = True
             self._on_state(False)
-            self._stop.wait(_WAKE_SECONDS)
+            if self._failing:
+                self._stop.wait(_WAKE_SECONDS)
 
     def _listen(self) -> None:
         with connect_like(self._pool, autocommit=True, connect_timeout=5) as conn:
+            # Lock before LISTEN: from here on every commit announces itself (closing releases it).
+            conn.execute("SELECT pg_advisory_lock_shared(%s)", (LISTENING_LOCK,))
             conn.execute(f"LISTEN {CHANNEL}")
             # Moves made before LISTEN took effect were not announced: the head now covers them.
             row = conn.execute("SELECT sequence FROM log_head WHERE id = 1").fetchone()
@@ -62,6 +82,7 @@ class HeadListener:
                 self._on_head(row[0])
             self._on_state(True)
             self._failing = False
+            unwanted_since: float | None = None
             while not self._stop.is_set():
                 for notify in conn.notifies(timeout=_WAKE_SECONDS):
                     try:
@@ -70,3 +91,9 @@ class HeadListener:
                         continue  # not the trigger's: someone else's NOTIFY on this channel
                     if self._stop.is_set():
                         return
+                if self._wanted(0):
+                    unwanted_since = None
+                elif unwanted_since is None:
+                    unwanted_since = time.monotonic()
+                elif time.monotonic() - unwanted_since >= self._linger:
+                    return  # no tail for a while: closing the connection stops the NOTIFYs
