@@ -80,7 +80,7 @@ def _verify(
             head=head if reaches_head else None,
         )
         # A chain break before the first checkpoint not matched is the one to report.
-        mismatch = check.finish() if result.valid else check.mismatch
+        mismatch = check.finish() if result.valid else check.first_mismatch()
         if mismatch is None or (
             result.first_bad_sequence is not None and result.first_bad_sequence < mismatch.tree_size - 1
         ):
