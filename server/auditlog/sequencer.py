@@ -45,7 +45,7 @@ from auditlog.storage.api import (
     hour_of,
     tail_mismatch,
 )
-from auditlog.storage.copy_text import copy_fields
+from auditlog.storage.postgres.copy_text import copy_fields
 
 _log = logging.getLogger(__name__)
 # Batches up to this many events (concurrent CreateEvent calls, small AppendEvents) are written in

@@ -33,7 +33,7 @@ from auditlog.domain.verification import BreakKind
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from auditlog.sequencer import Sequencer
 from auditlog.storage.api import LogReader, SearchRow, VerificationLog
-from auditlog.storage.verification_records import VerificationRecord
+from auditlog.storage.postgres.verification_records import VerificationRecord
 from auditlog.verifier import verify_chain
 
 BREAK_KINDS = {

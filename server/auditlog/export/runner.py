@@ -34,7 +34,7 @@ from auditlog.export.jobs import ExportJob, filter_to_json
 from auditlog.export.storage import ExportStorage, StorageError
 from auditlog.export.writers import XLSX_MAX_DATA_ROWS, ExportMetadata, open_writer
 from auditlog.storage.api import ExportJobQueue, LogReader, SnapshotSummary
-from auditlog.storage.tree import StoredCheckpoint
+from auditlog.storage.postgres.tree import StoredCheckpoint
 
 _log = logging.getLogger(__name__)
 _HASH_CHUNK = 1024 * 1024

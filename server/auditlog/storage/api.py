@@ -23,7 +23,7 @@ from auditlog.domain.verification import LogHead, StoredEvent, VerificationResul
 
 if TYPE_CHECKING:
     from auditlog.export.jobs import ExportJob
-    from auditlog.storage.verification_records import LatestVerifications
+    from auditlog.storage.postgres.verification_records import LatestVerifications
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class HeadState:
 
 # The stored tail: the last event row's (sequence, chain hash), None when there are no rows.
 StoredTail = tuple[int, bytes] | None
-# A row of the search stream: a schema.EventRow of the API's texts (see storage.search), read by
+# A row of the search stream: a schema.EventRow of the API's texts (see storage.postgres.search), read by
 # name by api.convert.fill_event_proto_from_row.
 SearchRow = Any
 # The hour a batch's users are recorded under (UTC, on the hour) and the user ids.
@@ -215,7 +215,7 @@ class LogReader(Protocol):
 
 
 class VerificationLog(Protocol):
-    """Signed verification results (storage.verification_records)."""
+    """Signed verification results (storage.postgres.verification_records)."""
 
     def record(self, result: VerificationResult, *, whole: bool, verified_at: datetime) -> None:
         """Stores a signed result; committed when it returns."""

@@ -31,7 +31,7 @@ from auditlog.storage.api import (
     StoredTail,
     UserHour,
 )
-from auditlog.storage.verification_records import LatestVerifications, VerificationRecord
+from auditlog.storage.postgres.verification_records import LatestVerifications, VerificationRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -51,7 +51,7 @@ def _matches(record: EventRecord, event_filter: EventFilter) -> bool:
 
 
 def search_row(record: EventRecord) -> SearchRow:
-    """record as storage.search reads it (API texts), a schema.EventRow."""
+    """record as storage.postgres.search reads it (API texts), a schema.EventRow."""
     values = []
     for field in FIELDS:
         value = getattr(record, field.name)

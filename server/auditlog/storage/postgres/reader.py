@@ -27,11 +27,11 @@ from auditlog.storage.api import (
     StoredTail,
     hour_of,
 )
-from auditlog.storage.copy_text import copy_line, copy_timestamp, details_text
-from auditlog.storage.database import connect_like, database_errors, required_row
-from auditlog.storage.queries import STREAM_BATCH, filter_clause, where
-from auditlog.storage.search import search_rows
-from auditlog.storage.verification import verification_snapshot
+from auditlog.storage.postgres.copy_text import copy_line, copy_timestamp, details_text
+from auditlog.storage.postgres.database import connect_like, database_errors, required_row
+from auditlog.storage.postgres.queries import STREAM_BATCH, filter_clause, where
+from auditlog.storage.postgres.search import search_rows
+from auditlog.storage.postgres.verification import verification_snapshot
 
 COLUMNS = NAMES
 _SELECT = sql.SQL("SELECT {} FROM audit_events").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
