@@ -31,7 +31,7 @@ from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.storage.postgres.migrations import apply_migrations
-from auditlog.storage.postgres.reader import AppendTransaction
+from auditlog.storage.postgres.writer import AppendTransaction
 
 LIMIT_MB = 150.0
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

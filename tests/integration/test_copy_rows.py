@@ -20,7 +20,7 @@ from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.jcs import jcs_text, json_loads
 from auditlog.storage.postgres.copy_text import copy_line
 from auditlog.storage.postgres.migrations import apply_migrations
-from auditlog.storage.postgres.reader import COLUMNS
+from auditlog.storage.postgres.rows import COLUMNS
 from tests.fix_db import create_database, drop_database
 
 T0 = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)

@@ -20,7 +20,8 @@ from auditlog.errors import DatabaseUnavailableError, ShuttingDownError, Unavail
 from auditlog.sequencer import ONE_TRIP_MAX_EVENTS, Sequencer
 from auditlog.storage.postgres.database import create_pool, database_errors
 from auditlog.storage.postgres.migrations import apply_migrations
-from auditlog.storage.postgres.reader import AppendConnection, EventStore
+from auditlog.storage.postgres.reader import EventStore
+from auditlog.storage.postgres.writer import AppendConnection
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.filters import EventFilter
 from auditlog.errors import ResourceExhaustedError
-from auditlog.storage.postgres.reader import translated_errors
+from auditlog.storage.postgres.rows import translated_errors
 
 
 def requester_busy(requested_by: str, limit: int) -> ResourceExhaustedError:
