@@ -32,8 +32,7 @@ from auditlog.domain.validation import validate_uuid
 from auditlog.domain.verification import BreakKind
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from auditlog.sequencer import Sequencer
-from auditlog.storage.api import LogReader, SearchRow, VerificationLog
-from auditlog.storage.postgres.verification_records import VerificationRecord
+from auditlog.storage.api import LogReader, SearchRow, VerificationLog, VerificationRecord
 from auditlog.verifier import verify_chain
 
 BREAK_KINDS = {

@@ -1,8 +1,7 @@
 """The storage seam: what the sequencer, the servicers and the export runner need from storage.
 
-Two implementations satisfy these Protocols: PostgreSQL (storage.events, storage.search,
-storage.verification, storage.verification_records, export.jobs) and an in-memory one for unit
-tests (storage.memory). Callers depend only on this module, never on psycopg or a pool.
+Two implementations satisfy these Protocols: PostgreSQL (the storage.postgres package: reader,
+writer, verification_records; and export.jobs) and an in-memory one for unit tests (storage.memory). Callers depend only on this module, never on psycopg or a pool.
 
 Each method states its transaction contract. Failures to reach the database surface as
 DatabaseUnavailableError (an UnavailableError); nothing else of the driver leaks through.
@@ -23,7 +22,6 @@ from auditlog.domain.verification import LogHead, StoredEvent, VerificationResul
 
 if TYPE_CHECKING:
     from auditlog.export.jobs import ExportJob
-    from auditlog.storage.postgres.verification_records import LatestVerifications
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,43 @@ class SnapshotSummary:
     first_sequence: int | None
     last_sequence: int | None
     last_chain_hash: bytes | None
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    """One recorded verification, as stored (break_kind "" when valid)."""
+
+    verified_at: datetime
+    verify_all: bool
+    valid: bool
+    events_checked: int
+    start_sequence: int | None
+    end_sequence: int | None
+    first_bad_sequence: int | None
+    break_kind: str
+    message: str
+
+    @classmethod
+    def of(cls, result: VerificationResult, *, whole: bool, verified_at: datetime) -> VerificationRecord:
+        """The record of result (whole: it covered the whole log)."""
+        return cls(
+            verified_at=verified_at,
+            verify_all=whole,
+            valid=result.valid,
+            events_checked=result.events_checked,
+            start_sequence=result.start_sequence,
+            end_sequence=result.end_sequence,
+            first_bad_sequence=result.first_bad_sequence,
+            break_kind=result.break_kind.value if result.break_kind else "",
+            message=result.message,
+        )
+
+
+@dataclass(frozen=True)
+class LatestVerifications:
+    whole: VerificationRecord | None
+    failure: VerificationRecord | None
+    rejected: int
 
 
 class DuplicateRequestIdError(Exception):

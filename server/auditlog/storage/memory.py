@@ -17,21 +17,22 @@ from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord
 from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.jcs import jcs_text
-from auditlog.domain.schema import FIELDS, EventRow, Kind
+from auditlog.domain.schema import FIELDS, EventRow, Kind, optional, values_by_kind
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult, stored_event
 from auditlog.errors import DatabaseUnavailableError
 from auditlog.export.jobs import ExportJob, JobStatus, requester_busy
 from auditlog.storage.api import (
     DuplicateRequestIdError,
     HeadState,
+    LatestVerifications,
     SearchRow,
     SequenceTakenError,
     SnapshotSummary,
     Stats,
     StoredTail,
     UserHour,
+    VerificationRecord,
 )
-from auditlog.storage.postgres.verification_records import LatestVerifications, VerificationRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -50,21 +51,16 @@ def _matches(record: EventRecord, event_filter: EventFilter) -> bool:
     return event_filter.end_date is None or record.recorded_at <= event_filter.end_date
 
 
+_search_values = values_by_kind(
+    "_search_values",
+    FIELDS,
+    {Kind.UUID: str, Kind.JSON: jcs_text, Kind.TIMESTAMP: optional(_micros), Kind.HASH: bytes.hex},
+)
+
+
 def search_row(record: EventRecord) -> SearchRow:
     """record as storage.postgres.search reads it (API texts), a schema.EventRow."""
-    values = []
-    for field in FIELDS:
-        value = getattr(record, field.name)
-        if field.kind is Kind.UUID:
-            value = str(value)
-        elif field.kind is Kind.JSON:
-            value = jcs_text(value)
-        elif field.kind is Kind.TIMESTAMP:
-            value = None if value is None else _micros(value)
-        elif field.kind is Kind.HASH:
-            value = value.hex()
-        values.append(value)
-    return EventRow(*values)
+    return EventRow._make(_search_values(record))
 
 
 class _Transaction:
@@ -257,19 +253,7 @@ class MemoryLog:
 
     def record(self, result: VerificationResult, *, whole: bool, verified_at: datetime) -> None:
         self.check()
-        self.verifications.append(
-            VerificationRecord(
-                verified_at=verified_at,
-                verify_all=whole,
-                valid=result.valid,
-                events_checked=result.events_checked,
-                start_sequence=result.start_sequence,
-                end_sequence=result.end_sequence,
-                first_bad_sequence=result.first_bad_sequence,
-                break_kind=result.break_kind.value if result.break_kind else "",
-                message=result.message,
-            )
-        )
+        self.verifications.append(VerificationRecord.of(result, whole=whole, verified_at=verified_at))
 
     def latest(self) -> LatestVerifications:
         self.check()
