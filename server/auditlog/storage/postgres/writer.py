@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -20,8 +20,14 @@ from auditlog.storage.postgres.copy_text import copy_line, copy_timestamp, detai
 from auditlog.storage.postgres.database import connect_like, database_errors
 from auditlog.storage.postgres.rows import COLUMNS, HEAD, SELECT, TAIL, record_rows, translated_errors
 
-if TYPE_CHECKING:
-    from auditlog.storage.postgres.reader import EventStore
+
+class _Reader(Protocol):
+    """The reads the writer makes outside its transactions (the log reader, EventStore)."""
+
+    def head_and_tail(self) -> tuple[HeadState, StoredTail]: ...
+
+    def get(self, event_id: uuid.UUID) -> EventRecord | None: ...
+
 
 _COPY = sql.SQL("COPY audit_events ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 # "request_id <> ''" repeats the partial index's predicate: once psycopg prepares the statement and
@@ -152,7 +158,7 @@ class AppendConnection:
     life. It is made like the pool's connections but is not one of them (see connect_like). A
     connection that fails is closed; the next batch makes a new one."""
 
-    def __init__(self, pool: ConnectionPool, reader: EventStore) -> None:
+    def __init__(self, pool: ConnectionPool, reader: _Reader) -> None:
         self._pool = pool
         self._conn: psycopg.Connection[Any] | None = None
         self._reader = reader
