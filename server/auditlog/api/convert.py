@@ -122,8 +122,7 @@ def filter_from_proto(message: Any, prefix: str = "") -> EventFilter:
 
 def filter_to_proto(event_filter: EventFilter) -> event_pb2.EventFilter:
     message = event_pb2.EventFilter()
-    for name in FILTER_FIELDS:
-        value = getattr(event_filter, name)
+    for name, value in event_filter.values().items():
         if value:
             setattr(
                 message, name, value if isinstance(value, str) else value.isoformat().replace("+00:00", "Z")

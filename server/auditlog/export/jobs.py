@@ -71,21 +71,21 @@ _CREATE_LOCK = 0x6175646974657870
 def filter_to_json(event_filter: EventFilter) -> dict[str, str]:
     """The set fields of a filter, dates as RFC 3339 UTC (also the JSON export's `filters`)."""
     out: dict[str, str] = {}
-    for f in fields(EventFilter):
-        value = getattr(event_filter, f.name)
+    for name, value in event_filter.values().items():
         if isinstance(value, datetime):
-            out[f.name] = format_timestamp(value)
+            out[name] = format_timestamp(value)
         elif value:
-            out[f.name] = value
+            out[name] = value
     return out
 
 
 def filter_from_json(data: dict[str, Any]) -> EventFilter:
-    values: dict[str, Any] = dict(data)
-    for name in ("start_date", "end_date"):
-        if name in values:
-            values[name] = datetime.fromisoformat(values[name])
-    return EventFilter(**values)
+    texts = {name: value for name, value in data.items() if name not in _DATES}
+    start, end = (datetime.fromisoformat(data[name]) if name in data else None for name in _DATES)
+    return EventFilter.of(texts, start, end)
+
+
+_DATES = ("start_date", "end_date")
 
 
 def _job_from_row(row: Sequence[Any]) -> ExportJob:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord
-from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
+from auditlog.domain.filters import EventFilter
 from auditlog.domain.jcs import jcs_text
 from auditlog.domain.schema import FIELDS, EventRow, Kind, optional, values_by_kind
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult, stored_event
@@ -42,9 +42,8 @@ def _micros(moment: datetime) -> int:
 
 
 def _matches(record: EventRecord, event_filter: EventFilter) -> bool:
-    for name in TEXT_FILTER_FIELDS:
-        wanted = getattr(event_filter, name)
-        if wanted and getattr(record, name) != wanted:
+    for name, wanted in event_filter.texts:
+        if getattr(record, name) != wanted:
             return False
     if event_filter.start_date is not None and record.recorded_at < event_filter.start_date:
         return False
