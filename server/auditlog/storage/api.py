@@ -62,6 +62,17 @@ def tail_mismatch(head: HeadState, tail: StoredTail) -> str | None:
 
 
 @dataclass(frozen=True)
+class HeadMove:
+    """What committing a batch does besides adding its rows: the head moves to head, the count of
+    high and critical events grows by high_risk_added, and user_hour's users are recorded as
+    active in its hour (None: none to record)."""
+
+    head: HeadState
+    high_risk_added: int
+    user_hour: UserHour | None
+
+
+@dataclass(frozen=True)
 class Stats:
     total_events: int
     events_last_24h: int
@@ -146,9 +157,9 @@ class AppendTransaction(Protocol):
         """Ends a transaction that wrote nothing, releasing the head lock."""
         ...
 
-    def finish(self, head: HeadState, *, high_risk_added: int, user_hour: UserHour | None) -> None:
-        """Records the users of the hour, moves the head to head and commits: after it returns,
-        every record inserted is durable and visible to readers."""
+    def finish(self, move: HeadMove) -> None:
+        """Records the users of the hour, moves the head and commits: after it returns, every
+        record inserted is durable and visible to readers."""
         ...
 
 
@@ -168,18 +179,10 @@ class LogWriter(Protocol):
         """Makes sure a connection exists, sending nothing that could write."""
         ...
 
-    def append_at_once(
-        self,
-        expected: HeadState,
-        records: Sequence[EventRecord],
-        head: HeadState,
-        *,
-        high_risk_added: int,
-        user_hour: UserHour | None,
-    ) -> bool:
-        """One transaction: writes records (built to follow expected), records user_hour and moves
-        the head to head, only if the head and the stored tail are still expected; commits either
-        way. True when written, False when nothing was (the head moved). Raises
+    def append_at_once(self, expected: HeadState, records: Sequence[EventRecord], move: HeadMove) -> bool:
+        """One transaction: writes records (built to follow expected) and makes move, only if the
+        head and the stored tail are still expected; commits either way. True when written, False
+        when nothing was (the head moved). Raises
         DuplicateRequestIdError or SequenceTakenError with nothing written; on
         DatabaseUnavailableError whether it committed is unknown (look records[0] up)."""
         ...

@@ -23,6 +23,7 @@ from auditlog.errors import DatabaseUnavailableError
 from auditlog.export.jobs import ExportJob, JobStatus, requester_busy
 from auditlog.storage.api import (
     DuplicateRequestIdError,
+    HeadMove,
     HeadState,
     LatestVerifications,
     SearchRow,
@@ -30,7 +31,6 @@ from auditlog.storage.api import (
     SnapshotSummary,
     Stats,
     StoredTail,
-    UserHour,
     VerificationRecord,
 )
 
@@ -82,9 +82,9 @@ class _Transaction:
     def end_unchanged(self) -> None:
         self.ended = True
 
-    def finish(self, head: HeadState, *, high_risk_added: int, user_hour: UserHour | None) -> None:
+    def finish(self, move: HeadMove) -> None:
         self._log.check()
-        self._log.commit(self._pending, head)
+        self._log.commit(self._pending, move.head)
         self.ended = True
 
 
@@ -131,15 +131,7 @@ class MemoryLog:
     def connect(self) -> None:
         self.check()
 
-    def append_at_once(
-        self,
-        expected: HeadState,
-        records: Sequence[EventRecord],
-        head: HeadState,
-        *,
-        high_risk_added: int,
-        user_hour: UserHour | None,
-    ) -> bool:
+    def append_at_once(self, expected: HeadState, records: Sequence[EventRecord], move: HeadMove) -> bool:
         with self._lock:
             self.check()
             current = (self.head_state.sequence, self.head_state.chain_hash)
@@ -148,7 +140,7 @@ class MemoryLog:
             ):
                 return False
             self.refuse_duplicates(records)
-            self.commit(records, head)
+            self.commit(records, move.head)
             return True
 
     @contextmanager

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.event import EventRecord
 from auditlog.domain.schema import FIELDS
 from auditlog.errors import DatabaseUnavailableError
-from auditlog.storage.api import DuplicateRequestIdError, HeadState, StoredTail
+from auditlog.storage.api import DuplicateRequestIdError, HeadMove, HeadState, StoredTail, UserHour
 from auditlog.storage.postgres.copy_text import copy_line, copy_timestamp, details_text
 from auditlog.storage.postgres.database import connect_like, database_errors
 from auditlog.storage.postgres.rows import COLUMNS, HEAD, SELECT, TAIL, record_rows, translated_errors
@@ -128,19 +128,21 @@ class AppendTransaction:
         """Ends a transaction that wrote nothing (a batch of retries only), releasing the head."""
         self._conn.rollback()
 
-    def finish(
-        self, head: HeadState, *, high_risk_added: int, user_hour: tuple[datetime, Sequence[str]] | None
-    ) -> None:
-        """Records the users active in the hour (user_hour: the hour, UTC on the hour, and user ids),
-        moves the head (high_risk_added: the batch's high and critical events) and commits, in one
-        round trip."""
+    def finish(self, move: HeadMove) -> None:
+        """Records the users active in the hour, moves the head and commits, in one round trip."""
         with self._conn.pipeline():
-            if user_hour is not None:
-                self._conn.execute(_ADD_USER_HOURS, (user_hour[0], list(user_hour[1])))
-            self._conn.execute(
-                _MOVE_HEAD, (head.sequence, head.chain_hash, head.recorded_at, high_risk_added)
-            )
+            if move.user_hour is not None:
+                self._conn.execute(_ADD_USER_HOURS, _user_hour_params(move.user_hour))
+            self._conn.execute(_MOVE_HEAD, _move_params(move))
             commit_in_pipeline(self._conn)
+
+
+def _user_hour_params(user_hour: UserHour) -> tuple[datetime, list[str]]:
+    return user_hour[0], list(user_hour[1])
+
+
+def _move_params(move: HeadMove) -> tuple[int, bytes, datetime | None, int]:
+    return move.head.sequence, move.head.chain_hash, move.head.recorded_at, move.high_risk_added
 
 
 def commit_in_pipeline(conn: psycopg.Connection[Any]) -> None:
@@ -203,17 +205,9 @@ class AppendConnection:
             raise RuntimeError("an append transaction ended without finish()")
 
     @database_errors()
-    def append_at_once(
-        self,
-        expected: HeadState,
-        records: Sequence[EventRecord],
-        head: HeadState,
-        *,
-        high_risk_added: int,
-        user_hour: tuple[datetime, Sequence[str]] | None,
-    ) -> bool:
-        """Writes records, built to follow expected, and moves the head to head, in one round trip
-        (BEGIN, head lock, INSERT, user_hours, head update, COMMIT). Every write is conditional on
+    def append_at_once(self, expected: HeadState, records: Sequence[EventRecord], move: HeadMove) -> bool:
+        """Writes records, built to follow expected, and makes move, in one round trip (BEGIN, head
+        lock, INSERT, user_hours, head update, COMMIT). Every write is conditional on
         the locked head and the stored tail still being expected, so when another process moved it
         since (or the stored tail no longer matches), nothing is written and the answer is False. Raises DuplicateRequestIdError as insert does; on a
         connection failure the connection is discarded and UnavailableError raised: whether the batch
@@ -228,26 +222,16 @@ class AppendConnection:
             for column in COLUMNS
         ]
         same_head = (expected.sequence, expected.chain_hash)
-        new_tail = (head.sequence, head.chain_hash)
+        new_tail = (move.head.sequence, move.head.chain_hash)
         try:
             with conn.pipeline():
                 conn.execute("SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE")
                 conn.execute(_INSERT_IF_HEAD, (*columns, *same_head, *same_head))
-                if user_hour is not None:
+                if move.user_hour is not None:
                     conn.execute(
-                        _USER_HOURS_IF_HEAD, (user_hour[0], list(user_hour[1]), *same_head, *new_tail)
+                        _USER_HOURS_IF_HEAD, (*_user_hour_params(move.user_hour), *same_head, *new_tail)
                     )
-                moved = conn.execute(
-                    _MOVE_HEAD_IF_HEAD,
-                    (
-                        head.sequence,
-                        head.chain_hash,
-                        head.recorded_at,
-                        high_risk_added,
-                        *same_head,
-                        *new_tail,
-                    ),
-                )
+                moved = conn.execute(_MOVE_HEAD_IF_HEAD, (*_move_params(move), *same_head, *new_tail))
                 commit_in_pipeline(conn)
         except psycopg.OperationalError as err:
             self._discard(conn)
