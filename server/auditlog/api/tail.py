@@ -18,7 +18,7 @@ from auditlog.api.convert import event_to_proto
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import EventFilter
 from auditlog.errors import ShuttingDownError
-from auditlog.storage.api import LogReader
+from auditlog.storage.api import LogReader, PageQuery
 
 _log = logging.getLogger(__name__)
 # Events per database read and per stream message: a tail catching up reads as SearchEvents sends.
@@ -119,7 +119,7 @@ def tail_messages(
             if moved is None:
                 continue
             seen = max(seen, moved)
-        records = store.list_page(event_filter, descending=False, limit=page, after_sequence=after)
+        records = store.list_page(event_filter, PageQuery(descending=False, limit=page, after_sequence=after))
         if to_sequence is not None and records and records[-1].sequence > to_sequence:
             records = [r for r in records if r.sequence <= to_sequence]
             seen = to_sequence

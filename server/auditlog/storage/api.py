@@ -62,6 +62,17 @@ def tail_mismatch(head: HeadState, tail: StoredTail) -> str | None:
 
 
 @dataclass(frozen=True)
+class PageQuery:
+    """A page of matches: at most limit, in sequence order (descending or ascending), after
+    after_sequence (keyset) or else from offset."""
+
+    descending: bool
+    limit: int
+    after_sequence: int | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True)
 class HeadMove:
     """What committing a batch does besides adding its rows: the head moves to head, the count of
     high and critical events grows by high_risk_added, and user_hour's users are recorded as
@@ -213,16 +224,8 @@ class LogReader(Protocol):
         """The record with this id, or None."""
         ...
 
-    def list_page(
-        self,
-        event_filter: EventFilter,
-        *,
-        descending: bool,
-        limit: int,
-        after_sequence: int | None = None,
-        offset: int = 0,
-    ) -> list[EventRecord]:
-        """At most limit matches in sequence order, after after_sequence (keyset) or offset."""
+    def list_page(self, event_filter: EventFilter, page: PageQuery) -> list[EventRecord]:
+        """The page of matches page asks for."""
         ...
 
     def iter_matching(

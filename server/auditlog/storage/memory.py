@@ -26,6 +26,7 @@ from auditlog.storage.api import (
     HeadMove,
     HeadState,
     LatestVerifications,
+    PageQuery,
     SearchRow,
     SequenceTakenError,
     SnapshotSummary,
@@ -177,25 +178,14 @@ class MemoryLog:
                 if _matches(r, event_filter) and (max_sequence is None or r.sequence <= max_sequence)
             ]
 
-    def list_page(
-        self,
-        event_filter: EventFilter,
-        *,
-        descending: bool,
-        limit: int,
-        after_sequence: int | None = None,
-        offset: int = 0,
-    ) -> list[EventRecord]:
+    def list_page(self, event_filter: EventFilter, page: PageQuery) -> list[EventRecord]:
         records = self._matching(event_filter)
-        if descending:
+        if page.descending:
             records.reverse()
-        if after_sequence is not None:
-            records = [
-                r
-                for r in records
-                if (r.sequence < after_sequence if descending else r.sequence > after_sequence)
-            ]
-        return records[offset : offset + limit]
+        after = page.after_sequence
+        if after is not None:
+            records = [r for r in records if (r.sequence < after if page.descending else r.sequence > after)]
+        return records[page.offset : page.offset + page.limit]
 
     def iter_matching(
         self, event_filter: EventFilter, max_sequence: int | None = None

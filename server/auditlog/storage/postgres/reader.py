@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.event import EventRecord
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.verification import LogHead, StoredEvent
-from auditlog.storage.api import HeadState, SearchRow, SnapshotSummary, Stats, StoredTail, hour_of
+from auditlog.storage.api import HeadState, PageQuery, SearchRow, SnapshotSummary, Stats, StoredTail, hour_of
 from auditlog.storage.postgres.database import required_row
 from auditlog.storage.postgres.queries import STREAM_BATCH, filter_clause, where
 from auditlog.storage.postgres.rows import HEAD, SELECT, TAIL, record_rows, translated_errors
@@ -80,24 +80,16 @@ class EventStore:
         with self._connection() as conn, conn.cursor(row_factory=record_rows) as cur:
             return cur.execute(SELECT + sql.SQL(" WHERE id = %s"), (event_id,)).fetchone()
 
-    def list_page(
-        self,
-        event_filter: EventFilter,
-        *,
-        descending: bool,
-        limit: int,
-        after_sequence: int | None = None,
-        offset: int = 0,
-    ) -> list[EventRecord]:
+    def list_page(self, event_filter: EventFilter, page: PageQuery) -> list[EventRecord]:
         """One page in sequence order; keyset (after_sequence) or offset."""
         conditions, params = filter_clause(event_filter)
-        if after_sequence is not None:
-            conditions.append(sql.SQL("sequence < %s" if descending else "sequence > %s"))
-            params.append(after_sequence)
-        order = sql.SQL(" ORDER BY sequence DESC" if descending else " ORDER BY sequence ASC")
+        if page.after_sequence is not None:
+            conditions.append(sql.SQL("sequence < %s" if page.descending else "sequence > %s"))
+            params.append(page.after_sequence)
+        order = sql.SQL(" ORDER BY sequence DESC" if page.descending else " ORDER BY sequence ASC")
         query = SELECT + where(conditions) + order + sql.SQL(" LIMIT %s OFFSET %s")
         with self._connection() as conn, conn.cursor(row_factory=record_rows) as cur:
-            return cur.execute(query, [*params, limit, offset]).fetchall()
+            return cur.execute(query, [*params, page.limit, page.offset]).fetchall()
 
     def iter_matching(
         self, event_filter: EventFilter, max_sequence: int | None = None
