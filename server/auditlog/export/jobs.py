@@ -61,6 +61,18 @@ class ExportJob:
     manifest: str = ""
 
 
+@dataclass(frozen=True)
+class FinishedExport:
+    """What a completed job records about its file (the ExportJob fields of the same names)."""
+
+    rows_written: int
+    file_sha256: str
+    file_size: int
+    storage: str
+    location: str
+    manifest: str = ""
+
+
 _COLUMNS = tuple(f.name for f in fields(ExportJob))
 _RETURNING = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
 _SELECT = sql.SQL("SELECT {} FROM export_jobs").format(_RETURNING)
@@ -181,23 +193,20 @@ class JobStore:
     def set_progress(self, job_id: uuid.UUID, rows_written: int, now: datetime) -> bool:
         return self._update_running(job_id, "rows_written = %s, heartbeat_at = %s", (rows_written, now))
 
-    def complete(
-        self,
-        job_id: uuid.UUID,
-        *,
-        rows_written: int,
-        file_sha256: str,
-        file_size: int,
-        storage: str,
-        location: str,
-        now: datetime,
-        manifest: str = "",
-    ) -> bool:
+    def complete(self, job_id: uuid.UUID, finished: FinishedExport, now: datetime) -> bool:
         return self._update_running(
             job_id,
             "status = 'completed', rows_written = %s, file_sha256 = %s, file_size = %s, storage = %s,"
             " location = %s, finished_at = %s, manifest = %s",
-            (rows_written, file_sha256, file_size, storage, location, now, manifest),
+            (
+                finished.rows_written,
+                finished.file_sha256,
+                finished.file_size,
+                finished.storage,
+                finished.location,
+                now,
+                finished.manifest,
+            ),
         )
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool:

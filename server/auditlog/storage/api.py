@@ -21,7 +21,7 @@ from auditlog.domain.filters import EventFilter
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult
 
 if TYPE_CHECKING:
-    from auditlog.export.jobs import ExportJob
+    from auditlog.export.jobs import ExportJob, FinishedExport
 
 
 @dataclass(frozen=True)
@@ -293,18 +293,7 @@ class ExportJobQueue(Protocol):
 
     def set_progress(self, job_id: uuid.UUID, rows_written: int, now: datetime) -> bool: ...
 
-    def complete(
-        self,
-        job_id: uuid.UUID,
-        *,
-        rows_written: int,
-        file_sha256: str,
-        file_size: int,
-        storage: str,
-        location: str,
-        now: datetime,
-        manifest: str = "",
-    ) -> bool: ...
+    def complete(self, job_id: uuid.UUID, finished: FinishedExport, now: datetime) -> bool: ...
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool: ...
 

@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 
 from auditlog.domain.canonical import ZERO_HASH
@@ -20,7 +20,7 @@ from auditlog.domain.jcs import jcs_text
 from auditlog.domain.schema import FIELDS, EventRow, Kind, optional, values_by_kind
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult, stored_event
 from auditlog.errors import DatabaseUnavailableError
-from auditlog.export.jobs import ExportJob, JobStatus, requester_busy
+from auditlog.export.jobs import ExportJob, FinishedExport, JobStatus, requester_busy
 from auditlog.storage.api import (
     DuplicateRequestIdError,
     HeadMove,
@@ -312,22 +312,8 @@ class MemoryJobs:
     def set_progress(self, job_id: uuid.UUID, rows_written: int, now: datetime) -> bool:
         return self._update(job_id, rows_written=rows_written)
 
-    def complete(
-        self,
-        job_id: uuid.UUID,
-        *,
-        rows_written: int,
-        file_sha256: str,
-        file_size: int,
-        storage: str,
-        location: str,
-        now: datetime,
-        manifest: str = "",
-    ) -> bool:
-        return self._update(
-            job_id, status=JobStatus.COMPLETED, rows_written=rows_written, file_sha256=file_sha256,
-            file_size=file_size, storage=storage, location=location, finished_at=now, manifest=manifest,
-        )  # fmt: skip
+    def complete(self, job_id: uuid.UUID, finished: FinishedExport, now: datetime) -> bool:
+        return self._update(job_id, status=JobStatus.COMPLETED, finished_at=now, **asdict(finished))
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool:
         return self._update(job_id, status=JobStatus.FAILED, error=reason, finished_at=now)
