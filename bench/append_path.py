@@ -5,7 +5,7 @@
 A 1,000-event request of the benchmark's events (bench/workload.py, each with a request_id) goes
 through what the server does with it in one thread: parse and validate (api/convert.py), ids and
 canonical segments plus the COPY fields (Sequencer.append's share), the sequencer's records and COPY
-lines (sequencer.Batch, storage/copy_text.py), and the answer (fill_event_proto, serialised).
+lines (sequencer.Batch, storage/postgres/copy_text.py), and the answer (fill_event_proto, serialised).
 Prints µs per event for each stage, the median of the fastest sixth of the rounds: a steady figure
 for before/after comparisons of per-event Python, where bench.run's rates move 15-25% between runs
 on a 2-core VM. Not the server's CPU per event, which adds gRPC, thread hand-offs and psycopg.
@@ -24,7 +24,7 @@ from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import random_uuids
 from auditlog.sequencer import Batch
 from auditlog.storage.api import HeadState
-from auditlog.storage.copy_text import copy_fields, copy_line, copy_timestamp
+from auditlog.storage.postgres.copy_text import copy_fields, copy_line, copy_timestamp
 from bench.workload import BATCH, append_template
 
 STAGES = ("parse and validate", "ids, segments, COPY fields", "records and COPY lines", "answer")

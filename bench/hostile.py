@@ -143,8 +143,8 @@ def main() -> int:
     if args.serve:
         return serve(args.serve[0], Path(args.serve[1]))
 
-    from auditlog.storage.database import start_embedded
-    from auditlog.storage.migrations import apply_migrations
+    from auditlog.storage.postgres.database import start_embedded
+    from auditlog.storage.postgres.migrations import apply_migrations
 
     work = Path(tempfile.mkdtemp(prefix="hostile-"))
     print(f"work directory: {work}", flush=True)

@@ -34,7 +34,7 @@ from auditlog.api.audit_servicer import SEARCH_MESSAGE_EVENTS
 from auditlog.domain.filters import EventFilter, PageToken
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.errors import ConfigError
-from auditlog.storage.keys import read_page_token_key
+from auditlog.storage.postgres.keys import read_page_token_key
 from bench.clients import API_KEY_VARIABLE, CREATE_METHOD, WorkerResult, append_load, unary_load
 from bench.echo import COUNT_METADATA, ECHO_METHOD, ECHO_STREAM_METHOD
 from bench.measure import (

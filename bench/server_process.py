@@ -19,7 +19,7 @@ from auditlog.affinity import parse_cpu_affinity
 from auditlog.app import create_service
 from auditlog.config import Config
 from auditlog.metrics import directory_for, prepare_directory
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres.migrations import apply_migrations
 from auditlog.tuning import settle_server_process
 from auditlog.workers import reserve_port
 from bench.echo import serve_echo

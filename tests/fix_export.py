@@ -28,7 +28,7 @@ from auditlog.domain.canonical import ZERO_HASH, format_timestamp
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.export.runner import RunnerSettings
-from auditlog.storage.events import AppendTransaction
+from auditlog.storage.postgres.writer import AppendTransaction
 from tests.fix_s3 import ACCESS_KEY, REGION, SECRET_KEY
 
 # Values a spreadsheet would execute, Unicode, quotes, separators and line breaks: what the formats

@@ -23,8 +23,8 @@ import psycopg
 import pytest
 
 from auditlog.access import ADMIN_KEY_FILE
-from auditlog.storage import api_keys
-from auditlog.storage.logins import CREDENTIALS_FILE
+from auditlog.storage.postgres import api_keys
+from auditlog.storage.postgres.logins import CREDENTIALS_FILE
 from tests.fix_s3 import SECRET_KEY
 
 # What api_keys.new_secret makes: its prefix and 256 bits in lowercase base32.

@@ -17,7 +17,7 @@ import psycopg
 
 from auditlog.api.principal import Role
 from auditlog.errors import ConfigError
-from auditlog.storage import api_keys
+from auditlog.storage.postgres import api_keys
 
 _log = logging.getLogger(__name__)
 AUTH_MODES = ("required", "off")

@@ -51,13 +51,13 @@ from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
 from auditlog.memory import return_large_blocks
 from auditlog.sequencer import Sequencer, utc_now
-from auditlog.storage.database import Pinger, create_pool
-from auditlog.storage.events import EventStore
-from auditlog.storage.head_listener import HeadListener
-from auditlog.storage.keys import read_page_token_key
-from auditlog.storage.logins import prepare_database
-from auditlog.storage.tree import TreeStore
-from auditlog.storage.verification_records import VerificationRecords, load_or_create_key
+from auditlog.storage.postgres.database import Pinger, create_pool
+from auditlog.storage.postgres.head_listener import HeadListener
+from auditlog.storage.postgres.keys import read_page_token_key
+from auditlog.storage.postgres.logins import prepare_database
+from auditlog.storage.postgres.reader import EventStore
+from auditlog.storage.postgres.tree import TreeStore
+from auditlog.storage.postgres.verification_records import VerificationRecords, load_or_create_key
 
 _log = logging.getLogger(__name__)
 # How long no new call may arrive before a draining server stops (auditlog.api.drain).
@@ -157,7 +157,7 @@ def create_service(
     """Builds and starts the gRPC server on config.grpc_port (0: a free port).
 
     database_url: the runtime login every connection uses (default: from config, see
-    auditlog.storage.logins); migration_url: the owner's, for migrations (default: database_url).
+    auditlog.storage.postgres.logins); migration_url: the owner's, for migrations (default: database_url).
     migrate=False: the caller prepared the database already and database_url is the runtime login.
     so_reuseport: share the port with other processes that set it too (the worker processes of
     `auditlog.workers`); off, binding a port in use fails. interceptors: run after authentication,

@@ -39,7 +39,7 @@ from auditlog.domain.notes import (
 )
 from auditlog.errors import ConfigError, UnavailableError
 from auditlog.export.s3_storage import s3_client_for
-from auditlog.storage.tree import TileCache, TreeReader, TreeStorageError, extend_tiles
+from auditlog.storage.postgres.tree import TileCache, TreeReader, TreeStorageError, extend_tiles
 
 _log = logging.getLogger(__name__)
 SIGNER_FILE = "checkpoint-signer.key"

@@ -32,7 +32,7 @@ from auditlog.errors import AuditLogError, ConfigError
 from auditlog.gateway import Gateway, GatewayError, GatewaySettings, start_gateway
 from auditlog.logs import use_json
 from auditlog.redaction import redact, redact_logging, register
-from auditlog.storage.logins import prepare_database
+from auditlog.storage.postgres.logins import prepare_database
 from auditlog.tuning import settle_server_process
 from auditlog.workers import WorkerError, WorkerSet, reserve_port, start_workers, stop_on_signals
 

@@ -19,7 +19,7 @@ from auditlog.access import AccessConfig, load_access
 from auditlog.affinity import parse_cpu_affinity
 from auditlog.errors import ConfigError
 from auditlog.redaction import redact, url_secrets
-from auditlog.storage.database import normalise_url
+from auditlog.storage.postgres.database import normalise_url
 
 ENVIRONMENTS = ("development", "staging", "production")
 
@@ -27,7 +27,7 @@ ENVIRONMENTS = ("development", "staging", "production")
 @dataclass(frozen=True)
 class Config:
     # The runtime login (None: embedded PostgreSQL), and the owner's for migrations (None: the
-    # runtime login is the owner too). See auditlog.storage.logins.
+    # runtime login is the owner too). See auditlog.storage.postgres.logins.
     database_url: str | None
     data_dir: Path
     environment: str = "development"

@@ -13,10 +13,10 @@ import psycopg
 from auditlog.config import load_config
 from auditlog.errors import AuditLogError, ConfigError
 from auditlog.redaction import redact, register
-from auditlog.storage import api_keys
-from auditlog.storage.database import start_embedded
-from auditlog.storage.logins import describe_url
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres import api_keys
+from auditlog.storage.postgres.database import start_embedded
+from auditlog.storage.postgres.logins import describe_url
+from auditlog.storage.postgres.migrations import apply_migrations
 
 
 def add_parser(commands: Any) -> None:

@@ -39,13 +39,14 @@ from auditlog.errors import (
 )
 from auditlog.storage.api import (
     DuplicateRequestIdError,
+    HeadMove,
     HeadState,
     LogWriter,
     SequenceTakenError,
     hour_of,
     tail_mismatch,
 )
-from auditlog.storage.copy_text import copy_fields
+from auditlog.storage.postgres.copy_text import copy_fields
 
 _log = logging.getLogger(__name__)
 # Batches up to this many events (concurrent CreateEvent calls, small AppendEvents) are written in
@@ -291,13 +292,7 @@ class Sequencer:
             records = [record for record, _ in batch.build()]
             try:
                 with tracing.span("db.transaction", _DB_ATTRIBUTES):
-                    written = self._writer.append_at_once(
-                        expected,
-                        records,
-                        batch.head,
-                        high_risk_added=batch.high_risk(),
-                        user_hour=self._user_hour(batch),
-                    )
+                    written = self._writer.append_at_once(expected, records, self._head_move(batch))
             except DatabaseUnavailableError:
                 # The connection failed with COMMIT sent or not (say, PostgreSQL dropped it since
                 # the last batch): the batch is all or nothing, so its first id tells which. Not
@@ -331,7 +326,7 @@ class Sequencer:
             # The records are built while COPY sends them, so PostgreSQL stores one chunk while
             # Python builds the next; nothing is visible to anyone before the commit below.
             tx.insert(batch.build())
-            tx.finish(batch.head, high_risk_added=batch.high_risk(), user_hour=self._user_hour(batch))
+            tx.finish(self._head_move(batch))
         self._committed(batch)
         return batch.results
 
@@ -340,12 +335,13 @@ class Sequencer:
         now = _as_utc(self._clock())
         return now if head.recorded_at is None or now > head.recorded_at else head.recorded_at
 
-    def _user_hour(self, batch: Batch) -> tuple[datetime, list[str]] | None:
-        """The batch's users not yet written to user_hours for its hour by this process."""
+    def _head_move(self, batch: Batch) -> HeadMove:
+        """What committing batch does to the head, with the batch's users not yet written to
+        user_hours for its hour by this process."""
         hour = hour_of(batch.recorded_at)
         seen = self._users_seen if hour == self._users_hour else set()
         users = sorted({record.user_id for record in batch.new_records if record.user_id} - seen)
-        return (hour, users) if users else None
+        return HeadMove(batch.head, batch.high_risk(), (hour, users) if users else None)
 
     def _committed(self, batch: Batch) -> None:
         self._head = batch.head

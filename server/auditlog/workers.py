@@ -209,7 +209,7 @@ def start_workers(
 ) -> WorkerSet:
     """Starts count workers serving config.grpc_port (reserved by the caller with `reserve_port`)
     and returns once every one reports serving. database_url is the runtime login; migrations must
-    be applied already (auditlog.storage.logins.prepare_database). If one fails or exits during start-up, the others
+    be applied already (auditlog.storage.postgres.logins.prepare_database). If one fails or exits during start-up, the others
     are stopped and WorkerError names it."""
     workers = WorkerSet()
     try:

@@ -9,7 +9,7 @@ import pytest
 
 from audit.v1 import key_service_pb2, key_service_pb2_grpc
 from auditlog.app import Service
-from auditlog.storage import api_keys
+from auditlog.storage.postgres import api_keys
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,7 @@ def test_a_key_revoked_in_the_database_is_refused_within_a_second(
     """As `auditlog keys revoke` does it: on the database, not through this server process."""
     import psycopg
 
-    from auditlog.storage import api_keys
+    from auditlog.storage.postgres import api_keys
 
     with psycopg.connect(auth_stack.database_url, autocommit=True) as conn:
         _, secret = api_keys.create_key(conn, "elsewhere", "reader")

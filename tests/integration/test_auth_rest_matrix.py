@@ -25,7 +25,7 @@ from auditlog.api.principal import Role
 from auditlog.config import Config
 from auditlog.gateway import GatewaySettings, start_gateway
 from auditlog.metrics import serve_metrics
-from auditlog.storage import api_keys
+from auditlog.storage.postgres import api_keys
 from tests.fix_auth import AuthStack
 from tests.fix_gateway import Reply, RestStack
 

@@ -1,4 +1,4 @@
-"""The sequencer's COPY text lines (storage.copy_text.copy_line) store exactly what psycopg's own row
+"""The sequencer's COPY text lines (storage.postgres.copy_text.copy_line) store exactly what psycopg's own row
 adaptation (write_row of the record's values) stores, on real PostgreSQL, for awkward values too."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from psycopg.types.json import Jsonb, set_json_loads
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.jcs import jcs_text, json_loads
-from auditlog.storage.copy_text import copy_line
-from auditlog.storage.events import COLUMNS
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres.copy_text import copy_line
+from auditlog.storage.postgres.migrations import apply_migrations
+from auditlog.storage.postgres.rows import COLUMNS
 from tests.fix_db import create_database, drop_database
 
 T0 = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)

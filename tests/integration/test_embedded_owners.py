@@ -15,7 +15,7 @@ from tests.fix_serve import alive
 OWNER = """
 import sys, time
 from pathlib import Path
-from auditlog.storage.database import start_embedded
+from auditlog.storage.postgres.database import start_embedded
 start_embedded(Path(sys.argv[1]))
 print("UP", flush=True)
 if sys.argv[2] == "stay":

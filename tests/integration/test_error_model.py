@@ -20,8 +20,8 @@ import auditlog
 from auditlog.api.decoding import guard_handler, guarded
 from auditlog.api.drain import CallGate
 from auditlog.errors import AuditLogError, FieldViolation, InvalidArgumentError
-from auditlog.storage.database import DATABASE_UNAVAILABLE, create_pool
-from auditlog.storage.events import EventStore
+from auditlog.storage.postgres.database import DATABASE_UNAVAILABLE, create_pool
+from auditlog.storage.postgres.reader import EventStore
 
 # Importing every module defines every error class, wherever it lives.
 for _module in pkgutil.walk_packages(auditlog.__path__, "auditlog."):

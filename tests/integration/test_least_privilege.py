@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from auditlog.app import Service, create_service
 from auditlog.config import Config, load_config
 from auditlog.errors import ConfigError
-from auditlog.storage.logins import CREDENTIALS_FILE, EMBEDDED_LOGIN
+from auditlog.storage.postgres.logins import CREDENTIALS_FILE, EMBEDDED_LOGIN
 from auditlog_client import AuditClient
 from tests.fix_db import TEST_LOGIN, create_database, drop_database, login_url, postgres_data_dir
 from tests.fix_serve import database_uri

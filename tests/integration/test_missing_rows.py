@@ -10,10 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from auditlog.storage.database import MissingRowError, create_pool
-from auditlog.storage.events import EventStore
-from auditlog.storage.migrations import apply_migrations
-from auditlog.storage.verification import verification_snapshot
+from auditlog.storage.postgres.database import MissingRowError, create_pool
+from auditlog.storage.postgres.migrations import apply_migrations
+from auditlog.storage.postgres.reader import EventStore
+from auditlog.storage.postgres.verification import verification_snapshot
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
 

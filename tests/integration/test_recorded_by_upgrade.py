@@ -17,7 +17,7 @@ from auditlog.app import create_service
 from auditlog.domain.canonical import ZERO_HASH, canonical_bytes, chain_hash, leaf_hash
 from auditlog.domain.jcs import jcs_text
 from auditlog.domain.schema import CLIENT_NAMES
-from auditlog.storage.migrations import apply_migrations, migrations_dir
+from auditlog.storage.postgres.migrations import apply_migrations, migrations_dir
 from auditlog_client import AuditClient
 from tests.fix_server import server_config
 

@@ -19,8 +19,8 @@ from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.domain.schema import CANONICAL_NAMES, CLIENT_NAMES, FIELDS, NAMES, Kind
 from auditlog.domain.verification import stored_event
 from auditlog.export.fields import TABLE_COLUMNS, event_object
-from auditlog.storage.copy_text import copy_fields
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres.copy_text import copy_fields
+from auditlog.storage.postgres.migrations import apply_migrations
 
 
 def test_the_table_holds_the_schema_columns_in_order(database_url: str) -> None:

@@ -16,7 +16,7 @@ from auditlog.api.convert import _fill_struct, event_to_proto, fill_event_proto_
 from auditlog.app import Service
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.schema import EventRow
-from auditlog.storage.search import search_rows
+from auditlog.storage.postgres.search import search_rows
 from auditlog_client import AuditClient
 from auditlog_client.client import event_input
 from tests.fix_canonical import details_objects, json_values, line, text

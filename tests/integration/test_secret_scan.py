@@ -20,7 +20,7 @@ import logging
 
 import pytest
 
-from auditlog.storage import api_keys
+from auditlog.storage.postgres import api_keys
 
 log = logging.getLogger("auditlog.child")
 

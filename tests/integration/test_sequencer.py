@@ -18,9 +18,10 @@ from auditlog.domain.chain import prepare_event
 from auditlog.domain.event import NewEvent
 from auditlog.errors import DatabaseUnavailableError, ShuttingDownError, UnavailableError
 from auditlog.sequencer import ONE_TRIP_MAX_EVENTS, Sequencer
-from auditlog.storage.database import create_pool, database_errors
-from auditlog.storage.events import AppendConnection, EventStore
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres.database import create_pool, database_errors
+from auditlog.storage.postgres.migrations import apply_migrations
+from auditlog.storage.postgres.reader import EventStore
+from auditlog.storage.postgres.writer import AppendConnection
 
 
 @contextmanager

@@ -23,10 +23,10 @@ from auditlog.api.audit_servicer import AuditServicer
 from auditlog.api.health import HealthServicer
 from auditlog.domain.page_token import PageTokenCodec
 from auditlog.sequencer import Sequencer
-from auditlog.storage.database import create_pool
-from auditlog.storage.events import EventStore
-from auditlog.storage.migrations import apply_migrations
-from auditlog.storage.verification_records import VerificationRecords
+from auditlog.storage.postgres.database import create_pool
+from auditlog.storage.postgres.migrations import apply_migrations
+from auditlog.storage.postgres.reader import EventStore
+from auditlog.storage.postgres.verification_records import VerificationRecords
 from tests.fix_servicers import Mapped
 
 AUDIT = pb.DESCRIPTOR.services_by_name["AuditService"]

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from auditlog.api.tail import TailHub
-from auditlog.storage.database import create_pool
-from auditlog.storage.head_listener import CHANNEL, LISTENING_LOCK, HeadListener
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres.database import create_pool
+from auditlog.storage.postgres.head_listener import CHANNEL, LISTENING_LOCK, HeadListener
+from auditlog.storage.postgres.migrations import apply_migrations
 from auditlog_client import AuditClient
 from tests.fix_serve import wait_until
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from auditlog.domain.canonical import format_timestamp
-from auditlog.storage.verification import canonical_timestamp_sql
+from auditlog.storage.postgres.verification import canonical_timestamp_sql
 
 EDGES = [
     datetime(1, 1, 1, tzinfo=UTC),

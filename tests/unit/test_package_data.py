@@ -11,7 +11,7 @@ from pathlib import Path
 
 from auditlog.config import load_config
 from auditlog.gateway import DESCRIPTOR_NAME, TEMPLATE_NAME, GatewaySettings, envoy_path, gateway_dir
-from auditlog.storage.migrations import discover, migrations_dir
+from auditlog.storage.postgres.migrations import discover, migrations_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "server" / "auditlog"

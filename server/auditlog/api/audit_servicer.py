@@ -34,8 +34,7 @@ from auditlog.domain.validation import validate_uuid
 from auditlog.domain.verification import BreakKind
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from auditlog.sequencer import Sequencer
-from auditlog.storage.api import LogReader, SearchRow, VerificationLog
-from auditlog.storage.verification_records import VerificationRecord
+from auditlog.storage.api import LogReader, PageQuery, SearchRow, VerificationLog, VerificationRecord
 from auditlog.verifier import verify_chain
 
 BREAK_KINDS = {
@@ -175,13 +174,10 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                         )
                     ]
                 )
-            records = self._store.list_page(
-                event_filter, descending=descending, limit=page_size + 1, after_sequence=token.last_sequence
-            )
+            position = PageQuery(descending, page_size + 1, after_sequence=token.last_sequence)
         else:
-            records = self._store.list_page(
-                event_filter, descending=descending, limit=page_size + 1, offset=(page - 1) * page_size
-            )
+            position = PageQuery(descending, page_size + 1, offset=(page - 1) * page_size)
+        records = self._store.list_page(event_filter, position)
         next_token = ""
         if len(records) > page_size:
             records = records[:page_size]

@@ -25,8 +25,8 @@ import grpc
 from auditlog.api.principal import Principal, Role, bind_principal, reset_principal
 from auditlog.api.status import handler_parts, refuse
 from auditlog.errors import PermissionDeniedError, UnauthenticatedError
-from auditlog.storage import api_keys
-from auditlog.storage.database import ServicePool
+from auditlog.storage.postgres import api_keys
+from auditlog.storage.postgres.database import ServicePool
 
 _log = logging.getLogger("auditlog.auth")
 REFRESH_SECONDS = 0.5

@@ -122,8 +122,7 @@ def filter_from_proto(message: Any, prefix: str = "") -> EventFilter:
 
 def filter_to_proto(event_filter: EventFilter) -> event_pb2.EventFilter:
     message = event_pb2.EventFilter()
-    for name in FILTER_FIELDS:
-        value = getattr(event_filter, name)
+    for name, value in event_filter.values().items():
         if value:
             setattr(
                 message, name, value if isinstance(value, str) else value.isoformat().replace("+00:00", "Z")
@@ -293,7 +292,7 @@ fill_event_proto_from_row: Callable[[event_pb2.AuditEvent, Any], None] = compile
     "fill_event_proto_from_row", _generate_fill("fill_event_proto_from_row", from_row=True), _FILL_NAMESPACE
 )
 fill_event_proto_from_row.__doc__ = """What fill_event_proto gives for the record of a stored event, filled straight from its
-row of storage.search (a schema.EventRow: id and hashes as text, timestamps as epoch microseconds,
+row of storage.postgres.search (a schema.EventRow: id and hashes as text, timestamps as epoch microseconds,
 details as JSON text), with no EventRecord, UUID, datetime or bytes built on the way. For an empty
 message, such as one just added to a response's repeated field."""
 

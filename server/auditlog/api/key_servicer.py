@@ -9,8 +9,8 @@ import grpc
 from audit.v1 import key_service_pb2 as pb
 from audit.v1 import key_service_pb2_grpc
 from auditlog.errors import FailedPreconditionError
-from auditlog.storage import api_keys
-from auditlog.storage.database import ServicePool
+from auditlog.storage.postgres import api_keys
+from auditlog.storage.postgres.database import ServicePool
 
 
 def _key_to_proto(key: api_keys.ApiKey) -> pb.ApiKey:

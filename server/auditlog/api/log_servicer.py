@@ -15,7 +15,7 @@ from auditlog.domain.merkle import TILE_HEIGHT, TILE_WIDTH, parse_tile_path
 from auditlog.domain.notes import format_tlog_proof
 from auditlog.domain.validation import validate_uuid
 from auditlog.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError, NotFoundError
-from auditlog.storage.tree import StoredCheckpoint, TreeSession, TreeStore
+from auditlog.storage.postgres.tree import StoredCheckpoint, TreeSession, TreeStore
 
 CHECKPOINT_TYPE = "text/plain; charset=utf-8"
 TILE_TYPE = "application/octet-stream"
@@ -26,7 +26,7 @@ def _invalid(field: str, description: str) -> InvalidArgumentError:
 
 
 class LogServicer(log_service_pb2_grpc.LogServiceServicer):
-    """The audit.v1.LogService methods over the stored tree (auditlog.storage.tree)."""
+    """The audit.v1.LogService methods over the stored tree (auditlog.storage.postgres.tree)."""
 
     def __init__(self, tree: TreeStore, origin: str, verifier_key: str) -> None:
         self._tree = tree

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from auditlog.domain.page_token import PageTokenCodec
@@ -18,21 +19,40 @@ FILTER_FIELDS: tuple[str, ...] = (*TEXT_FILTER_FIELDS, "start_date", "end_date")
 
 @dataclass(frozen=True)
 class EventFilter:
-    """All set fields must match; "" / None means unset. Dates bound recorded_at inclusively."""
+    """All set values must match. texts: the exact-match values that are set (not ""), as (field
+    name, value) in TEXT_FILTER_FIELDS order (EventFilter.of makes them); the dates bound
+    recorded_at inclusively (None: unbounded)."""
 
-    event_type: str = ""
-    user_id: str = ""
-    action: str = ""
-    resource_type: str = ""
-    resource_id: str = ""
-    risk_level: str = ""
-    ip_address: str = ""
+    texts: tuple[tuple[str, str], ...] = ()
     start_date: datetime | None = None
     end_date: datetime | None = None
 
+    @classmethod
+    def of(
+        cls,
+        texts: Mapping[str, str] | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> EventFilter:
+        """The filter of texts (field name to value; "" or absent: unset) and the dates."""
+        texts = texts or {}
+        unknown = set(texts) - set(TEXT_FILTER_FIELDS)
+        if unknown:
+            raise ValueError(f"not exact-match filter fields: {sorted(unknown)}")
+        return cls(tuple((n, texts[n]) for n in TEXT_FILTER_FIELDS if texts.get(n)), start_date, end_date)
+
+    def values(self) -> dict[str, str | datetime | None]:
+        """Every field of FILTER_FIELDS, in its order, by name ("" / None when unset)."""
+        texts = dict(self.texts)
+        return {
+            **{name: texts.get(name, "") for name in TEXT_FILTER_FIELDS},
+            "start_date": self.start_date,
+            "end_date": self.end_date,
+        }
+
     def fingerprint(self) -> str:
         """A short digest of the filter, so a page token is refused with other filters."""
-        values = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
+        values = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.values().items()}
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from auditlog.domain import schema
 from auditlog.domain.event import RISK_LEVELS, NewEvent, assemble
-from auditlog.domain.filters import EventFilter
+from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
 from auditlog.domain.jcs import jcs_text
 from auditlog.errors import FieldViolation, InvalidArgumentError
 
@@ -270,17 +270,9 @@ def validate_filter(fields: Mapping[str, str], prefix: str = "") -> EventFilter:
         )
     if violations:
         raise InvalidArgumentError(violations)
-    return EventFilter(
-        event_type=fields.get("event_type", ""),
-        user_id=fields.get("user_id", ""),
-        action=fields.get("action", ""),
-        resource_type=fields.get("resource_type", ""),
-        resource_id=fields.get("resource_id", ""),
-        risk_level=risk_level,
-        ip_address=ip,
-        start_date=start,
-        end_date=end,
-    )
+    texts = {name: fields.get(name, "") for name in TEXT_FILTER_FIELDS}
+    texts.update(risk_level=risk_level, ip_address=ip)
+    return EventFilter.of(texts, start, end)
 
 
 def validate_page_size(field: str, value: int) -> int:

@@ -20,7 +20,7 @@ from auditlog.domain.canonical import (
 )
 from auditlog.domain.chain import record_leaf_hash
 from auditlog.domain.event import EventRecord
-from auditlog.domain.schema import FIELDS, EventRow, Kind
+from auditlog.domain.schema import FIELDS, EventRow, Kind, optional, values_by_kind
 
 # A stored event as the verifier reads it (schema.EventRow, read by name): the id and timestamps in
 # their canonical text (str(uuid), format_timestamp), so the storage can hand them over as PostgreSQL
@@ -58,17 +58,14 @@ class VerificationResult:
     message: str = ""
 
 
+_stored_values = values_by_kind(
+    "_stored_values", FIELDS, {Kind.UUID: str, Kind.TIMESTAMP: optional(format_timestamp)}
+)
+
+
 def stored_event(record: EventRecord) -> StoredEvent:
     """The record in the form the verifier reads."""
-    values = []
-    for field in FIELDS:
-        value = getattr(record, field.name)
-        if field.kind is Kind.UUID:
-            value = str(value)
-        elif field.kind is Kind.TIMESTAMP:
-            value = None if value is None else format_timestamp(value)
-        values.append(value)
-    return EventRow._make(values)
+    return EventRow._make(_stored_values(record))
 
 
 def stored_leaf_hash(event: StoredEvent) -> bytes:

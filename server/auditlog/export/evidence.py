@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from auditlog.domain.merkle import inclusion_ranges
 from auditlog.domain.notes import Signer, sign_note
-from auditlog.storage.tree import StoredCheckpoint, TileCache, TreeReader, TreeSession
+from auditlog.storage.postgres.tree import StoredCheckpoint, TileCache, TreeReader, TreeSession
 
 MANIFEST_FORMAT = "auditlog.export-manifest.v1"
 MANIFEST_SUFFIX = ".manifest"

@@ -11,7 +11,7 @@ from typing import Any
 
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.event import EventRecord
-from auditlog.domain.schema import FIELDS, TABLE_FIELDS, Field, Kind
+from auditlog.domain.schema import FIELDS, NAMES, TABLE_FIELDS, Field, Kind, optional, values_by_kind
 
 # Column order of the tabular formats (schema.TABLE_FIELDS): position and time first, then the
 # client's fields, then the hashes that tie each row to the chain.
@@ -23,32 +23,22 @@ def details_json(details: dict[str, Any]) -> str:
     return json.dumps(details, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+_object_values = values_by_kind(
+    "_object_values",
+    FIELDS,
+    {Kind.UUID: str, Kind.TIMESTAMP: optional(format_timestamp), Kind.HASH: bytes.hex},
+)
+_table_values = values_by_kind(
+    "_table_values", TABLE_FIELDS, {Kind.UUID: str, Kind.JSON: details_json, Kind.HASH: bytes.hex}
+)
+
+
 def event_object(record: EventRecord) -> dict[str, Any]:
     """The JSON export's object for one event: every canonical field as hashed, plus the hashes."""
-    return {f.name: _json_value(f, getattr(record, f.name)) for f in FIELDS}
-
-
-def _json_value(field: Field, value: Any) -> Any:
-    if field.kind is Kind.UUID:
-        return str(value)
-    if field.kind is Kind.TIMESTAMP:
-        return None if value is None else format_timestamp(value)
-    if field.kind is Kind.HASH:
-        return value.hex()
-    return value
+    return dict(zip(NAMES, _object_values(record), strict=True))
 
 
 def table_values(record: EventRecord) -> list[tuple[Field, Any]]:
     """The record's fields in TABLE_COLUMNS order, each with its value (details as JSON text, hashes
     as hex; the id, sequence and timestamps as they are, for each format to write)."""
-    values: list[tuple[Field, Any]] = []
-    for field in TABLE_FIELDS:
-        value = getattr(record, field.name)
-        if field.kind is Kind.UUID:
-            value = str(value)
-        elif field.kind is Kind.JSON:
-            value = details_json(value)
-        elif field.kind is Kind.HASH:
-            value = value.hex()
-        values.append((field, value))
-    return values
+    return list(zip(TABLE_FIELDS, _table_values(record), strict=True))

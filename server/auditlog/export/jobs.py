@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.filters import EventFilter
 from auditlog.errors import ResourceExhaustedError
-from auditlog.storage.events import translated_errors
+from auditlog.storage.postgres.rows import translated_errors
 
 
 def requester_busy(requested_by: str, limit: int) -> ResourceExhaustedError:
@@ -61,6 +61,18 @@ class ExportJob:
     manifest: str = ""
 
 
+@dataclass(frozen=True)
+class FinishedExport:
+    """What a completed job records about its file (the ExportJob fields of the same names)."""
+
+    rows_written: int
+    file_sha256: str
+    file_size: int
+    storage: str
+    location: str
+    manifest: str = ""
+
+
 _COLUMNS = tuple(f.name for f in fields(ExportJob))
 _RETURNING = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
 _SELECT = sql.SQL("SELECT {} FROM export_jobs").format(_RETURNING)
@@ -71,21 +83,21 @@ _CREATE_LOCK = 0x6175646974657870
 def filter_to_json(event_filter: EventFilter) -> dict[str, str]:
     """The set fields of a filter, dates as RFC 3339 UTC (also the JSON export's `filters`)."""
     out: dict[str, str] = {}
-    for f in fields(EventFilter):
-        value = getattr(event_filter, f.name)
+    for name, value in event_filter.values().items():
         if isinstance(value, datetime):
-            out[f.name] = format_timestamp(value)
+            out[name] = format_timestamp(value)
         elif value:
-            out[f.name] = value
+            out[name] = value
     return out
 
 
 def filter_from_json(data: dict[str, Any]) -> EventFilter:
-    values: dict[str, Any] = dict(data)
-    for name in ("start_date", "end_date"):
-        if name in values:
-            values[name] = datetime.fromisoformat(values[name])
-    return EventFilter(**values)
+    texts = {name: value for name, value in data.items() if name not in _DATES}
+    start, end = (datetime.fromisoformat(data[name]) if name in data else None for name in _DATES)
+    return EventFilter.of(texts, start, end)
+
+
+_DATES = ("start_date", "end_date")
 
 
 def _job_from_row(row: Sequence[Any]) -> ExportJob:
@@ -181,23 +193,20 @@ class JobStore:
     def set_progress(self, job_id: uuid.UUID, rows_written: int, now: datetime) -> bool:
         return self._update_running(job_id, "rows_written = %s, heartbeat_at = %s", (rows_written, now))
 
-    def complete(
-        self,
-        job_id: uuid.UUID,
-        *,
-        rows_written: int,
-        file_sha256: str,
-        file_size: int,
-        storage: str,
-        location: str,
-        now: datetime,
-        manifest: str = "",
-    ) -> bool:
+    def complete(self, job_id: uuid.UUID, finished: FinishedExport, now: datetime) -> bool:
         return self._update_running(
             job_id,
             "status = 'completed', rows_written = %s, file_sha256 = %s, file_size = %s, storage = %s,"
             " location = %s, finished_at = %s, manifest = %s",
-            (rows_written, file_sha256, file_size, storage, location, now, manifest),
+            (
+                finished.rows_written,
+                finished.file_sha256,
+                finished.file_size,
+                finished.storage,
+                finished.location,
+                now,
+                finished.manifest,
+            ),
         )
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool:

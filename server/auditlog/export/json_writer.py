@@ -22,7 +22,7 @@ from auditlog.domain.event import EventRecord
 from auditlog.export.evidence import Prover, evidence_header
 from auditlog.export.fields import event_object
 from auditlog.export.metadata import ExportMetadata
-from auditlog.storage.tree import StoredCheckpoint
+from auditlog.storage.postgres.tree import StoredCheckpoint
 
 FORMAT_NAME = "auditlog.export.v1"
 HASHING = {

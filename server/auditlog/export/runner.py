@@ -30,11 +30,11 @@ from auditlog.export.evidence import (
     Prover,
 )
 from auditlog.export.formats import FORMATS
-from auditlog.export.jobs import ExportJob, filter_to_json
+from auditlog.export.jobs import ExportJob, FinishedExport, filter_to_json
 from auditlog.export.storage import ExportStorage, StorageError
 from auditlog.export.writers import XLSX_MAX_DATA_ROWS, ExportMetadata, open_writer
 from auditlog.storage.api import ExportJobQueue, LogReader, SnapshotSummary
-from auditlog.storage.tree import StoredCheckpoint
+from auditlog.storage.postgres.tree import StoredCheckpoint
 
 _log = logging.getLogger(__name__)
 _HASH_CHUNK = 1024 * 1024
@@ -196,13 +196,8 @@ class ExportRunner:
                 )
             self._jobs.complete(
                 job.id,
-                rows_written=rows,
-                file_sha256=digest,
-                file_size=size,
-                storage=stored.storage,
-                location=stored.location,
-                now=self._clock(),
-                manifest=manifest,
+                FinishedExport(rows, digest, size, stored.storage, stored.location, manifest),
+                self._clock(),
             )
             _log.info(
                 "export job=%s completed rows=%d bytes=%d storage=%s", job.id, rows, size, stored.storage

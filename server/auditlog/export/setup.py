@@ -16,7 +16,7 @@ from auditlog.export.runner import ExportRunner, RunnerSettings
 from auditlog.export.s3_storage import S3Storage, s3_client_for
 from auditlog.export.storage import ExportStorage
 from auditlog.storage.api import ExportJobQueue
-from auditlog.storage.events import EventStore
+from auditlog.storage.postgres.reader import EventStore
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Protocol
 from auditlog.domain.event import EventRecord
 from auditlog.export.evidence import Prover
 from auditlog.export.metadata import XLSX_MAX_DATA_ROWS, ExportMetadata
-from auditlog.storage.tree import StoredCheckpoint
+from auditlog.storage.postgres.tree import StoredCheckpoint
 
 __all__ = ["XLSX_MAX_DATA_ROWS", "ExportMetadata", "ExportWriter", "open_writer"]
 

@@ -1,5 +1,5 @@
 -- NOTIFY only while some server process follows the log: a process with live tails holds the
--- shared advisory lock 0x7461696c ("tail") on its LISTEN connection (storage.head_listener). A
+-- shared advisory lock 0x7461696c ("tail") on its LISTEN connection (storage.postgres.head_listener). A
 -- commit whose exclusive try succeeds knows nobody holds it, skips the NOTIFY (and the trigger
 -- call), and holds the lock only until it commits. A crashed process's lock goes with its
 -- connection.

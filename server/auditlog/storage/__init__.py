@@ -1,1 +1,1 @@
-"""PostgreSQL storage: connection set-up, migrations, and the named queries of the log."""
+"""Storage: the seam (api.py), its PostgreSQL implementation (postgres/) and an in-memory one (memory.py)."""

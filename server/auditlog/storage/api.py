@@ -1,8 +1,7 @@
 """The storage seam: what the sequencer, the servicers and the export runner need from storage.
 
-Two implementations satisfy these Protocols: PostgreSQL (storage.events, storage.search,
-storage.verification, storage.verification_records, export.jobs) and an in-memory one for unit
-tests (storage.memory). Callers depend only on this module, never on psycopg or a pool.
+Two implementations satisfy these Protocols: PostgreSQL (the storage.postgres package: reader,
+writer, verification_records; and export.jobs) and an in-memory one for unit tests (storage.memory). Callers depend only on this module, never on psycopg or a pool.
 
 Each method states its transaction contract. Failures to reach the database surface as
 DatabaseUnavailableError (an UnavailableError); nothing else of the driver leaks through.
@@ -22,8 +21,7 @@ from auditlog.domain.filters import EventFilter
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult
 
 if TYPE_CHECKING:
-    from auditlog.export.jobs import ExportJob
-    from auditlog.storage.verification_records import LatestVerifications
+    from auditlog.export.jobs import ExportJob, FinishedExport
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class HeadState:
 
 # The stored tail: the last event row's (sequence, chain hash), None when there are no rows.
 StoredTail = tuple[int, bytes] | None
-# A row of the search stream: a schema.EventRow of the API's texts (see storage.search), read by
+# A row of the search stream: a schema.EventRow of the API's texts (see storage.postgres.search), read by
 # name by api.convert.fill_event_proto_from_row.
 SearchRow = Any
 # The hour a batch's users are recorded under (UTC, on the hour) and the user ids.
@@ -64,6 +62,28 @@ def tail_mismatch(head: HeadState, tail: StoredTail) -> str | None:
 
 
 @dataclass(frozen=True)
+class PageQuery:
+    """A page of matches: at most limit, in sequence order (descending or ascending), after
+    after_sequence (keyset) or else from offset."""
+
+    descending: bool
+    limit: int
+    after_sequence: int | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class HeadMove:
+    """What committing a batch does besides adding its rows: the head moves to head, the count of
+    high and critical events grows by high_risk_added, and user_hour's users are recorded as
+    active in its hour (None: none to record)."""
+
+    head: HeadState
+    high_risk_added: int
+    user_hour: UserHour | None
+
+
+@dataclass(frozen=True)
 class Stats:
     total_events: int
     events_last_24h: int
@@ -80,6 +100,43 @@ class SnapshotSummary:
     first_sequence: int | None
     last_sequence: int | None
     last_chain_hash: bytes | None
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    """One recorded verification, as stored (break_kind "" when valid)."""
+
+    verified_at: datetime
+    verify_all: bool
+    valid: bool
+    events_checked: int
+    start_sequence: int | None
+    end_sequence: int | None
+    first_bad_sequence: int | None
+    break_kind: str
+    message: str
+
+    @classmethod
+    def of(cls, result: VerificationResult, *, whole: bool, verified_at: datetime) -> VerificationRecord:
+        """The record of result (whole: it covered the whole log)."""
+        return cls(
+            verified_at=verified_at,
+            verify_all=whole,
+            valid=result.valid,
+            events_checked=result.events_checked,
+            start_sequence=result.start_sequence,
+            end_sequence=result.end_sequence,
+            first_bad_sequence=result.first_bad_sequence,
+            break_kind=result.break_kind.value if result.break_kind else "",
+            message=result.message,
+        )
+
+
+@dataclass(frozen=True)
+class LatestVerifications:
+    whole: VerificationRecord | None
+    failure: VerificationRecord | None
+    rejected: int
 
 
 class DuplicateRequestIdError(Exception):
@@ -111,9 +168,9 @@ class AppendTransaction(Protocol):
         """Ends a transaction that wrote nothing, releasing the head lock."""
         ...
 
-    def finish(self, head: HeadState, *, high_risk_added: int, user_hour: UserHour | None) -> None:
-        """Records the users of the hour, moves the head to head and commits: after it returns,
-        every record inserted is durable and visible to readers."""
+    def finish(self, move: HeadMove) -> None:
+        """Records the users of the hour, moves the head and commits: after it returns, every
+        record inserted is durable and visible to readers."""
         ...
 
 
@@ -133,18 +190,10 @@ class LogWriter(Protocol):
         """Makes sure a connection exists, sending nothing that could write."""
         ...
 
-    def append_at_once(
-        self,
-        expected: HeadState,
-        records: Sequence[EventRecord],
-        head: HeadState,
-        *,
-        high_risk_added: int,
-        user_hour: UserHour | None,
-    ) -> bool:
-        """One transaction: writes records (built to follow expected), records user_hour and moves
-        the head to head, only if the head and the stored tail are still expected; commits either
-        way. True when written, False when nothing was (the head moved). Raises
+    def append_at_once(self, expected: HeadState, records: Sequence[EventRecord], move: HeadMove) -> bool:
+        """One transaction: writes records (built to follow expected) and makes move, only if the
+        head and the stored tail are still expected; commits either way. True when written, False
+        when nothing was (the head moved). Raises
         DuplicateRequestIdError or SequenceTakenError with nothing written; on
         DatabaseUnavailableError whether it committed is unknown (look records[0] up)."""
         ...
@@ -175,16 +224,8 @@ class LogReader(Protocol):
         """The record with this id, or None."""
         ...
 
-    def list_page(
-        self,
-        event_filter: EventFilter,
-        *,
-        descending: bool,
-        limit: int,
-        after_sequence: int | None = None,
-        offset: int = 0,
-    ) -> list[EventRecord]:
-        """At most limit matches in sequence order, after after_sequence (keyset) or offset."""
+    def list_page(self, event_filter: EventFilter, page: PageQuery) -> list[EventRecord]:
+        """The page of matches page asks for."""
         ...
 
     def iter_matching(
@@ -219,7 +260,7 @@ class LogReader(Protocol):
 
 
 class VerificationLog(Protocol):
-    """Signed verification results (storage.verification_records)."""
+    """Signed verification results (storage.postgres.verification_records)."""
 
     def record(self, result: VerificationResult, *, whole: bool, verified_at: datetime) -> None:
         """Stores a signed result; committed when it returns."""
@@ -256,18 +297,7 @@ class ExportJobQueue(Protocol):
 
     def set_progress(self, job_id: uuid.UUID, rows_written: int, now: datetime) -> bool: ...
 
-    def complete(
-        self,
-        job_id: uuid.UUID,
-        *,
-        rows_written: int,
-        file_sha256: str,
-        file_size: int,
-        storage: str,
-        location: str,
-        now: datetime,
-        manifest: str = "",
-    ) -> bool: ...
+    def complete(self, job_id: uuid.UUID, finished: FinishedExport, now: datetime) -> bool: ...
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool: ...
 

@@ -10,28 +10,30 @@ import threading
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 
 from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord
-from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
+from auditlog.domain.filters import EventFilter
 from auditlog.domain.jcs import jcs_text
-from auditlog.domain.schema import FIELDS, EventRow, Kind
+from auditlog.domain.schema import FIELDS, EventRow, Kind, optional, values_by_kind
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult, stored_event
 from auditlog.errors import DatabaseUnavailableError
-from auditlog.export.jobs import ExportJob, JobStatus, requester_busy
+from auditlog.export.jobs import ExportJob, FinishedExport, JobStatus, requester_busy
 from auditlog.storage.api import (
     DuplicateRequestIdError,
+    HeadMove,
     HeadState,
+    LatestVerifications,
+    PageQuery,
     SearchRow,
     SequenceTakenError,
     SnapshotSummary,
     Stats,
     StoredTail,
-    UserHour,
+    VerificationRecord,
 )
-from auditlog.storage.verification_records import LatestVerifications, VerificationRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -41,30 +43,24 @@ def _micros(moment: datetime) -> int:
 
 
 def _matches(record: EventRecord, event_filter: EventFilter) -> bool:
-    for name in TEXT_FILTER_FIELDS:
-        wanted = getattr(event_filter, name)
-        if wanted and getattr(record, name) != wanted:
+    for name, wanted in event_filter.texts:
+        if getattr(record, name) != wanted:
             return False
     if event_filter.start_date is not None and record.recorded_at < event_filter.start_date:
         return False
     return event_filter.end_date is None or record.recorded_at <= event_filter.end_date
 
 
+_search_values = values_by_kind(
+    "_search_values",
+    FIELDS,
+    {Kind.UUID: str, Kind.JSON: jcs_text, Kind.TIMESTAMP: optional(_micros), Kind.HASH: bytes.hex},
+)
+
+
 def search_row(record: EventRecord) -> SearchRow:
-    """record as storage.search reads it (API texts), a schema.EventRow."""
-    values = []
-    for field in FIELDS:
-        value = getattr(record, field.name)
-        if field.kind is Kind.UUID:
-            value = str(value)
-        elif field.kind is Kind.JSON:
-            value = jcs_text(value)
-        elif field.kind is Kind.TIMESTAMP:
-            value = None if value is None else _micros(value)
-        elif field.kind is Kind.HASH:
-            value = value.hex()
-        values.append(value)
-    return EventRow(*values)
+    """record as storage.postgres.search reads it (API texts), a schema.EventRow."""
+    return EventRow._make(_search_values(record))
 
 
 class _Transaction:
@@ -87,9 +83,9 @@ class _Transaction:
     def end_unchanged(self) -> None:
         self.ended = True
 
-    def finish(self, head: HeadState, *, high_risk_added: int, user_hour: UserHour | None) -> None:
+    def finish(self, move: HeadMove) -> None:
         self._log.check()
-        self._log.commit(self._pending, head)
+        self._log.commit(self._pending, move.head)
         self.ended = True
 
 
@@ -136,15 +132,7 @@ class MemoryLog:
     def connect(self) -> None:
         self.check()
 
-    def append_at_once(
-        self,
-        expected: HeadState,
-        records: Sequence[EventRecord],
-        head: HeadState,
-        *,
-        high_risk_added: int,
-        user_hour: UserHour | None,
-    ) -> bool:
+    def append_at_once(self, expected: HeadState, records: Sequence[EventRecord], move: HeadMove) -> bool:
         with self._lock:
             self.check()
             current = (self.head_state.sequence, self.head_state.chain_hash)
@@ -153,7 +141,7 @@ class MemoryLog:
             ):
                 return False
             self.refuse_duplicates(records)
-            self.commit(records, head)
+            self.commit(records, move.head)
             return True
 
     @contextmanager
@@ -190,25 +178,14 @@ class MemoryLog:
                 if _matches(r, event_filter) and (max_sequence is None or r.sequence <= max_sequence)
             ]
 
-    def list_page(
-        self,
-        event_filter: EventFilter,
-        *,
-        descending: bool,
-        limit: int,
-        after_sequence: int | None = None,
-        offset: int = 0,
-    ) -> list[EventRecord]:
+    def list_page(self, event_filter: EventFilter, page: PageQuery) -> list[EventRecord]:
         records = self._matching(event_filter)
-        if descending:
+        if page.descending:
             records.reverse()
-        if after_sequence is not None:
-            records = [
-                r
-                for r in records
-                if (r.sequence < after_sequence if descending else r.sequence > after_sequence)
-            ]
-        return records[offset : offset + limit]
+        after = page.after_sequence
+        if after is not None:
+            records = [r for r in records if (r.sequence < after if page.descending else r.sequence > after)]
+        return records[page.offset : page.offset + page.limit]
 
     def iter_matching(
         self, event_filter: EventFilter, max_sequence: int | None = None
@@ -261,19 +238,7 @@ class MemoryLog:
 
     def record(self, result: VerificationResult, *, whole: bool, verified_at: datetime) -> None:
         self.check()
-        self.verifications.append(
-            VerificationRecord(
-                verified_at=verified_at,
-                verify_all=whole,
-                valid=result.valid,
-                events_checked=result.events_checked,
-                start_sequence=result.start_sequence,
-                end_sequence=result.end_sequence,
-                first_bad_sequence=result.first_bad_sequence,
-                break_kind=result.break_kind.value if result.break_kind else "",
-                message=result.message,
-            )
-        )
+        self.verifications.append(VerificationRecord.of(result, whole=whole, verified_at=verified_at))
 
     def latest(self) -> LatestVerifications:
         self.check()
@@ -351,22 +316,8 @@ class MemoryJobs:
     def set_progress(self, job_id: uuid.UUID, rows_written: int, now: datetime) -> bool:
         return self._update(job_id, rows_written=rows_written)
 
-    def complete(
-        self,
-        job_id: uuid.UUID,
-        *,
-        rows_written: int,
-        file_sha256: str,
-        file_size: int,
-        storage: str,
-        location: str,
-        now: datetime,
-        manifest: str = "",
-    ) -> bool:
-        return self._update(
-            job_id, status=JobStatus.COMPLETED, rows_written=rows_written, file_sha256=file_sha256,
-            file_size=file_size, storage=storage, location=location, finished_at=now, manifest=manifest,
-        )  # fmt: skip
+    def complete(self, job_id: uuid.UUID, finished: FinishedExport, now: datetime) -> bool:
+        return self._update(job_id, status=JobStatus.COMPLETED, finished_at=now, **asdict(finished))
 
     def fail(self, job_id: uuid.UUID, reason: str, now: datetime) -> bool:
         return self._update(job_id, status=JobStatus.FAILED, error=reason, finished_at=now)

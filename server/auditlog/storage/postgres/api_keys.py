@@ -19,7 +19,7 @@ import psycopg
 
 from auditlog.api.principal import Role
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
-from auditlog.storage.database import required_row
+from auditlog.storage.postgres.database import required_row
 
 KEY_PREFIX = "al_"
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.schema import FIELDS, NAMES, EventRow, Field, Kind
 from auditlog.storage.api import SearchRow
-from auditlog.storage.queries import filter_clause, prefetched_batches, where
+from auditlog.storage.postgres.queries import filter_clause, prefetched_batches, where
 
 
 def _search_column(field: Field) -> str:

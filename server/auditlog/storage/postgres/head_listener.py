@@ -12,7 +12,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from auditlog.storage.database import connect_like
+from auditlog.storage.postgres.database import connect_like
 
 _log = logging.getLogger(__name__)
 CHANNEL = "auditlog_head"

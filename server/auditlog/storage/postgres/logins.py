@@ -25,8 +25,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from auditlog.config import Config
 from auditlog.errors import ConfigError
 from auditlog.redaction import register_secret
-from auditlog.storage.database import SERVICE_ROLE, required_row, start_embedded
-from auditlog.storage.migrations import apply_migrations
+from auditlog.storage.postgres.database import SERVICE_ROLE, required_row, start_embedded
+from auditlog.storage.postgres.migrations import apply_migrations
 
 EMBEDDED_LOGIN = "auditlog_app"
 CREDENTIALS_FILE = "service-login.json"

@@ -17,9 +17,9 @@ from psycopg_pool import ConnectionPool
 from auditlog.domain.jcs import json_loads
 from auditlog.domain.schema import FIELDS, NAMES, Field, Kind
 from auditlog.domain.verification import LogHead, StoredEvent
-from auditlog.storage.database import required_row
-from auditlog.storage.queries import STREAM_BATCH, prefetched_batches
-from auditlog.storage.search import event_rows
+from auditlog.storage.postgres.database import required_row
+from auditlog.storage.postgres.queries import STREAM_BATCH, prefetched_batches
+from auditlog.storage.postgres.search import event_rows
 
 
 def canonical_timestamp_sql(column: str) -> str:

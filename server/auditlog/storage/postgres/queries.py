@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from auditlog.domain.filters import TEXT_FILTER_FIELDS, EventFilter
+from auditlog.domain.filters import EventFilter
 
 # Rows fetched per round trip by streaming reads (search, verification, export).
 STREAM_BATCH = 2_000
@@ -28,11 +28,9 @@ def filter_clause(event_filter: EventFilter) -> tuple[list[sql.Composable], list
     """WHERE conditions (to be AND-ed) and their parameters for a filter."""
     conditions: list[sql.Composable] = []
     params: list[Any] = []
-    for column in TEXT_FILTER_FIELDS:
-        value = getattr(event_filter, column)
-        if value:
-            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            params.append(value)
+    for column, value in event_filter.texts:
+        conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+        params.append(value)
     # recorded_at never decreases along the sequence, so a time range is also a sequence range, found
     # by one probe of the recorded_at index at each end; bounding sequence lets a page read the
     # primary key in order and stop after page_size rows instead of sorting the whole range.

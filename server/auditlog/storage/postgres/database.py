@@ -1,6 +1,6 @@
 """Connections: the embedded PostgreSQL, the owner connection for migrations, and the service pool.
 
-Every pooled session logs in as the runtime login (auditlog.storage.logins: never a superuser or
+Every pooled session logs in as the runtime login (auditlog.storage.postgres.logins: never a superuser or
 owner) and runs `SET ROLE auditlog_service`: a role with INSERT and SELECT on the events table and
 nothing more, which does not own it (so it cannot drop the WORM triggers either).
 """

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from auditlog import metrics
 from auditlog.domain.canonical import format_timestamp
 from auditlog.domain.verification import VerificationResult
+from auditlog.storage.api import LatestVerifications, VerificationRecord
 
 KEY_FILE = "verification.key"
 KEY_BYTES = 32
@@ -40,34 +41,13 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class VerificationRecord:
-    """One recorded verification, as stored (break_kind "" when valid)."""
-
-    verified_at: datetime
-    verify_all: bool
-    valid: bool
-    events_checked: int
-    start_sequence: int | None
-    end_sequence: int | None
-    first_bad_sequence: int | None
-    break_kind: str
-    message: str
-
-    def mac(self, key: bytes) -> bytes:
-        """HMAC-SHA256 over the columns in a fixed JSON form (the timestamp as the log writes it)."""
-        fields: dict[str, Any] = asdict(self)
-        fields["verified_at"] = format_timestamp(self.verified_at)
-        fields["domain"] = _DOMAIN
-        text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-        return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-@dataclass(frozen=True)
-class LatestVerifications:
-    whole: VerificationRecord | None
-    failure: VerificationRecord | None
-    rejected: int
+def _mac(record: VerificationRecord, key: bytes) -> bytes:
+    """HMAC-SHA256 over the record's columns in a fixed JSON form (the timestamp as the log writes it)."""
+    fields: dict[str, Any] = asdict(record)
+    fields["verified_at"] = format_timestamp(record.verified_at)
+    fields["domain"] = _DOMAIN
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
 
 def load_or_create_key(data_dir: Path) -> bytes:
@@ -100,21 +80,11 @@ class VerificationRecords:
         self._key = key
 
     def record(self, result: VerificationResult, *, whole: bool, verified_at: datetime) -> None:
-        row = VerificationRecord(
-            verified_at=verified_at,
-            verify_all=whole,
-            valid=result.valid,
-            events_checked=result.events_checked,
-            start_sequence=result.start_sequence,
-            end_sequence=result.end_sequence,
-            first_bad_sequence=result.first_bad_sequence,
-            break_kind=result.break_kind.value if result.break_kind else "",
-            message=result.message,
-        )
+        row = VerificationRecord.of(result, whole=whole, verified_at=verified_at)
         with self._pool.connection() as conn:
             conn.execute(
                 f"INSERT INTO verifications ({_COLUMNS}, mac) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (*asdict(row).values(), row.mac(self._key)),
+                (*asdict(row).values(), _mac(row, self._key)),
             )
         metrics.verification_recorded(result.valid, whole, verified_at.timestamp())
 
@@ -131,7 +101,7 @@ class VerificationRecords:
         self, conn: psycopg.Connection[Any], condition: str, rejected: set[int]
     ) -> VerificationRecord | None:
         for row_id, record, mac in self._rows(conn, condition):
-            if hmac.compare_digest(record.mac(self._key), mac):
+            if hmac.compare_digest(_mac(record, self._key), mac):
                 return record
             rejected.add(row_id)
         return None

@@ -1,0 +1,1 @@
+"""The PostgreSQL implementation of the storage seam (storage.api), and the database's set-up."""
