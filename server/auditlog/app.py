@@ -51,6 +51,7 @@ from auditlog.export.runner import RunnerSettings
 from auditlog.export.setup import create_exports
 from auditlog.memory import return_large_blocks
 from auditlog.sequencer import Sequencer, utc_now
+from auditlog.storage.postgres.api_keys import KeyTable
 from auditlog.storage.postgres.database import Pinger, create_pool
 from auditlog.storage.postgres.head_listener import HeadListener
 from auditlog.storage.postgres.keys import read_page_token_key
@@ -298,7 +299,7 @@ def create_service(
         HealthServicer(pinger.ping, shutting_down, sequencer.appends_stopped), services
     )
     key_service_pb2_grpc.add_KeyServiceServicer_to_server(
-        KeyServicer(pool, keys.refresh if keys is not None else None), services
+        KeyServicer(KeyTable(pool), keys.refresh if keys is not None else None), services
     )
     log_service_pb2_grpc.add_LogServiceServicer_to_server(
         LogServicer(TreeStore(pool, checkpointer.cache), checkpointer.origin, signer.verifier_key()),

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import grpc_testing
 import pytest
 
 from audit.v1 import audit_service_pb2 as pb
@@ -26,14 +25,13 @@ from auditlog.export.runner import ExportRunner
 from auditlog.export.setup import Exports
 from auditlog.sequencer import Sequencer
 from auditlog.storage.memory import MemoryJobs, MemoryLog
-from tests.fix_servicers import Mapped
+from tests.fix_servicers import fields_of, stream, unary
 
 AUDIT = pb.DESCRIPTOR.services_by_name["AuditService"]
 EXPORT = export_service_pb2.DESCRIPTOR.services_by_name["ExportService"]
 HEALTH = health_service_pb2.DESCRIPTOR.services_by_name["HealthService"]
 TOKENS = PageTokenCodec(bytes(32))
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
-Call = tuple[Any, grpc.StatusCode, str, Any]
 
 
 def clock() -> datetime:
@@ -75,36 +73,6 @@ def exports(log: MemoryLog, jobs: MemoryJobs, tmp_path: Path) -> ExportServicer:
         streams=StreamLimiter(4, 30),
         max_jobs=1,
     )
-
-
-def unary(servicer: Any, service: Any, method: str, request: Any) -> Call:
-    server = grpc_testing.server_from_dictionary(
-        {service: Mapped(servicer, service)}, grpc_testing.strict_real_time()
-    )
-    rpc = server.invoke_unary_unary(service.methods_by_name[method], (), request, None)
-    response, trailing, code, details = rpc.termination()
-    return response, code, details, trailing
-
-
-def stream(servicer: Any, service: Any, method: str, request: Any) -> Call:
-    server = grpc_testing.server_from_dictionary(
-        {service: Mapped(servicer, service)}, grpc_testing.strict_real_time()
-    )
-    rpc = server.invoke_unary_stream(service.methods_by_name[method], (), request, None)
-    responses = []
-    while True:
-        try:
-            responses.append(rpc.take_response())
-        except ValueError:
-            break
-    trailing, code, details = rpc.termination()
-    return responses, code, details, trailing
-
-
-def fields_of(details: str) -> list[str]:
-    """The fields named in an INVALID_ARGUMENT message ("invalid request: f: got ...; g: got ...")."""
-    assert details.startswith("invalid request: ")
-    return [part.split(": ")[0] for part in details.removeprefix("invalid request: ").split("; ")]
 
 
 def event(action: str = "x", **fields: Any) -> event_pb2.EventInput:

@@ -9,11 +9,11 @@ import grpc
 from audit.v1 import key_service_pb2 as pb
 from audit.v1 import key_service_pb2_grpc
 from auditlog.errors import FailedPreconditionError
-from auditlog.storage.postgres import api_keys
-from auditlog.storage.postgres.database import ServicePool
+from auditlog.storage.api import KeyStore
+from auditlog.storage.postgres.api_keys import ApiKey
 
 
-def _key_to_proto(key: api_keys.ApiKey) -> pb.ApiKey:
+def _key_to_proto(key: ApiKey) -> pb.ApiKey:
     message = pb.ApiKey(name=key.name, role=key.role.value)
     message.created_at.FromDatetime(key.created_at)
     if key.last_used_at is not None:
@@ -28,8 +28,8 @@ class KeyServicer(key_service_pb2_grpc.KeyServiceServicer):
     auth is off, where every call is refused: a server anyone may call must not mint keys that a
     server with auth on would honour."""
 
-    def __init__(self, pool: ServicePool, changed: Callable[[], None] | None) -> None:
-        self._pool = pool
+    def __init__(self, keys: KeyStore, changed: Callable[[], None] | None) -> None:
+        self._keys = keys
         self._changed = changed
 
     def _check_on(self) -> Callable[[], None]:
@@ -41,20 +41,17 @@ class KeyServicer(key_service_pb2_grpc.KeyServiceServicer):
 
     def CreateKey(self, request: pb.CreateKeyRequest, context: grpc.ServicerContext) -> pb.CreateKeyResponse:
         changed = self._check_on()
-        with self._pool.connection() as conn:
-            key, secret = api_keys.create_key(conn, request.name, request.role)
+        key, secret = self._keys.create_key(request.name, request.role)
         changed()
         return pb.CreateKeyResponse(key=_key_to_proto(key), secret=secret)
 
     def ListKeys(self, request: pb.ListKeysRequest, context: grpc.ServicerContext) -> pb.ListKeysResponse:
         self._check_on()
-        with self._pool.connection() as conn:
-            keys = api_keys.list_keys(conn)
+        keys = self._keys.list_keys()
         return pb.ListKeysResponse(keys=[_key_to_proto(key) for key in keys])
 
     def RevokeKey(self, request: pb.RevokeKeyRequest, context: grpc.ServicerContext) -> pb.ApiKey:
         changed = self._check_on()
-        with self._pool.connection() as conn:
-            key = api_keys.revoke_key(conn, request.name)
+        key = self._keys.revoke_key(request.name)
         changed()
         return _key_to_proto(key)

@@ -15,7 +15,7 @@ from auditlog.domain.merkle import TILE_HEIGHT, TILE_WIDTH, parse_tile_path
 from auditlog.domain.notes import format_tlog_proof
 from auditlog.domain.validation import validate_uuid
 from auditlog.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError, NotFoundError
-from auditlog.storage.postgres.tree import StoredCheckpoint, TreeSession, TreeStore
+from auditlog.storage.api import SignedTreeHead, TreeReads, TreeView
 
 CHECKPOINT_TYPE = "text/plain; charset=utf-8"
 TILE_TYPE = "application/octet-stream"
@@ -26,22 +26,22 @@ def _invalid(field: str, description: str) -> InvalidArgumentError:
 
 
 class LogServicer(log_service_pb2_grpc.LogServiceServicer):
-    """The audit.v1.LogService methods over the stored tree (auditlog.storage.postgres.tree)."""
+    """The audit.v1.LogService methods over the stored tree (storage.api.TreeReads)."""
 
-    def __init__(self, tree: TreeStore, origin: str, verifier_key: str) -> None:
+    def __init__(self, tree: TreeReads, origin: str, verifier_key: str) -> None:
         self._tree = tree
         self._origin = origin
         self._verifier_key = verifier_key
 
     @staticmethod
-    def _latest(tree: TreeSession) -> StoredCheckpoint:
+    def _latest(tree: TreeView) -> SignedTreeHead:
         latest = tree.latest()
         if latest is None:
             raise FailedPreconditionError("no checkpoint has been signed yet; retry in a second")
         return latest
 
     @staticmethod
-    def _size(field: str, value: int, latest: StoredCheckpoint, low: int = 0) -> int:
+    def _size(field: str, value: int, latest: SignedTreeHead, low: int = 0) -> int:
         """value, or the latest checkpoint's size for 0; within [low, latest]."""
         size = value or latest.tree_size
         if size < low or size > latest.tree_size:

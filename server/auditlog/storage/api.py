@@ -22,6 +22,7 @@ from auditlog.domain.verification import LogHead, StoredEvent, VerificationResul
 
 if TYPE_CHECKING:
     from auditlog.export.jobs import ExportJob, FinishedExport
+    from auditlog.storage.postgres.api_keys import ApiKey
 
 
 @dataclass(frozen=True)
@@ -310,4 +311,80 @@ class ExportJobQueue(Protocol):
     def recover_abandoned(self, now: datetime, lease: timedelta, max_attempts: int) -> tuple[int, int]:
         """Running jobs without a heartbeat for lease go back to pending, or fail after
         max_attempts: (requeued, failed)."""
+        ...
+
+
+class SignedTreeHead(Protocol):
+    """A stored signed checkpoint: its tree size, root hash and C2SP note text."""
+
+    @property
+    def tree_size(self) -> int: ...
+
+    @property
+    def root(self) -> bytes: ...
+
+    @property
+    def note(self) -> str: ...
+
+
+class TreeLeaf(Protocol):
+    """An event as a leaf of the tree: its id (text), sequence (leaf index) and leaf hash."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def sequence(self) -> int: ...
+
+    @property
+    def leaf_hash(self) -> bytes: ...
+
+
+class TreeView(Protocol):
+    """The reads of one LogService request, on one connection. Sizes given to the proofs and tiles
+    must lie within the latest signed checkpoint (whose tiles are stored)."""
+
+    def latest(self) -> SignedTreeHead | None:
+        """The checkpoint of the largest tree size, None before the first is signed."""
+        ...
+
+    def checkpoint(self, size: int) -> SignedTreeHead | None:
+        """The checkpoint signed at tree size size, or None."""
+        ...
+
+    def leaf(self, *, event_id: uuid.UUID | None = None, sequence: int | None = None) -> TreeLeaf | None:
+        """The event with this id (else this sequence) as a leaf, or None."""
+        ...
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]: ...
+
+    def tile(self, level: int, index: int, width: int) -> bytes:
+        """The first width hashes of tile (level, index), concatenated."""
+        ...
+
+
+class TreeReads(Protocol):
+    """The stored Merkle tree and its signed checkpoints, as the log service reads them
+    (storage.tree.TreeStore)."""
+
+    def session(self) -> AbstractContextManager[TreeView]:
+        """One view for all the reads of one request."""
+        ...
+
+
+class KeyStore(Protocol):
+    """The API keys (storage.api_keys). Every method is one transaction."""
+
+    def create_key(self, name: str, role: str) -> tuple[ApiKey, str]:
+        """A new key and its secret; InvalidArgumentError for a bad name or role, or a name in use."""
+        ...
+
+    def list_keys(self) -> list[ApiKey]:
+        """Every key, newest first (then by name)."""
+        ...
+
+    def revoke_key(self, name: str) -> ApiKey:
+        """Revokes the key named name (a revoked one stays as it was); NotFoundError if none."""
         ...

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.event import HIGH_RISK_LEVELS, EventRecord
 from auditlog.domain.filters import EventFilter
 from auditlog.domain.jcs import jcs_text
+from auditlog.domain.merkle import (
+    TILE_WIDTH,
+    consistency_proof_from_leaves,
+    inclusion_proof_from_leaves,
+    root_from_leaves,
+)
+from auditlog.domain.notes import Checkpoint, Signer, sign_note
 from auditlog.domain.schema import FIELDS, EventRow, Kind, optional, values_by_kind
 from auditlog.domain.verification import LogHead, StoredEvent, VerificationResult, stored_event
 from auditlog.errors import DatabaseUnavailableError
@@ -33,6 +41,14 @@ from auditlog.storage.api import (
     Stats,
     StoredTail,
     VerificationRecord,
+)
+from auditlog.storage.postgres.api_keys import (
+    ApiKey,
+    digest_of,
+    name_taken,
+    new_secret,
+    no_key_named,
+    validate_key_spec,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -333,3 +349,118 @@ class MemoryJobs:
     def recover_abandoned(self, now: datetime, lease: timedelta, max_attempts: int) -> tuple[int, int]:
         self._check()
         return 0, 0
+
+
+class MemoryCheckpoint(NamedTuple):
+    tree_size: int
+    root: bytes
+    note: str
+
+
+class MemoryLeaf(NamedTuple):
+    id: str
+    sequence: int
+    leaf_hash: bytes
+
+
+class MemoryTree:
+    """TreeReads (and its TreeView) over a MemoryLog's events, from the pure Merkle functions;
+    sign() signs a checkpoint of the log as the integrator does (auditlog.checkpoints)."""
+
+    def __init__(self, log: MemoryLog, signer: Signer) -> None:
+        self._log = log
+        self._signer = signer
+        self.checkpoints: dict[int, MemoryCheckpoint] = {}
+
+    def sign(self) -> MemoryCheckpoint:
+        """Signs and records a checkpoint of the whole log as it is now."""
+        self._log.check()
+        size = self._log.head_state.sequence + 1
+        root = root_from_leaves(self._leaf_hashes(size))
+        note = sign_note(Checkpoint(self._signer.name, size, root).body(), [self._signer])
+        self.checkpoints[size] = MemoryCheckpoint(size, root, note)
+        return self.checkpoints[size]
+
+    def _leaf_hashes(self, size: int) -> list[bytes]:
+        """Leaf hashes 0 to size - 1; RuntimeError when an event is missing, as a stored tree with
+        rows missing below the head fails (storage.tree.TreeStorageError)."""
+        records = self._log.events[:size]
+        if len(records) != size or any(r.sequence != i for i, r in enumerate(records)):
+            raise RuntimeError(f"events 0 to {size - 1} are not all stored")
+        return [r.leaf_hash for r in records]
+
+    @contextmanager
+    def session(self) -> Iterator[MemoryTree]:
+        self._log.check()
+        yield self
+
+    def latest(self) -> MemoryCheckpoint | None:
+        self._log.check()
+        return self.checkpoints[max(self.checkpoints)] if self.checkpoints else None
+
+    def checkpoint(self, size: int) -> MemoryCheckpoint | None:
+        self._log.check()
+        return self.checkpoints.get(size)
+
+    def leaf(self, *, event_id: uuid.UUID | None = None, sequence: int | None = None) -> MemoryLeaf | None:
+        self._log.check()
+        if event_id is not None:
+            record = self._log.by_id.get(event_id)
+        else:
+            record = next((r for r in self._log.events if r.sequence == sequence), None)
+        return None if record is None else MemoryLeaf(str(record.id), record.sequence, record.leaf_hash)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._log.check()
+        return inclusion_proof_from_leaves(index, self._leaf_hashes(size))
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self._log.check()
+        return consistency_proof_from_leaves(first, self._leaf_hashes(second))
+
+    def tile(self, level: int, index: int, width: int) -> bytes:
+        self._log.check()
+        span = TILE_WIDTH**level  # leaves under one hash of this level
+        first = index * TILE_WIDTH
+        leaves = self._leaf_hashes((first + width) * span)
+        return b"".join(
+            root_from_leaves(leaves[n * span : (n + 1) * span]) for n in range(first, first + width)
+        )
+
+
+class MemoryKeys:
+    """KeyStore over a dict, validating and refusing as storage.api_keys does."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.keys: dict[str, ApiKey] = {}
+        self.digests: dict[bytes, str] = {}
+        self.unavailable = False
+        self._clock = clock
+
+    def _check(self) -> None:
+        if self.unavailable:
+            raise DatabaseUnavailableError
+
+    def create_key(self, name: str, role: str) -> tuple[ApiKey, str]:
+        self._check()
+        checked = validate_key_spec(name, role)
+        if name in self.keys:
+            raise name_taken(name)
+        secret = new_secret()
+        self.keys[name] = ApiKey(name, checked, self._clock(), None, None)
+        self.digests[digest_of(secret)] = name
+        return self.keys[name], secret
+
+    def list_keys(self) -> list[ApiKey]:
+        self._check()
+        by_name = sorted(self.keys.values(), key=lambda k: k.name)
+        return sorted(by_name, key=lambda k: k.created_at, reverse=True)
+
+    def revoke_key(self, name: str) -> ApiKey:
+        self._check()
+        key = self.keys.get(name)
+        if key is None:
+            raise no_key_named(name)
+        if key.revoked_at is None:
+            self.keys[name] = key = replace(key, revoked_at=self._clock())
+        return key

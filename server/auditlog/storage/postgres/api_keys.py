@@ -19,7 +19,7 @@ import psycopg
 
 from auditlog.api.principal import Role
 from auditlog.errors import FieldViolation, InvalidArgumentError, NotFoundError
-from auditlog.storage.postgres.database import required_row
+from auditlog.storage.postgres.database import ServicePool, required_row
 
 KEY_PREFIX = "al_"
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -59,6 +59,16 @@ def validate_key_spec(name: str, role: str) -> Role:
     return Role(role)
 
 
+def name_taken(name: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        [FieldViolation("name", f"got {name!r}, which an existing key has; want a new name")]
+    )
+
+
+def no_key_named(name: str) -> NotFoundError:
+    return NotFoundError(f"no API key named {name[:80]!r}")
+
+
 def _key(row: Iterable[Any]) -> ApiKey:
     name, role, created_at, last_used_at, revoked_at = row
     return ApiKey(name, Role(role), created_at, last_used_at, revoked_at)
@@ -76,9 +86,7 @@ def create_key(conn: psycopg.Connection[Any], name: str, role: str) -> tuple[Api
                 (name, digest_of(secret), checked.value),
             ).fetchone()
     except psycopg.errors.UniqueViolation:
-        raise InvalidArgumentError(
-            [FieldViolation("name", f"got {name!r}, which an existing key has; want a new name")]
-        ) from None
+        raise name_taken(name) from None
     return _key(required_row(row, "the API key just inserted")), secret
 
 
@@ -98,7 +106,7 @@ def revoke_key(conn: psycopg.Connection[Any], name: str) -> ApiKey:
         if row is None:
             row = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE name = %s", (name,)).fetchone()
     if row is None:
-        raise NotFoundError(f"no API key named {name[:80]!r}")
+        raise no_key_named(name)
     return _key(row)
 
 
@@ -121,3 +129,22 @@ def touch(conn: psycopg.Connection[Any], names: Iterable[str], when: datetime) -
             " AND (last_used_at IS NULL OR last_used_at < %s)",
             (when, list(names), when),
         )
+
+
+class KeyTable:
+    """The service's KeyStore (storage.api): each call on its own pooled connection."""
+
+    def __init__(self, pool: ServicePool) -> None:
+        self._pool = pool
+
+    def create_key(self, name: str, role: str) -> tuple[ApiKey, str]:
+        with self._pool.connection() as conn:
+            return create_key(conn, name, role)
+
+    def list_keys(self) -> list[ApiKey]:
+        with self._pool.connection() as conn:
+            return list_keys(conn)
+
+    def revoke_key(self, name: str) -> ApiKey:
+        with self._pool.connection() as conn:
+            return revoke_key(conn, name)
