@@ -239,7 +239,7 @@ def create_service(
     verifications = VerificationRecords(pool, verification_key)
     # Live tails: one LISTEN connection for the process, its own bound on open tails.
     tails = TailHub()
-    head_listener = HeadListener(pool, tails.on_head, tails.on_state, tails.wanted)
+    head_listener = HeadListener(pool, tails)
     head_listener.start()
     tail_streams = StreamLimiter(config.max_tails, config.stream_idle_seconds)
     tail_streams.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -73,7 +74,7 @@ def test_the_listener_holds_the_lock_while_tails_follow_and_lets_go_after(databa
         create_pool(database_url, min_size=1, max_size=1) as pool,
         psycopg.connect(database_url, autocommit=True) as conn,
     ):
-        listener = HeadListener(pool, hub.on_head, hub.on_state, hub.wanted, linger=0.2)
+        listener = HeadListener(pool, hub, linger=0.2)
         listener.start()
         try:
             assert listening_locks(conn) == 0
@@ -85,3 +86,24 @@ def test_the_listener_holds_the_lock_while_tails_follow_and_lets_go_after(databa
         finally:
             listener.stop()
         wait_until(lambda: listening_locks(conn) == 0)
+
+
+def test_stopping_the_listener_does_not_wait_for_its_next_look_up(database_url: str) -> None:
+    apply_migrations(database_url)
+    with (
+        create_pool(database_url, min_size=1, max_size=1) as pool,
+        psycopg.connect(database_url, autocommit=True) as conn,
+    ):
+        for following in (False, True):
+            hub = TailHub()
+            listener = HeadListener(pool, hub)
+            listener.start()
+            with contextlib.ExitStack() as tails:
+                if following:
+                    tails.enter_context(hub.following())
+                    wait_until(lambda: listening_locks(conn) == 1)
+                time.sleep(0.2)  # into the listener's one-second wait
+                started = time.monotonic()
+                listener.stop()
+                assert time.monotonic() - started < 0.5
+            wait_until(lambda: listening_locks(conn) == 0)

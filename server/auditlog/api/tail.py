@@ -37,6 +37,7 @@ class TailHub:
         self._listening = False
         self._draining = False
         self._followers = 0
+        self._closed = False
 
     @contextmanager
     def following(self) -> Iterator[None]:
@@ -51,10 +52,17 @@ class TailHub:
                 self._followers -= 1
 
     def wanted(self, timeout: float) -> bool:
-        """Whether a tail of this process follows the log (never while draining), waiting up to
-        timeout for one to start."""
+        """Whether a tail of this process follows the log (never while draining or once closed),
+        waiting up to timeout for one to start."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._followers > 0 and not self._draining, timeout)
+            self._cond.wait_for(lambda: (self._followers > 0 and not self._draining) or self._closed, timeout)
+            return self._followers > 0 and not self._draining and not self._closed
+
+    def close(self) -> None:
+        """Ends the listener's wait in wanted(): the process is stopping."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def on_head(self, sequence: int) -> None:
         with self._cond:

@@ -4,10 +4,12 @@ to one callback that fans them out to the tails."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Protocol
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -24,28 +26,35 @@ LISTENING_LOCK = 0x7461696C  # "tail"
 LINGER_SECONDS = 30.0
 
 
+class Follow(Protocol):
+    """What the listener serves (api.tail.TailHub)."""
+
+    def on_head(self, sequence: int) -> None:
+        """A committed head move."""
+
+    def on_state(self, listening: bool) -> None:
+        """Listening started (True) or stopped (False)."""
+
+    def wanted(self, timeout: float) -> bool:
+        """Whether a tail follows, waiting up to timeout for one to start."""
+        ...
+
+    def close(self) -> None:
+        """From now on wanted() answers False at once."""
+
+
 class HeadListener:
-    """Calls on_head(sequence) for each committed head move, and on_state(True/False) when listening
-    starts or is lost (a lost connection is retried every second). On each start it also reports the
+    """Calls hub.on_head(sequence) for each committed head move while hub.wanted(), and
+    hub.on_state(True/False) when listening starts or ends (a lost connection is retried every second). On each start it also reports the
     current head, which covers the moves made while it was not listening."""
 
-    def __init__(
-        self,
-        pool: ConnectionPool,
-        on_head: Callable[[int], None],
-        on_state: Callable[[bool], None],
-        wanted: Callable[[float], bool],
-        *,
-        linger: float = LINGER_SECONDS,
-    ) -> None:
+    def __init__(self, pool: ConnectionPool, hub: Follow, *, linger: float = LINGER_SECONDS) -> None:
         self._pool = pool
-        self._on_head = on_head
-        self._on_state = on_state
-        # wanted(timeout): whether a tail follows, waiting up to timeout for one to start.
-        self._wanted = wanted
+        self._hub = hub
         self._linger = linger
         self._stop = threading.Event()
         self._failing = False
+        self._connected = False
         self._thread = threading.Thread(target=self._run, name="head-listener", daemon=True)
 
     def start(self) -> None:
@@ -53,11 +62,17 @@ class HeadListener:
 
     def stop(self) -> None:
         self._stop.set()
+        self._hub.close()
+        if self._connected:
+            # Wakes the listener from its wait for notifications (a payload it ignores), so that stopping
+            # does not wait for its next look up.
+            with contextlib.suppress(psycopg.Error), self._pool.connection(timeout=1) as conn:
+                conn.execute("SELECT pg_notify(%s, 'stop')", (CHANNEL,))
         self._thread.join(5)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self._wanted(_WAKE_SECONDS):
+            if not self._hub.wanted(_WAKE_SECONDS):
                 continue
             try:
                 self._listen()
@@ -67,31 +82,39 @@ class HeadListener:
                         "head listener lost its database connection (%s); retrying", type(err).__name__
                     )
                 self._failing = True
-            self._on_state(False)
+            self._hub.on_state(False)
             if self._failing:
                 self._stop.wait(_WAKE_SECONDS)
 
+    @contextlib.contextmanager
+    def _connection_open(self) -> Iterator[None]:
+        self._connected = True
+        try:
+            yield
+        finally:
+            self._connected = False
+
     def _listen(self) -> None:
-        with connect_like(self._pool, autocommit=True, connect_timeout=5) as conn:
+        with connect_like(self._pool, autocommit=True, connect_timeout=5) as conn, self._connection_open():
             # Lock before LISTEN: from here on every commit announces itself (closing releases it).
             conn.execute("SELECT pg_advisory_lock_shared(%s)", (LISTENING_LOCK,))
             conn.execute(f"LISTEN {CHANNEL}")
             # Moves made before LISTEN took effect were not announced: the head now covers them.
             row = conn.execute("SELECT sequence FROM log_head WHERE id = 1").fetchone()
             if row is not None:
-                self._on_head(row[0])
-            self._on_state(True)
+                self._hub.on_head(row[0])
+            self._hub.on_state(True)
             self._failing = False
             unwanted_since: float | None = None
             while not self._stop.is_set():
                 for notify in conn.notifies(timeout=_WAKE_SECONDS):
                     try:
-                        self._on_head(int(notify.payload))
+                        self._hub.on_head(int(notify.payload))
                     except ValueError:
                         continue  # not the trigger's: someone else's NOTIFY on this channel
                     if self._stop.is_set():
                         return
-                if self._wanted(0):
+                if self._hub.wanted(0):
                     unwanted_since = None
                 elif unwanted_since is None:
                     unwanted_since = time.monotonic()
