@@ -30,6 +30,7 @@ from auditlog.domain.event import EventRecord, NewEvent
 from auditlog.export.runner import RunnerSettings
 from auditlog.storage.events import AppendTransaction
 from tests.fix_s3 import ACCESS_KEY, REGION, SECRET_KEY
+from tests.fix_server import stop_service
 
 # Values a spreadsheet would execute, Unicode, quotes, separators and line breaks: what the formats
 # must carry unchanged (or neutralised, in CSV) and a reader must get back.
@@ -216,7 +217,7 @@ def start_service(database_url: str, tmp_path: Path) -> Iterator[ServiceFactory]
 
     yield start
     for svc in started:
-        svc.stop(grace=2)
+        stop_service(svc, database_url)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog.gateway import Gateway, GatewaySettings, start_gateway
 from tests.fix_db import create_database, drop_database
-from tests.fix_server import append_padded
+from tests.fix_server import append_padded, stop_service
 
 CORS_ORIGIN = "http://localhost:3000"
 
@@ -108,7 +108,7 @@ def running_stack(database_url: str, tmp: Path, unary_timeout_seconds: int = 300
         finally:
             gateway.stop()
     finally:
-        service.stop(grace=2)
+        stop_service(service, database_url)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,24 @@ from auditlog.app import Service, create_service
 from auditlog.config import Config
 from auditlog_client import AuditClient
 from tests.fix_db import login_url
+
+
+def stop_service(svc: Service, owner_url: str, grace: float = 2) -> None:
+    """svc.stop(grace), announcing the current head on the listener's channel (migration
+    0010_tail_notify) meanwhile, so its head listener notices the stop at once rather than at its
+    next wake-up; the announcement is the one a commit makes."""
+    with ThreadPoolExecutor(1, thread_name_prefix="stop") as pool:
+        stopping = pool.submit(svc.stop, grace=grace)
+        try:
+            with psycopg.connect(owner_url, autocommit=True, connect_timeout=2) as conn:
+                while not stopping.done():
+                    conn.execute(
+                        "SELECT pg_notify('auditlog_head', sequence::text) FROM log_head WHERE id = 1"
+                    )
+                    wait([stopping], timeout=0.02)
+        except psycopg.Error:
+            pass  # no database (a test stopped or broke it): the listener ends at its wake-up
+        stopping.result()
 
 
 def server_config(tmp_path: Path) -> Config:
@@ -31,7 +50,7 @@ def service(database_url: str, test_login: str, tmp_path: Path) -> Iterator[Serv
         health_interval=0.2,
     )
     yield svc
-    svc.stop(grace=2)
+    stop_service(svc, database_url)
 
 
 @pytest.fixture
