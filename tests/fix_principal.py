@@ -19,7 +19,7 @@ from auditlog.export.runner import RunnerSettings
 from auditlog.gateway import Gateway, GatewaySettings, start_gateway
 from tests.fix_db import login_url
 from tests.fix_gateway import RestStack
-from tests.fix_server import server_config
+from tests.fix_server import server_config, stop_service
 
 HEADER = "x-test-principal"
 
@@ -95,7 +95,7 @@ def principal_service_factory(
 
     yield start
     for service in started:
-        service.stop(grace=2)
+        stop_service(service, database_url)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from audit.v1 import (
 )
 from auditlog.app import Service, create_service
 from auditlog.export.runner import RunnerSettings
-from tests.fix_server import append_padded, search_backends, server_config
+from tests.fix_server import append_padded, search_backends, server_config, stop_service
 
 # Stalled streams opened by the tests: as many as the connection pool had before streams were bounded.
 STALLED = 16
@@ -49,7 +49,7 @@ def make_service(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Se
 
     yield make
     for svc in started:
-        svc.stop(grace=2)
+        stop_service(svc, database_url)
 
 
 def wait_for(

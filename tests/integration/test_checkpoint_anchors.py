@@ -22,7 +22,7 @@ from auditlog.errors import ConfigError
 from auditlog_client import AuditClient
 from tests.fix_db import login_url
 from tests.fix_s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Endpoint
-from tests.fix_server import server_config
+from tests.fix_server import server_config, stop_service
 from tests.fix_vlog import sign_now
 
 
@@ -40,7 +40,7 @@ def start(database_url: str, test_login: str, tmp_path: Path) -> Iterator[object
 
     yield run
     for svc in started:
-        svc.stop(grace=2)
+        stop_service(svc, database_url)
 
 
 def s3_settings(endpoint: S3Endpoint, bucket: str) -> dict[str, object]:

@@ -18,7 +18,7 @@ from audit.v1 import log_service_pb2, log_service_pb2_grpc
 from auditlog.app import Service, create_service
 from auditlog_client import AuditClient, LogInconsistentError
 from tests.fix_db import create_database, drop_database, login_url
-from tests.fix_server import append_padded, server_config
+from tests.fix_server import append_padded, server_config, stop_service
 from tests.fix_vlog import sign_now
 
 
@@ -53,7 +53,7 @@ def impostor(admin_url: str, test_login: str, tmp_path: Path, signer_key: str) -
     try:
         yield svc
     finally:
-        svc.stop(grace=2)
+        stop_service(svc, url)
         drop_database(admin_url, url)
 
 
