@@ -17,7 +17,7 @@ from auditlog.app import Service, create_service
 from auditlog.checkpoints import SigningRefusedError
 from auditlog_client import AuditClient
 from tests.fix_db import create_database, drop_database, login_url
-from tests.fix_server import server_config
+from tests.fix_server import server_config, stop_service
 from tests.fix_vlog import sign_now
 
 EVENTS = 6
@@ -132,7 +132,7 @@ def other_log(admin_url: str, test_login: str, tmp_path: Path) -> Iterator[tuple
     try:
         yield url, other
     finally:
-        other.stop(grace=2)
+        stop_service(other, url)
         drop_database(admin_url, url)
 
 

@@ -106,7 +106,7 @@ def test_results_signed_before_a_restart_still_count(
     client: AuditClient, database_url: str, tmp_path: Path
 ) -> None:
     from auditlog.app import create_service
-    from tests.fix_server import server_config
+    from tests.fix_server import server_config, stop_service
 
     client.create_event(event_type="doc.edit", action="edit")
     assert client.verify_chain(verify_all=True).valid
@@ -116,4 +116,4 @@ def test_results_signed_before_a_restart_still_count(
             stats = other.get_stats()
         assert stats.last_verification.valid and stats.rejected_verification_records == 0
     finally:
-        again.stop(grace=1)
+        stop_service(again, database_url, grace=1)

@@ -19,7 +19,7 @@ from auditlog.domain.jcs import jcs_text
 from auditlog.domain.schema import CLIENT_NAMES
 from auditlog.storage.migrations import apply_migrations, migrations_dir
 from auditlog_client import AuditClient
-from tests.fix_server import server_config
+from tests.fix_server import server_config, stop_service
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 # The table's columns before migration 0009, in their order.
@@ -84,7 +84,7 @@ def test_rows_written_before_verify_as_version_1_beside_new_version_2_rows(
             result = client.verify_chain(verify_all=True)
             assert result.valid and result.events_checked == 4
     finally:
-        service.stop(grace=2)
+        stop_service(service, database_url)
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             "SELECT canonical_version, recorded_by FROM audit_events ORDER BY sequence"

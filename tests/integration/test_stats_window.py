@@ -12,7 +12,7 @@ import pytest
 
 from auditlog.app import Service, create_service
 from auditlog_client import AuditClient
-from tests.fix_server import server_config
+from tests.fix_server import server_config, stop_service
 
 NOW = datetime(2024, 3, 10, 12, 20, 7, 123456, tzinfo=UTC)
 
@@ -34,7 +34,7 @@ def clock() -> Clock:
 def timed_service(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[Service]:
     svc = create_service(server_config(tmp_path), database_url=database_url, clock=clock, health_interval=0.2)
     yield svc
-    svc.stop(grace=2)
+    stop_service(svc, database_url)
 
 
 def direct_counts(database_url: str, now: datetime) -> tuple[int, int, int]:

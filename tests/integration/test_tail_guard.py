@@ -19,7 +19,7 @@ from audit.v1 import event_pb2, health_service_pb2, health_service_pb2_grpc
 from auditlog.app import Service, create_service
 from auditlog_client import AuditClient, FailedPrecondition
 from tests.fix_serve import alive, serve_env, start_serve
-from tests.fix_server import server_config
+from tests.fix_server import server_config, stop_service
 
 EVENTS = 4
 # A copy of the last event one sequence further on, its chain hash unchanged (so it cannot match).
@@ -126,7 +126,7 @@ def test_a_service_started_on_a_mismatched_tail_is_not_ready_at_once(
         assert _serving(target) == health_pb2.HealthCheckResponse.NOT_SERVING
         assert _ready(target)[1] == "not ready: " + STOPPED.format(EVENTS)
     finally:
-        other.stop(grace=1)
+        stop_service(other, database_url, grace=1)
 
 
 def test_the_start_up_line_says_appends_are_stopped(

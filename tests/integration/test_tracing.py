@@ -24,7 +24,7 @@ from auditlog_client import AuditClient
 from auditlog_client.client import event_input
 from auditlog_client.errors import NotFound
 from tests.fix_db import login_url
-from tests.fix_server import server_config
+from tests.fix_server import server_config, stop_service
 
 
 class ThreadNames(SpanProcessor):
@@ -63,7 +63,7 @@ def test_create_event_traces_the_call_its_batch_and_transaction(
             with pytest.raises(NotFound):
                 client.get_event(str(uuid.uuid4()))
     finally:
-        service.stop(grace=2)
+        stop_service(service, database_url)
 
     spans = exporter.get_finished_spans()
     (call,) = [s for s in spans if s.name == "/audit.v1.AuditService/CreateEvent"]
