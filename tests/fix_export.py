@@ -204,6 +204,8 @@ def start_service(database_url: str, tmp_path: Path) -> Iterator[ServiceFactory]
             s3_bucket_name=s3_bucket,
             s3_endpoint_url=s3_endpoint_url,
             public_base_url="http://gateway.test:8000",
+            # An export waits for a checkpoint covering its events: the documented minimum keeps it short.
+            checkpoint_interval=0.05,
         )
         svc = create_service(
             config,

@@ -28,20 +28,29 @@ from tests.fix_auth import AuthStack, tls_channel
 _HANDLERS = {"/audit.v1.AuditService/SearchEvents", "/audit.v1.ExportService/DownloadExportContent"}
 _BIDI = {m for m in METHOD_ROLES if "ServerReflection" in m}
 DENIED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+# Requests other than the empty one: a tail from now follows the log until the deadline, while one
+# from a negative sequence is refused by the handler at once (INVALID_ARGUMENT: past authorization).
+_REQUESTS = {
+    "/audit.v1.AuditService/TailEvents": audit_service_pb2.TailEventsRequest(
+        from_sequence=-1
+    ).SerializeToString()
+}
 
 
 def call(channel: grpc.Channel, method: str, metadata: tuple[tuple[str, str], ...] = ()) -> grpc.StatusCode:
-    """method with an empty request (valid bytes for every message); the status it ends with."""
+    """method with an empty request (valid bytes for every message) or its _REQUESTS one; the status it
+    ends with."""
     identity = {"request_serializer": None, "response_deserializer": None}
+    request = _REQUESTS.get(method, b"")
     try:
         if method in _BIDI:
             for _ in channel.stream_stream(method, **identity)(iter([b""]), metadata=metadata, timeout=10):
                 pass
         elif method in _HANDLERS:
-            for _ in channel.unary_stream(method, **identity)(b"", metadata=metadata, timeout=10):
+            for _ in channel.unary_stream(method, **identity)(request, metadata=metadata, timeout=10):
                 pass
         else:
-            channel.unary_unary(method, **identity)(b"", metadata=metadata, timeout=10)
+            channel.unary_unary(method, **identity)(request, metadata=metadata, timeout=10)
     except grpc.RpcError as err:
         return err.code()
     return grpc.StatusCode.OK

@@ -48,7 +48,7 @@ def test_bench_command_prints_a_table_with_every_row() -> None:
         "bench.run",
         "--quick",
         "--events",
-        "4000",
+        "2000",
         "--seconds",
         "0.3",
         "--concurrency",

@@ -108,12 +108,13 @@ class HeadListener:
             unwanted_since: float | None = None
             while not self._stop.is_set():
                 for notify in conn.notifies(timeout=_WAKE_SECONDS):
-                    try:
-                        self._hub.on_head(int(notify.payload))
-                    except ValueError:
-                        continue  # not the trigger's: someone else's NOTIFY on this channel
                     if self._stop.is_set():
                         return
+                    try:
+                        sequence = int(notify.payload)
+                    except ValueError:
+                        continue  # not the trigger's: stop()'s, or someone else's on this channel
+                    self._hub.on_head(sequence)
                 if self._hub.wanted(0):
                     unwanted_since = None
                 elif unwanted_since is None:
