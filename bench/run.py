@@ -401,6 +401,8 @@ def run(
             return render(bench_create(f"127.0.0.1:{port}", meter, sizes, log))
         if only == "search":
             return measure_search(f"127.0.0.1:{port}", pid, sizes, log)
+        if only == "verify":
+            return measure_verify(f"127.0.0.1:{port}", pid, meter, db_url, sizes, log)
         return measure(f"127.0.0.1:{port}", pid, meter, db_url, sizes, log)
 
 
@@ -443,6 +445,37 @@ def measure_search(target: str, pid: int, sizes: Sizes, log: Log) -> str:
     log(f"loaded {sum(r.events for r in results):,} events in {wall:.1f}s")
     with grpc.insecure_channel(target) as channel:
         return render([bench_search(channel, pid, log)])
+
+
+def measure_verify(target: str, pid: int, meter: CpuMeter, db_url: str, sizes: Sizes, log: Log) -> str:
+    """Only VerifyChain: load the log to sizes.events, VACUUM it, then verify it sizes.rounds + 1
+    times, with the server's and PostgreSQL's CPU per event of each run."""
+    log(f"server pid {pid} on {target}")
+    results, wall = append_load(target, 0, -(-sizes.events // BATCH), sizes.loaders, "load")
+    log(f"loaded {sum(r.events for r in results):,} events in {wall:.1f}s")
+    log(f"VACUUM (ANALYZE) took {vacuum(db_url):.1f}s")
+    rows = []
+    with grpc.insecure_channel(target) as channel:
+        stub = audit_service_pb2_grpc.AuditServiceStub(channel)
+        for run_ in range(sizes.rounds + 1):
+            with meter.window() as cpu:
+                per_s, rss, checked = verify(stub, pid)
+            server, database = cpu.server / checked * 1e6, cpu.database / checked * 1e6
+            log(
+                f"VerifyChain over {checked:,}: {per_s:,.0f}/s, CPU per event server {server:.2f} us,"
+                f" PostgreSQL {database:.2f} us, peak RSS {rss:.0f} MiB"
+            )
+            rows.append(
+                Row(
+                    f"VerifyChain over {checked:,} events after VACUUM, run {run_ + 1}",
+                    f"{rate(per_s)}; server peak RSS {rss:,.0f} MiB",
+                    f"CPU per event: server {server:.2f} µs, PostgreSQL {database:.2f} µs",
+                    "",
+                    "≥ 100,000 ev/s",
+                    per_s >= 100_000,
+                )
+            )
+    return render(rows)
 
 
 def measure(target: str, pid: int, meter: CpuMeter, db_url: str, sizes: Sizes, log: Log) -> str:
@@ -562,11 +595,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for a quick look or a smoke run")
     parser.add_argument(
         "--only",
-        choices=("append", "create", "search"),
+        choices=("append", "create", "search", "verify"),
         default="",
         help="append: only the AppendEvents row (load to --events from empty, then the raw COPY);"
         " create: only the CreateEvent rows (against an empty log);"
-        " search: only the SearchEvents row (load to --events from empty, then search)",
+        " search: only the SearchEvents row (load to --events from empty, then search);"
+        " verify: only VerifyChain (load to --events, VACUUM, then --rounds + 1 verifications)",
     )
     args = parser.parse_args(argv)
     sizes = sizes_from(args)

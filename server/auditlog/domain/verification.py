@@ -6,17 +6,17 @@ column is caught, and keeps only the previous chain hash: memory stays bounded h
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from auditlog.domain.canonical import (
+    LEAF_PREFIX,
     ZERO_HASH,
     canonical_bytes_from_text,
-    chain_hash,
     format_timestamp,
-    leaf_hash,
 )
 from auditlog.domain.chain import record_leaf_hash
 from auditlog.domain.event import EventRecord
@@ -26,6 +26,7 @@ from auditlog.domain.schema import FIELDS, EventRow, Kind, optional, values_by_k
 # their canonical text (str(uuid), format_timestamp), so the storage can hand them over as PostgreSQL
 # formats them and no Python object is built for them; details as a dict, hashes as bytes.
 StoredEvent = Any
+_sha256 = hashlib.sha256
 
 
 class BreakKind(StrEnum):
@@ -70,7 +71,7 @@ def stored_event(record: EventRecord) -> StoredEvent:
 
 def stored_leaf_hash(event: StoredEvent) -> bytes:
     """The leaf hash recomputed from the stored event's columns (record_leaf_hash of the record)."""
-    return leaf_hash(canonical_bytes_from_text(event))
+    return _sha256(LEAF_PREFIX + canonical_bytes_from_text(event)).digest()
 
 
 def verify_stored(
@@ -125,7 +126,8 @@ def verify_stored(
                 BreakKind.LINK,
                 f"event {sequence}'s prev_hash does not match event {sequence - 1}'s chain hash",
             )
-        leaf = stored_leaf_hash(event)
+        # leaf_hash and chain_hash spelled out: the loop runs once per stored event.
+        leaf = _sha256(LEAF_PREFIX + canonical_bytes_from_text(event)).digest()
         checked += 1
         last_seen = sequence
         if leaf != event.leaf_hash:
@@ -134,7 +136,7 @@ def verify_stored(
                 BreakKind.LEAF_HASH,
                 f"event {sequence}'s contents do not match its leaf hash",
             )
-        if chain_hash(prev, leaf) != event.chain_hash:
+        if _sha256(prev + leaf).digest() != event.chain_hash:
             return broken(
                 sequence,
                 BreakKind.CHAIN_HASH,
