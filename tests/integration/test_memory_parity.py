@@ -3,13 +3,11 @@ LogService and KeyService requests over both give the same codes, messages and r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 
 from audit.v1 import key_service_pb2, log_service_pb2
 from auditlog.anchors import FileAnchors
@@ -22,8 +20,7 @@ from auditlog.domain.notes import Signer
 from auditlog.sequencer import Sequencer
 from auditlog.storage.memory import MemoryKeys, MemoryLog, MemoryTree
 from auditlog.storage.postgres.api_keys import KeyTable
-from auditlog.storage.postgres.database import ServicePool, create_pool
-from auditlog.storage.postgres.migrations import apply_migrations
+from auditlog.storage.postgres.database import ServicePool
 from auditlog.storage.postgres.reader import EventStore
 from auditlog.storage.postgres.tree import TileCache, TreeStore
 from tests.fix_servicers import unary
@@ -31,14 +28,6 @@ from tests.fix_servicers import unary
 LOG = log_service_pb2.DESCRIPTOR.services_by_name["LogService"]
 KEYS = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"]
 SIGNER = Signer.from_seed("parity.example/log", bytes(range(32)))
-
-
-@pytest.fixture
-def pool(database_url: str) -> Iterator[ServicePool]:
-    apply_migrations(database_url)
-    pool = create_pool(database_url, max_size=4)
-    yield pool
-    pool.close()
 
 
 def same_codes(

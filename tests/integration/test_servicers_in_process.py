@@ -42,14 +42,6 @@ def broken_clock() -> datetime:
 
 
 @pytest.fixture
-def pool(database_url: str) -> Iterator[ConnectionPool]:
-    apply_migrations(database_url)
-    pool = create_pool(database_url, max_size=4)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
 def sequencer(pool: ConnectionPool) -> Iterator[Sequencer]:
     seq = Sequencer(EventStore(pool).writer())
     seq.start()
