@@ -45,8 +45,9 @@ class Follow(Protocol):
 
 class HeadListener:
     """Calls hub.on_head(sequence) for each committed head move while hub.wanted(), and
-    hub.on_state(True/False) when listening starts or ends (a lost connection is retried every second). On each start it also reports the
-    current head, which covers the moves made while it was not listening."""
+    hub.on_state(True/False) when listening starts or ends (a lost connection is retried every
+    second). On each start it also reports the current head, which covers the moves made while it
+    was not listening."""
 
     def __init__(self, pool: ConnectionPool, hub: Follow, *, linger: float = LINGER_SECONDS) -> None:
         self._pool = pool
