@@ -107,3 +107,23 @@ def test_stopping_the_listener_does_not_wait_for_its_next_look_up(database_url: 
                 listener.stop()
                 assert time.monotonic() - started < 0.5
             wait_until(lambda: listening_locks(conn) == 0)
+
+
+def test_a_forged_announcement_makes_no_tail_skip_events(
+    client: AuditClient, listener_conn: psycopg.Connection[tuple[int]]
+) -> None:
+    seen: list[int] = []
+
+    def follow() -> None:
+        # The test's end closes the client under the tail: whatever it raises then is not the test's.
+        with contextlib.suppress(Exception):
+            for event in client.tail_events():
+                seen.append(event.sequence)
+
+    threading.Thread(target=follow, daemon=True).start()
+    wait_until(lambda: listening_locks(listener_conn) == 1)
+    # Anyone who can connect may NOTIFY the channel: the tail must not take it for the head.
+    listener_conn.execute("SELECT pg_notify(%s, '999999999')", (CHANNEL,))
+    time.sleep(0.3)
+    sequences = [client.create_event(event_type="gate.test", action="after").sequence for _ in range(3)]
+    wait_until(lambda: seen == sequences)

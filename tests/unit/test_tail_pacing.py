@@ -65,7 +65,6 @@ def test_a_slow_caller_is_paced_page_by_page(log: CountingLog, sequencer: Sequen
 
 def test_an_announced_head_wakes_a_waiting_tail_at_once(log: CountingLog, sequencer: Sequencer) -> None:
     hub = TailHub()
-    hub.on_state(True)  # a listener announces moves: no once-a-second read
     tail = tail_messages(log, hub, EventFilter(), None, None, None, is_active=lambda: True)
     got: list[int] = []
     reader = threading.Thread(target=lambda: got.extend(e.sequence for e in next(tail).events))
@@ -79,7 +78,6 @@ def test_an_announced_head_wakes_a_waiting_tail_at_once(log: CountingLog, sequen
 
 def test_a_draining_hub_ends_the_tail_with_unavailable(log: CountingLog) -> None:
     hub = TailHub()
-    hub.on_state(True)
     tail = tail_messages(log, hub, EventFilter(), None, None, None, is_active=lambda: True)
     threading.Timer(0.2, hub.drain).start()
     with pytest.raises(ShuttingDownError, match="resume the tail from sequence 0"):

@@ -1,8 +1,9 @@
 """TailEvents: replay from a sequence, then follow the log as it grows.
 
-A tail reads pages by sequence from the database, in the search's row form, as its caller consumes them, so a slow caller is
-paced by gRPC's flow control and holds at most one page in memory. Between pages it sleeps until the
-process's one HeadListener says the head moved (TailHub), or at most a second without a listener.
+A tail reads pages by sequence from the database, in the search's row form, as its caller consumes
+them, so a slow caller is paced by gRPC's flow control and holds at most one page in memory. Between
+pages it sleeps until the process's one HeadListener hears a move announced (TailHub), or at most a
+second, and then reads the committed head itself.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class TailHub:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._head = -1
-        self._listening = False
+        # Announcements heard so far: only a wake-up, never trusted as a head (anyone who can
+        # connect to the database may NOTIFY the channel, and a restored database can go back).
+        self._moves = 0
         self._draining = False
         self._followers = 0
         self._closed = False
@@ -65,15 +67,14 @@ class TailHub:
             self._cond.notify_all()
 
     def on_head(self, sequence: int) -> None:
+        """The head was announced to have moved (to sequence: a hint, not read)."""
         with self._cond:
-            if sequence > self._head:
-                self._head = sequence
-                self._cond.notify_all()
-
-    def on_state(self, listening: bool) -> None:
-        with self._cond:
-            self._listening = listening
+            self._moves += 1
             self._cond.notify_all()
+
+    @property
+    def moves(self) -> int:
+        return self._moves
 
     def drain(self) -> None:
         """Ends every tail with UNAVAILABLE (the server is stopping: clients resume elsewhere)."""
@@ -85,17 +86,13 @@ class TailHub:
     def draining(self) -> bool:
         return self._draining
 
-    def next_head(
-        self, seen: int, read_head: Callable[[], int], timeout: float = IDLE_WAKE_SECONDS
-    ) -> int | None:
-        """Sleeps until a head beyond seen is announced, the hub drains, or timeout passes. The head
-        to read up to: the announced one (committed, since NOTIFY comes at commit), or read_head()'s
-        when no listener is announcing; None when nothing moved."""
+    def wait(self, moves: int, timeout: float = IDLE_WAKE_SECONDS) -> int:
+        """Sleeps until an announcement beyond the moves-th, the hub drains, or timeout passes (at
+        most a second: without a listener, or with one that went quiet, the tail still reads the
+        head once a second). The count of announcements then."""
         with self._cond:
-            self._cond.wait_for(lambda: self._draining or self._head > seen, timeout)
-            if self._listening:
-                return self._head if self._head > seen else None
-        return read_head()
+            self._cond.wait_for(lambda: self._draining or self._moves > moves, timeout)
+            return self._moves
 
 
 def tail_messages(
@@ -125,6 +122,8 @@ def _follow(
     active: Callable[[], bool],
     page: int,
 ) -> Generator[pb.TailEventsResponse, None, None]:
+    # Counted before the head is read: a move committed after the read wakes the wait below.
+    moves = hub.moves
     head = store.head().sequence
     # after: every match up to it was sent; seen: the head read before the last read of the rows.
     after = head if from_sequence is None else from_sequence - 1
@@ -136,10 +135,11 @@ def _follow(
         if hub.draining:
             raise ShuttingDownError(f"the server is shutting down; resume the tail from sequence {after + 1}")
         if caught_up:
-            moved = hub.next_head(seen, lambda: store.head().sequence)
-            if moved is None:
+            moves = hub.wait(moves)
+            head = store.head().sequence
+            if head <= seen:
                 continue
-            seen = max(seen, moved)
+            seen = head
         rows = store.search_page(event_filter, after, page)
         if to_sequence is not None and rows and rows[-1].sequence > to_sequence:
             rows = [r for r in rows if r.sequence <= to_sequence]

@@ -32,9 +32,6 @@ class Follow(Protocol):
     def on_head(self, sequence: int) -> None:
         """A committed head move."""
 
-    def on_state(self, listening: bool) -> None:
-        """Listening started (True) or stopped (False)."""
-
     def wanted(self, timeout: float) -> bool:
         """Whether a tail follows, waiting up to timeout for one to start."""
         ...
@@ -44,10 +41,9 @@ class Follow(Protocol):
 
 
 class HeadListener:
-    """Calls hub.on_head(sequence) for each committed head move while hub.wanted(), and
-    hub.on_state(True/False) when listening starts or ends (a lost connection is retried every
-    second). On each start it also reports the current head, which covers the moves made while it
-    was not listening."""
+    """Calls hub.on_head(sequence) for each head move announced while hub.wanted() (a lost
+    connection is retried every second). On each start it also reports the current head, which
+    covers the moves made while it was not listening."""
 
     def __init__(self, pool: ConnectionPool, hub: Follow, *, linger: float = LINGER_SECONDS) -> None:
         self._pool = pool
@@ -83,7 +79,6 @@ class HeadListener:
                         "head listener lost its database connection (%s); retrying", type(err).__name__
                     )
                 self._failing = True
-            self._hub.on_state(False)
             if self._failing:
                 self._stop.wait(_WAKE_SECONDS)
 
@@ -104,7 +99,6 @@ class HeadListener:
             row = conn.execute("SELECT sequence FROM log_head WHERE id = 1").fetchone()
             if row is not None:
                 self._hub.on_head(row[0])
-            self._hub.on_state(True)
             self._failing = False
             unwanted_since: float | None = None
             while not self._stop.is_set():
