@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fix_auth",
     "tests.fix_principal",
     "tests.fix_secrets",
+    "tests.fix_cli",
 ]
 
 from hypothesis import settings  # noqa: E402

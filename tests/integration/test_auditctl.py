@@ -9,18 +9,9 @@ import sys
 
 import pytest
 
+from tests.fix_cli import auditctl
 from tests.fix_s3 import free_port
 from tests.fix_server import append_padded
-
-
-def auditctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "auditlog_client.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def create(target: str, details: str) -> subprocess.CompletedProcess[str]:

@@ -6,8 +6,6 @@ shorter one (a rollback), leaving the state file as it was."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,19 +15,10 @@ import pytest
 from audit.v1 import log_service_pb2, log_service_pb2_grpc
 from auditlog.app import Service, create_service
 from auditlog_client import AuditClient, LogInconsistentError
+from tests.fix_cli import auditctl
 from tests.fix_db import create_database, drop_database, login_url
 from tests.fix_server import append_padded, server_config
 from tests.fix_vlog import sign_now
-
-
-def auditctl(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "auditlog_client.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from audit.v1 import export_service_pb2, log_service_pb2, log_service_pb2_grpc
 from auditlog.app import Service
 from auditlog.domain import notes
+from tests.fix_cli import auditctl
 from tests.fix_export import (
     ServiceFactory,
     append_events,
@@ -30,16 +30,6 @@ from tests.fix_export import (
     wait_for_job,
 )
 from tests.fix_s3 import S3Endpoint
-
-
-def auditctl(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "auditlog_client.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def refused(done: subprocess.CompletedProcess[str], said: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,18 +21,9 @@ from auditlog.domain.canonical import ZERO_HASH
 from auditlog.domain.chain import build_record
 from auditlog.domain.event import EventRecord, NewEvent
 from auditlog_client import CheckpointState, VerificationError
+from tests.fix_cli import auditctl
 
 ORIGIN = "auditlog.test/log"
-
-
-def auditctl(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "auditlog_client.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def passed(done: subprocess.CompletedProcess[str]) -> str:
